@@ -1,0 +1,46 @@
+# Two commands: `make demo` and `make test`. Both install what is missing first (idempotent).
+SWIFT ?= swift
+VENV := .venv
+PY := $(VENV)/bin/python
+# Thread settings: 2 cores here; OpenMP (FAISS) and OpenBLAS must not oversubscribe.
+export OMP_NUM_THREADS ?= 2
+export OPENBLAS_NUM_THREADS ?= 1
+
+.PHONY: setup setup-system setup-python build release test test-swift test-tsan test-python demo bench clean
+
+setup: setup-system setup-python
+
+setup-system:
+	@scripts/setup-system.sh
+
+setup-python: setup-system
+	@scripts/setup-python.sh
+
+build: setup-system
+	$(SWIFT) build
+
+release: setup-system
+	$(SWIFT) build -c release --product dml
+
+test: setup
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+	$(MAKE) test-tsan
+	$(MAKE) test-python
+
+# The concurrency test again under ThreadSanitizer (separate build folder).
+test-tsan: setup-system
+	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter Concurrency
+
+# pytest: interop tests (Python FAISS against the dml CLI) and the training package.
+test-python: setup
+	DML_BIN="$$($(SWIFT) build --show-bin-path)/dml" $(PY) -m pytest -q Tests/interop training/tests
+
+demo: release
+	"$$($(SWIFT) build -c release --show-bin-path)/dml" demo
+
+bench: release setup-python
+	scripts/bench.sh
+
+clean:
+	rm -rf .build .build-tsan

@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Core modules (CFaiss, DMLNpy, DMLIndex, DMLRuntime) take no third-party Swift packages.
+let package = Package(
+    name: "DMLKit",
+    platforms: [.macOS(.v13), .iOS(.v16)],
+    products: [
+        .library(name: "DMLKit", targets: ["DMLKit"]),
+        .library(name: "DMLIndex", targets: ["DMLIndex"]),
+        .library(name: "DMLNpy", targets: ["DMLNpy"]),
+        .library(name: "DMLRuntime", targets: ["DMLRuntime"]),
+        .executable(name: "dml", targets: ["dml"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C header over a small C++ shim of FAISS (Debian's libfaiss.a has no C API symbols).
+        .target(
+            name: "CFaiss",
+            cxxSettings: [.headerSearchPath("compat")],
+            linkerSettings: [
+                .linkedLibrary("faiss"),
+                .linkedLibrary("gomp", .when(platforms: [.linux])),
+                .linkedLibrary("blas", .when(platforms: [.linux])),
+                .linkedLibrary("lapack", .when(platforms: [.linux])),
+                .linkedFramework("Accelerate", .when(platforms: [.macOS, .iOS])),
+            ]
+        ),
+        .target(name: "DMLNpy"),
+        .target(name: "DMLIndex", dependencies: ["CFaiss"]),
+        .target(name: "DMLRuntime"),
+        .target(name: "DMLKit", dependencies: ["DMLIndex", "DMLRuntime", "DMLNpy"]),
+        .executableTarget(
+            name: "dml",
+            dependencies: [
+                "DMLKit", "DMLIndex", "DMLNpy", "DMLRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "DMLNpyTests", dependencies: ["DMLNpy"]),
+        .testTarget(name: "DMLIndexTests", dependencies: ["DMLIndex", "DMLNpy"]),
+    ],
+    cxxLanguageStandard: .cxx17
+)

@@ -1,0 +1,3 @@
+import Testing
+import DMLIndex
+@Test func placeholderIndex() { #expect(Bool(true)) }
