@@ -28,8 +28,9 @@ let package = Package(
                 .linkedFramework("Accelerate", .when(platforms: [.macOS, .iOS])),
             ]
         ),
-        .target(name: "DMLNpy"),
-        .target(name: "DMLIndex", dependencies: ["CFaiss"]),
+        .target(name: "DMLFiles"),
+        .target(name: "DMLNpy", dependencies: ["DMLFiles"]),
+        .target(name: "DMLIndex", dependencies: ["CFaiss", "DMLFiles"]),
         .target(name: "DMLRuntime"),
         .target(name: "DMLKit", dependencies: ["DMLIndex", "DMLRuntime", "DMLNpy"]),
         .executableTarget(
