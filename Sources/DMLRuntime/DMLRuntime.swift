@@ -1,2 +1,0 @@
-// DMLRuntime: forward-only embedding runtime (see docs/ARCHITECTURE.md).
-public enum DMLRuntimeInfo { public static let formatVersion = 1 }
