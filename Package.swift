@@ -31,7 +31,15 @@ let package = Package(
         .target(name: "DMLFiles"),
         .target(name: "DMLNpy", dependencies: ["DMLFiles"]),
         .target(name: "DMLIndex", dependencies: ["CFaiss", "DMLFiles"]),
-        .target(name: "DMLRuntime"),
+        // BLAS seam for the runtime: Accelerate on Apple, OpenBLAS (CBLAS) elsewhere.
+        .target(
+            name: "CDMLBlas",
+            linkerSettings: [
+                .linkedLibrary("openblas", .when(platforms: [.linux])),
+                .linkedFramework("Accelerate", .when(platforms: [.macOS, .iOS])),
+            ]
+        ),
+        .target(name: "DMLRuntime", dependencies: ["CDMLBlas"]),
         .target(name: "DMLKit", dependencies: ["DMLIndex", "DMLRuntime", "DMLNpy"]),
         .executableTarget(
             name: "dml",
@@ -42,6 +50,7 @@ let package = Package(
         ),
         .testTarget(name: "DMLNpyTests", dependencies: ["DMLNpy"]),
         .testTarget(name: "DMLIndexTests", dependencies: ["DMLIndex", "DMLNpy"]),
+        .testTarget(name: "DMLRuntimeTests", dependencies: ["DMLRuntime"]),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -1,0 +1,64 @@
+/// Typed access to a node's attributes, with errors that name the node and the attribute.
+struct Attributes {
+    let node: NodeSpec
+
+    private func fail(_ key: String, _ reason: String) -> ModelError {
+        .badAttribute(node: node.name, attribute: key, reason: reason)
+    }
+
+    /// An integer attribute.
+    func int(_ key: String, default fallback: Int? = nil) throws -> Int {
+        guard let value = node.attributes[key], value != .null else {
+            if let fallback { return fallback }
+            throw fail(key, "is missing")
+        }
+        guard let number = value.intValue else { throw fail(key, "must be an integer") }
+        return number
+    }
+
+    /// A pair such as stride or padding: one integer (used twice) or a list of two.
+    func pair(_ key: String, default fallback: Int? = nil) throws -> [Int] {
+        guard let value = node.attributes[key], value != .null else {
+            if let fallback { return [fallback, fallback] }
+            throw fail(key, "is missing")
+        }
+        if let number = value.intValue { return [number, number] }
+        guard let array = value.arrayValue, array.count == 2, let a = array[0].intValue, let b = array[1].intValue else {
+            throw fail(key, "must be an integer or a list of two integers")
+        }
+        return [a, b]
+    }
+
+    /// A list of integers.
+    func ints(_ key: String) throws -> [Int] {
+        guard let array = node.attributes[key]?.arrayValue else { throw fail(key, "must be a list of integers") }
+        return try array.map {
+            guard let number = $0.intValue else { throw fail(key, "must be a list of integers") }
+            return number
+        }
+    }
+
+    /// A floating-point attribute.
+    func float(_ key: String, default fallback: Float? = nil) throws -> Float {
+        guard let value = node.attributes[key], value != .null else {
+            if let fallback { return fallback }
+            throw fail(key, "is missing")
+        }
+        guard let number = value.doubleValue else { throw fail(key, "must be a number") }
+        return Float(number)
+    }
+
+    /// A boolean attribute.
+    func bool(_ key: String, default fallback: Bool) throws -> Bool {
+        guard let value = node.attributes[key], value != .null else { return fallback }
+        guard let flag = value.boolValue else { throw fail(key, "must be true or false") }
+        return flag
+    }
+
+    /// A string attribute.
+    func string(_ key: String, default fallback: String) throws -> String {
+        guard let value = node.attributes[key], value != .null else { return fallback }
+        guard let text = value.stringValue else { throw fail(key, "must be a string") }
+        return text
+    }
+}

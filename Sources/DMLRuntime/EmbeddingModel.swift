@@ -1,0 +1,142 @@
+import CDMLBlas
+import Foundation
+
+/// A model loaded from one `.safetensors` file (weights + architecture), ready to embed.
+///
+/// Loading validates the file, checks every shape, folds BatchNorm and dequantises int8/f16 weights to
+/// `Float`; aligned f32 weights stay in the memory-mapped file. Inference reuses buffers sized for
+/// `maxBatch` samples (larger batches run in chunks). Calls are serialised by a lock, so one instance
+/// can be shared across threads; BLAS itself runs multi-threaded per `threads`.
+public final class EmbeddingModel: Embedder, @unchecked Sendable {
+    /// Load-time settings.
+    public struct Options: Sendable {
+        /// Samples per forward pass; buffers are sized for this many.
+        public var maxBatch: Int
+        /// BLAS worker threads (process-wide); nil leaves the BLAS default.
+        public var threads: Int?
+
+        public init(maxBatch: Int = 64, threads: Int? = nil) {
+            self.maxBatch = maxBatch
+            self.threads = threads
+        }
+    }
+
+    /// The architecture and metadata read from the file.
+    public let spec: ModelSpec
+    /// The underlying file (tensor table, metadata).
+    public let file: SafetensorsFile
+    /// Length of one embedding (all outputs concatenated).
+    public let dimension: Int
+    /// Samples per forward pass.
+    public let maxBatch: Int
+    let graph: CompiledGraph
+
+    // Guarded by `lock`: the plan's buffers are reused across calls.
+    private let lock = NSLock()
+    private var plan: ExecutionPlan?
+
+    /// Shape of one input sample.
+    public var inputShape: [Int] { spec.inputShape }
+
+    /// Opens and prepares the model at `url`.
+    public convenience init(contentsOf url: URL, options: Options = Options()) throws {
+        try self.init(file: SafetensorsFile(contentsOf: url), options: options)
+    }
+
+    /// Prepares a model from an opened file.
+    public init(file: SafetensorsFile, options: Options = Options()) throws {
+        let spec = try ModelSpec(metadata: file.metadata)
+        let graph = try GraphBuilder(spec: spec, weights: ModelWeights(file: file)).build()
+        self.file = file
+        self.spec = spec
+        self.graph = graph
+        dimension = graph.outputs.map { graph.valueShapes[$0].elementCount }.reduce(0, +)
+        maxBatch = max(1, options.maxBatch)
+        if let threads = options.threads { Self.setThreads(threads) }
+    }
+
+    /// Sets the number of BLAS threads for the whole process.
+    public static func setThreads(_ threads: Int) {
+        dml_blas_set_threads(Int32(clamping: threads))
+    }
+
+    /// Name of the BLAS in use (e.g. "OpenBLAS", "Accelerate").
+    public static var blasName: String { String(cString: dml_blas_name()) }
+
+    /// Names of BatchNorm nodes folded into the conv/linear before them at load.
+    public var foldedBatchNorms: [String] { graph.foldedBatchNorms }
+
+    /// Number of weight values the model holds (int8 scales not counted).
+    public var parameterCount: Int {
+        Set(spec.nodes.flatMap { $0.tensors.values }).compactMap { file.tensors[$0]?.elementCount }.reduce(0, +)
+    }
+
+    /// Storage dtypes of the weight tensors (e.g. `["F32"]`, `["F32", "I8"]`).
+    public var weightDTypes: [String] {
+        Set(spec.nodes.flatMap { $0.tensors.values }.compactMap { file.tensors[$0]?.dtype.rawValue }).sorted()
+    }
+
+    public func embed(batch inputs: UnsafeBufferPointer<Float>, count: Int, into output: UnsafeMutableBufferPointer<Float>) throws {
+        try forward(batch: inputs, count: count, into: output)
+        if spec.normalize, let base = output.baseAddress { l2NormalizeRows(base, rows: count, width: dimension) }
+    }
+
+    /// The model's raw outputs (concatenated, not normalised) for `count` samples.
+    /// Input must be finite: NaN or infinity is refused with `InferenceError.nonFiniteInput`.
+    public func forward(batch inputs: UnsafeBufferPointer<Float>, count: Int, into output: UnsafeMutableBufferPointer<Float>) throws {
+        let sampleSize = inputSize
+        guard count >= 0, inputs.count == count * sampleSize else {
+            throw InferenceError.inputSizeMismatch(expected: max(count, 0) * sampleSize, got: inputs.count, shape: inputShape)
+        }
+        guard output.count >= count * dimension else { throw InferenceError.outputTooSmall(expected: count * dimension, got: output.count) }
+        guard count > 0, let source = inputs.baseAddress, let destination = output.baseAddress else { return }
+        if let bad = inputs.firstIndex(where: { !$0.isFinite }) { throw InferenceError.nonFiniteInput(index: bad) }
+        lock.lock()
+        defer { lock.unlock() }
+        let plan = preparedPlan()
+        var start = 0
+        while start < count {
+            let chunk = min(maxBatch, count - start)
+            plan.input.update(from: source + start * sampleSize, count: chunk * sampleSize)
+            plan.run(batch: chunk)
+            copyOutputs(plan, batch: chunk, into: destination + start * dimension)
+            start += chunk
+        }
+    }
+
+    /// Embeds 8-bit images (`count` images of `width` x `height`, back to back) using the model's preprocessing.
+    public func embed(pixels: UnsafeBufferPointer<UInt8>, width: Int, height: Int, format: PixelFormat, count: Int = 1) throws -> [Float] {
+        guard let preprocessing = spec.preprocessing else { throw InferenceError.preprocessing("the model declares no image preprocessing") }
+        let imageBytes = width * height * format.channels
+        guard count >= 1, width > 0, height > 0, pixels.count == imageBytes * count else {
+            throw InferenceError.preprocessing("\(pixels.count) bytes do not hold \(count) image(s) of \(width)x\(height)x\(format.channels)")
+        }
+        var tensor = [Float](repeating: 0, count: count * inputSize)
+        try tensor.withUnsafeMutableBufferPointer { out in
+            guard let base = out.baseAddress else { return }
+            for i in 0..<count {
+                try preprocessing.apply(UnsafeBufferPointer(rebasing: pixels[(i * imageBytes)..<((i + 1) * imageBytes)]),
+                                        width: width, height: height, format: format, into: base + i * inputSize)
+            }
+        }
+        return try embed(batch: tensor, count: count)
+    }
+
+    private func preparedPlan() -> ExecutionPlan {
+        if let plan { return plan }
+        let fresh = ExecutionPlan(graph: graph, capacity: maxBatch)
+        plan = fresh
+        return fresh
+    }
+
+    /// Writes each output value, flattened per sample, side by side.
+    private func copyOutputs(_ plan: ExecutionPlan, batch: Int, into destination: UnsafeMutablePointer<Float>) {
+        var offset = 0
+        for value in graph.outputs {
+            let width = graph.valueShapes[value].elementCount
+            let source = plan.buffer(of: value)
+            for n in 0..<batch { (destination + n * dimension + offset).update(from: source + n * width, count: width) }
+            offset += width
+        }
+    }
+}

@@ -1,0 +1,155 @@
+import CDMLBlas
+
+/// 2-D convolution (stride, zero padding, dilation, groups). Grouped convs with one input channel per group
+/// (depthwise) run as a direct loop; the rest lower to im2col + one GEMM per sample and group, skipping
+/// im2col for 1x1 stride-1 unpadded convs whose input already is the column matrix.
+struct Conv2dLayer: Layer {
+    let weight: FloatBuffer  // [outChannels, inChannels / groups, kernelH, kernelW]
+    let bias: FloatBuffer?
+    let inChannels: Int, height: Int, width: Int
+    let outChannels: Int, outHeight: Int, outWidth: Int
+    let kernelH: Int, kernelW: Int
+    let strideH: Int, strideW: Int
+    let padH: Int, padW: Int
+    let dilationH: Int, dilationW: Int
+    let groups: Int
+    let outputShape: [Int]
+
+    var inPerGroup: Int { inChannels / groups }
+    var outPerGroup: Int { outChannels / groups }
+    var isDepthwise: Bool { inPerGroup == 1 && groups > 1 }
+    var isPointwise: Bool {
+        kernelH == 1 && kernelW == 1 && strideH == 1 && strideW == 1 && padH == 0 && padW == 0
+    }
+    /// Rows of the im2col matrix: input channels per group times kernel taps.
+    var columnRows: Int { inPerGroup * kernelH * kernelW }
+    var workspaceCount: Int { isDepthwise || isPointwise ? 0 : columnRows * outHeight * outWidth }
+
+    init(node: String, inputShape: [Int], weight: FloatBuffer, weightShape: [Int], bias: FloatBuffer?,
+         stride: [Int], padding: [Int], dilation: [Int], groups: Int) throws {
+        func fail(_ reason: String) -> ModelError { .shapeMismatch(node: node, reason: reason) }
+        guard inputShape.count == 3 else { throw fail("conv2d needs input [C, H, W], got \(inputShape)") }
+        guard weightShape.count == 4 else { throw fail("conv2d weight must be 4-D, got \(weightShape)") }
+        guard groups >= 1, inputShape[0] % groups == 0, weightShape[0] % groups == 0 else {
+            throw fail("groups \(groups) must divide input channels \(inputShape[0]) and output channels \(weightShape[0])")
+        }
+        guard weightShape[1] * groups == inputShape[0] else {
+            throw fail("weight \(weightShape) with groups \(groups) takes \(weightShape[1] * groups) channels, input has \(inputShape[0])")
+        }
+        guard stride.count == 2, padding.count == 2, dilation.count == 2,
+              stride.allSatisfy({ $0 >= 1 }), dilation.allSatisfy({ $0 >= 1 }), padding.allSatisfy({ $0 >= 0 })
+        else { throw fail("stride/dilation must be two values >= 1 and padding two values >= 0") }
+        if let bias, bias.count != weightShape[0] { throw fail("bias has \(bias.count) values, expected \(weightShape[0])") }
+        self.weight = weight
+        self.bias = bias
+        inChannels = inputShape[0]; height = inputShape[1]; width = inputShape[2]
+        outChannels = weightShape[0]; kernelH = weightShape[2]; kernelW = weightShape[3]
+        strideH = stride[0]; strideW = stride[1]; padH = padding[0]; padW = padding[1]
+        dilationH = dilation[0]; dilationW = dilation[1]
+        self.groups = groups
+        outHeight = (height + 2 * padH - dilationH * (kernelH - 1) - 1) / strideH + 1
+        outWidth = (width + 2 * padW - dilationW * (kernelW - 1) - 1) / strideW + 1
+        guard height + 2 * padH >= dilationH * (kernelH - 1) + 1, width + 2 * padW >= dilationW * (kernelW - 1) + 1,
+              outHeight >= 1, outWidth >= 1
+        else { throw fail("kernel does not fit the padded input \(inputShape)") }
+        outputShape = [outChannels, outHeight, outWidth]
+    }
+
+    func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
+        let inSize = inChannels * height * width
+        let outPlane = outHeight * outWidth
+        for n in 0..<batch {
+            let source = inputs[0] + n * inSize
+            let destination = output + n * outChannels * outPlane
+            fillBias(destination)
+            if isDepthwise {
+                depthwise(source, destination)
+                continue
+            }
+            for g in 0..<groups {
+                let groupInput = source + g * inPerGroup * height * width
+                let columns: UnsafePointer<Float>
+                if isPointwise {
+                    columns = groupInput
+                } else {
+                    im2col(groupInput, workspace)
+                    columns = UnsafePointer(workspace)
+                }
+                dml_sgemm(0, 0, Int32(outPerGroup), Int32(outPlane), Int32(columnRows), 1,
+                          weight.pointer + g * outPerGroup * columnRows, Int32(columnRows),
+                          columns, Int32(outPlane), 1, destination + g * outPerGroup * outPlane, Int32(outPlane))
+            }
+        }
+    }
+
+    private func fillBias(_ destination: UnsafeMutablePointer<Float>) {
+        let plane = outHeight * outWidth
+        for c in 0..<outChannels {
+            (destination + c * plane).update(repeating: bias?[c] ?? 0, count: plane)
+        }
+    }
+
+    /// Output positions `o` whose input coordinate `o * stride - pad + offset` lies in `0..<size`.
+    @inline(__always)
+    private static func validRange(size: Int, outSize: Int, stride: Int, pad: Int, offset: Int) -> Range<Int> {
+        // smallest o with o*stride >= pad - offset; largest o with o*stride <= size - 1 + pad - offset
+        let low = max(0, (pad - offset + stride - 1) / stride)
+        let highNumerator = size - 1 + pad - offset
+        let high = highNumerator < 0 ? -1 : min(outSize - 1, highNumerator / stride)
+        return low <= high ? low..<(high + 1) : 0..<0
+    }
+
+    /// Unfolds one group's input into a `[columnRows, outHeight * outWidth]` matrix, zero where padding.
+    private func im2col(_ source: UnsafePointer<Float>, _ columns: UnsafeMutablePointer<Float>) {
+        let plane = outHeight * outWidth
+        var row = 0
+        for c in 0..<inPerGroup {
+            let channel = source + c * height * width
+            for ki in 0..<kernelH {
+                let ys = Self.validRange(size: height, outSize: outHeight, stride: strideH, pad: padH, offset: ki * dilationH)
+                for kj in 0..<kernelW {
+                    let xs = Self.validRange(size: width, outSize: outWidth, stride: strideW, pad: padW, offset: kj * dilationW)
+                    let out = columns + row * plane
+                    if ys.count < outHeight || xs.count < outWidth { out.update(repeating: 0, count: plane) }
+                    for oy in ys {
+                        let inRow = channel + (oy * strideH - padH + ki * dilationH) * width
+                        let outRow = out + oy * outWidth
+                        let x0 = kj * dilationW - padW
+                        if strideW == 1 {
+                            (outRow + xs.lowerBound).update(from: inRow + xs.lowerBound + x0, count: xs.count)
+                        } else {
+                            for ox in xs { outRow[ox] = inRow[ox * strideW + x0] }
+                        }
+                    }
+                    row += 1
+                }
+            }
+        }
+    }
+
+    /// One input channel per group: each output channel is a small stencil over its input channel.
+    private func depthwise(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointer<Float>) {
+        for oc in 0..<outChannels {
+            let channel = source + (oc / outPerGroup) * height * width
+            let out = destination + oc * outHeight * outWidth
+            let taps = weight.pointer + oc * kernelH * kernelW
+            for ki in 0..<kernelH {
+                let ys = Self.validRange(size: height, outSize: outHeight, stride: strideH, pad: padH, offset: ki * dilationH)
+                for kj in 0..<kernelW {
+                    let xs = Self.validRange(size: width, outSize: outWidth, stride: strideW, pad: padW, offset: kj * dilationW)
+                    let w = taps[ki * kernelW + kj]
+                    let x0 = kj * dilationW - padW
+                    for oy in ys {
+                        let inRow = channel + (oy * strideH - padH + ki * dilationH) * width
+                        let outRow = out + oy * outWidth
+                        if strideW == 1 {
+                            for ox in xs { outRow[ox] += w * inRow[ox + x0] }
+                        } else {
+                            for ox in xs { outRow[ox] += w * inRow[ox * strideW + x0] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

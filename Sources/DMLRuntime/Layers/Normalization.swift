@@ -1,0 +1,64 @@
+/// LayerNorm over the trailing `normalizedCount` elements of each sample, with optional affine weights.
+struct LayerNormLayer: Layer {
+    let normalizedCount: Int
+    let weight: FloatBuffer?
+    let bias: FloatBuffer?
+    let epsilon: Float
+    let outputShape: [Int]
+    var canRunInPlace: Bool { true }
+
+    func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
+        let rows = batch * outputShape.elementCount / normalizedCount
+        for r in 0..<rows {
+            let x = inputs[0] + r * normalizedCount
+            let y = output + r * normalizedCount
+            // Two passes in Float: mean, then variance of deviations (stable for the small rows seen here).
+            var mean: Float = 0
+            for i in 0..<normalizedCount { mean += x[i] }
+            mean /= Float(normalizedCount)
+            var variance: Float = 0
+            for i in 0..<normalizedCount { let d = x[i] - mean; variance += d * d }
+            variance /= Float(normalizedCount)
+            let inverse = 1 / (variance + epsilon).squareRoot()
+            for i in 0..<normalizedCount {
+                var v = (x[i] - mean) * inverse
+                if let weight { v *= weight[i] }
+                if let bias { v += bias[i] }
+                y[i] = v
+            }
+        }
+    }
+}
+
+/// `x / max(||x||_2, eps)` along dimension 1 (the first per-sample dimension), like `F.normalize`.
+struct L2NormalizeLayer: Layer {
+    let epsilon: Float
+    let outputShape: [Int]
+    var canRunInPlace: Bool { true }
+
+    func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
+        let channels = outputShape[0]
+        let inner = outputShape.elementCount / channels
+        for n in 0..<batch {
+            let x = inputs[0] + n * channels * inner
+            let y = output + n * channels * inner
+            for j in 0..<inner {
+                var sum: Float = 0
+                for c in 0..<channels { let v = x[c * inner + j]; sum += v * v }
+                let scale = 1 / max(sum.squareRoot(), epsilon)
+                for c in 0..<channels { y[c * inner + j] = x[c * inner + j] * scale }
+            }
+        }
+    }
+}
+
+/// L2-normalises `rows` rows of `width` floats in place (used for the final embedding).
+func l2NormalizeRows(_ data: UnsafeMutablePointer<Float>, rows: Int, width: Int, epsilon: Float = 1e-12) {
+    for r in 0..<rows {
+        let row = data + r * width
+        var sum: Float = 0
+        for i in 0..<width { sum += row[i] * row[i] }
+        let scale = 1 / max(sum.squareRoot(), epsilon)
+        for i in 0..<width { row[i] *= scale }
+    }
+}

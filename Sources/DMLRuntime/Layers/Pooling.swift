@@ -1,0 +1,102 @@
+/// Max or average pooling over 2-D windows (stride, padding; dilation for max), `floor` output size.
+struct Pool2dLayer: Layer {
+    enum Kind: Sendable { case max, average(countIncludePad: Bool) }
+
+    let kind: Kind
+    let channels: Int, height: Int, width: Int
+    let kernelH: Int, kernelW: Int, strideH: Int, strideW: Int, padH: Int, padW: Int, dilationH: Int, dilationW: Int
+    let outHeight: Int, outWidth: Int
+    let outputShape: [Int]
+
+    init(node: String, kind: Kind, inputShape: [Int], kernel: [Int], stride: [Int], padding: [Int], dilation: [Int]) throws {
+        func fail(_ reason: String) -> ModelError { .shapeMismatch(node: node, reason: reason) }
+        guard inputShape.count == 3 else { throw fail("pooling needs input [C, H, W], got \(inputShape)") }
+        guard kernel.count == 2, stride.count == 2, padding.count == 2, dilation.count == 2,
+              kernel.allSatisfy({ $0 >= 1 }), stride.allSatisfy({ $0 >= 1 }), dilation.allSatisfy({ $0 >= 1 }),
+              padding.allSatisfy({ $0 >= 0 }), padding[0] * 2 <= kernel[0], padding[1] * 2 <= kernel[1]
+        else { throw fail("pooling needs kernel/stride/dilation >= 1 and padding at most half the kernel") }
+        self.kind = kind
+        channels = inputShape[0]; height = inputShape[1]; width = inputShape[2]
+        kernelH = kernel[0]; kernelW = kernel[1]; strideH = stride[0]; strideW = stride[1]
+        padH = padding[0]; padW = padding[1]; dilationH = dilation[0]; dilationW = dilation[1]
+        let spanH = dilationH * (kernelH - 1) + 1, spanW = dilationW * (kernelW - 1) + 1
+        guard height + 2 * padH >= spanH, width + 2 * padW >= spanW else { throw fail("pooling window is larger than the padded input \(inputShape)") }
+        outHeight = (height + 2 * padH - spanH) / strideH + 1
+        outWidth = (width + 2 * padW - spanW) / strideW + 1
+        outputShape = [channels, outHeight, outWidth]
+    }
+
+    func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
+        var y = output
+        for plane in 0..<(batch * channels) {
+            let x = inputs[0] + plane * height * width
+            for oy in 0..<outHeight {
+                for ox in 0..<outWidth {
+                    var best = -Float.infinity
+                    var sum: Float = 0
+                    var inside = 0
+                    for ki in 0..<kernelH {
+                        let iy = oy * strideH - padH + ki * dilationH
+                        guard iy >= 0, iy < height else { continue }
+                        for kj in 0..<kernelW {
+                            let ix = ox * strideW - padW + kj * dilationW
+                            guard ix >= 0, ix < width else { continue }
+                            let v = x[iy * width + ix]
+                            best = max(best, v)
+                            sum += v
+                            inside += 1
+                        }
+                    }
+                    switch kind {
+                    case .max:
+                        y[oy * outWidth + ox] = best
+                    case let .average(countIncludePad):
+                        // PyTorch counts padded cells (but not cells past the padding) when count_include_pad is set.
+                        let divisor: Int
+                        if countIncludePad {
+                            let y0 = oy * strideH - padH, x0 = ox * strideW - padW
+                            let y1 = min(y0 + kernelH, height + padH), x1 = min(x0 + kernelW, width + padW)
+                            divisor = (y1 - y0) * (x1 - x0)
+                        } else {
+                            divisor = inside
+                        }
+                        y[oy * outWidth + ox] = divisor > 0 ? sum / Float(divisor) : 0
+                    }
+                }
+            }
+            y += outHeight * outWidth
+        }
+    }
+}
+
+/// Global average or max pooling over all positions after the channel axis (`AdaptiveAvgPool2d(1)`,
+/// `x.mean((2, 3))`). `keepDimensions` gives `[C, 1, 1]` instead of `[C]`.
+struct GlobalPoolLayer: Layer {
+    let isMax: Bool
+    let channels: Int
+    let inner: Int
+    let outputShape: [Int]
+
+    init(node: String, inputShape: [Int], isMax: Bool, keepDimensions: Bool) throws {
+        guard inputShape.count >= 2 else { throw ModelError.shapeMismatch(node: node, reason: "global pooling needs input [C, H, W], got \(inputShape)") }
+        self.isMax = isMax
+        channels = inputShape[0]
+        inner = inputShape.dropFirst().reduce(1, *)
+        outputShape = keepDimensions ? [channels] + Array(repeating: 1, count: inputShape.count - 1) : [channels]
+    }
+
+    func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
+        for plane in 0..<(batch * channels) {
+            let x = inputs[0] + plane * inner
+            if isMax {
+                var best = -Float.infinity
+                for i in 0..<inner { best = max(best, x[i]) }
+                output[plane] = best
+            } else {
+                var sum: Float = 0
+                for i in 0..<inner { sum += x[i] }
+                output[plane] = sum / Float(inner)
+            }
+        }
+    }
+}

@@ -1,0 +1,59 @@
+#if canImport(Darwin)
+import Darwin
+#elseif canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Read-only bytes of a file, memory-mapped (or held in memory when built from bytes).
+/// Pages are loaded by the OS on first touch, so opening a model costs almost no memory.
+final class MappedBytes: @unchecked Sendable {
+    // Immutable after init; the mapping is never written, so sharing across threads is safe.
+    let base: UnsafeRawPointer?
+    let count: Int
+    private let isMapped: Bool
+
+    /// Maps the whole file read-only.
+    init(path: String) throws {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw SafetensorsError.io(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw SafetensorsError.io(path: path, reason: String(cString: strerror(errno))) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw SafetensorsError.io(path: path, reason: "not a regular file") }
+        count = Int(info.st_size)
+        isMapped = count > 0
+        if count == 0 {
+            base = nil
+            return
+        }
+        let pointer = mmap(nil, count, PROT_READ, MAP_PRIVATE, fd, 0)
+        guard let pointer, pointer != MAP_FAILED else {
+            throw SafetensorsError.io(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
+        }
+        base = UnsafeRawPointer(pointer)
+    }
+
+    /// Holds a copy of `bytes` (used for in-memory models and tests).
+    init(bytes: [UInt8]) {
+        count = bytes.count
+        isMapped = false
+        if bytes.isEmpty {
+            base = nil
+        } else {
+            let memory = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 64)
+            bytes.withUnsafeBytes { memory.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+            base = UnsafeRawPointer(memory)
+        }
+    }
+
+    deinit {
+        guard let base else { return }
+        if isMapped {
+            munmap(UnsafeMutableRawPointer(mutating: base), count)
+        } else {
+            base.deallocate()
+        }
+    }
+}
