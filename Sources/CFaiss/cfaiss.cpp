@@ -1,2 +1,540 @@
+// The C++ side of cfaiss.h: translates C calls into FAISS calls and every exception into a status.
+
 #include "cfaiss.h"
-extern "C" int cfaiss_placeholder(void) { return 0; }
+
+#include <omp.h>
+
+#include <faiss/Index.h>
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexHNSW.h>
+#include <faiss/IndexIDMap.h>
+#include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFFlat.h>
+#include <faiss/IndexIVFPQ.h>
+#include <faiss/IndexLSH.h>
+#include <faiss/IndexPQ.h>
+#include <faiss/IndexPreTransform.h>
+#include <faiss/IndexScalarQuantizer.h>
+#include <faiss/clone_index.h>
+#include <faiss/impl/AuxIndexStructures.h>
+#include <faiss/impl/FaissException.h>
+#include <faiss/impl/IDSelector.h>
+#include <faiss/impl/io.h>
+#include <faiss/index_factory.h>
+#include <faiss/index_io.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+namespace {
+
+using idx_t = faiss::Index::idx_t;
+
+thread_local std::string last_error;
+
+cfaiss_status fail(cfaiss_status status, std::string message) {
+    last_error = std::move(message);
+    return status;
+}
+
+// FAISS messages start with "Error in <signature> at <file>:<line>: "; keep only the reason.
+std::string faiss_reason(const char* what) {
+    std::string text = what ? what : "unknown FAISS error";
+    const std::string marker = "Error: '";
+    auto start = text.find(marker);
+    if (start != std::string::npos) {
+        auto end = text.rfind("' failed");
+        std::string condition = text.substr(start + marker.size(),
+                                            end == std::string::npos ? std::string::npos : end - start - marker.size());
+        auto colon = text.find(": ", end == std::string::npos ? start : end);
+        std::string rest = colon == std::string::npos ? "" : text.substr(colon + 2);
+        return rest.empty() ? "check failed: " + condition : rest;
+    }
+    auto line = text.find(".cpp:");
+    if (line != std::string::npos) {
+        auto colon = text.find(": ", line);
+        if (colon != std::string::npos) return text.substr(colon + 2);
+    }
+    return text;
+}
+
+// Runs `body`, turning any exception into a status and a per-thread message.
+template <typename Body>
+cfaiss_status guarded(cfaiss_status failure, Body&& body) {
+    try {
+        last_error.clear();
+        return body();
+    } catch (const faiss::FaissException& e) {
+        return fail(failure, faiss_reason(e.what()));
+    } catch (const std::bad_alloc&) {
+        return fail(CFAISS_OUT_OF_MEMORY, "out of memory");
+    } catch (const std::exception& e) {
+        return fail(failure, e.what());
+    } catch (...) {
+        return fail(failure, "unknown C++ exception");
+    }
+}
+
+faiss::Index* unwrap(cfaiss_index* index) { return reinterpret_cast<faiss::Index*>(index); }
+const faiss::Index* unwrap(const cfaiss_index* index) { return reinterpret_cast<const faiss::Index*>(index); }
+cfaiss_index* wrap(faiss::Index* index) { return reinterpret_cast<cfaiss_index*>(index); }
+
+const faiss::IndexIDMap* as_idmap(const faiss::Index* index) { return dynamic_cast<const faiss::IndexIDMap*>(index); }
+
+// Whether FAISS 1.7.3 honours SearchParameters::sel for this (unwrapped) index type.
+bool supports_native_selector(const faiss::Index* index) {
+    return dynamic_cast<const faiss::IndexIVF*>(index) || dynamic_cast<const faiss::IndexFlat*>(index) ||
+           dynamic_cast<const faiss::IndexScalarQuantizer*>(index);
+}
+
+const faiss::Index* search_target(const faiss::Index* top) {
+    auto idmap = as_idmap(top);
+    return idmap ? idmap->index : top;
+}
+
+// A filtered HNSW search runs exactly on the HNSW's own vector storage: FAISS 1.7.3's graph search applies the
+// selector but returns fewer than k hits under selective filters, and a filter usually leaves few candidates.
+const faiss::Index* filtered_target(const faiss::Index* target, bool filtered, bool* exact_hnsw) {
+    auto hnsw = dynamic_cast<const faiss::IndexHNSW*>(target);
+    *exact_hnsw = filtered && hnsw && hnsw->storage;
+    return *exact_hnsw ? hnsw->storage : target;
+}
+
+// FAISS 1.7.3 ignores SearchParametersHNSW::efSearch, so a per-call efSearch is set on the index for the call and
+// restored afterwards (also when FAISS throws). Such calls need exclusive access: see cfaiss_search_needs_exclusive.
+struct ScopedEfSearch {
+    faiss::IndexHNSW* hnsw = nullptr;
+    int saved = 0;
+    ScopedEfSearch(const faiss::Index* target, const cfaiss_search_params* p) {
+        auto h = const_cast<faiss::IndexHNSW*>(dynamic_cast<const faiss::IndexHNSW*>(target));
+        if (h && p && p->ef_search > 0 && p->ef_search != h->hnsw.efSearch) {
+            hnsw = h;
+            saved = h->hnsw.efSearch;
+            h->hnsw.efSearch = p->ef_search;
+        }
+    }
+    ~ScopedEfSearch() {
+        if (hnsw) hnsw->hnsw.efSearch = saved;
+    }
+};
+
+// Search parameters for one call, built for the index that will actually run the search.
+struct CallParams {
+    faiss::SearchParametersIVF ivf;
+    faiss::SearchParametersHNSW hnsw;
+    faiss::SearchParameters plain;
+    faiss::SearchParameters* chosen = nullptr;
+};
+
+// Fills `call` for `target` (never an IDMap). Returns an error message when a parameter does not apply.
+std::string prepare_params(const faiss::Index* target, const cfaiss_search_params* p, const faiss::IDSelector* sel,
+                           CallParams& call, bool exact_hnsw = false) {
+    int nprobe = p ? p->nprobe : 0;
+    int ef = p ? p->ef_search : 0;
+    if (auto ivf = dynamic_cast<const faiss::IndexIVF*>(target)) {
+        if (ef > 0) return "efSearch applies to HNSW indexes; this index is IVF";
+        call.ivf.nprobe = nprobe > 0 ? size_t(nprobe) : ivf->nprobe;
+        call.ivf.max_codes = ivf->max_codes;
+        call.ivf.sel = const_cast<faiss::IDSelector*>(sel);
+        call.chosen = &call.ivf;
+    } else if (auto hnsw = dynamic_cast<const faiss::IndexHNSW*>(target)) {
+        if (nprobe > 0) return "nprobe applies to IVF indexes; this index is HNSW";
+        call.hnsw.efSearch = ef > 0 ? ef : hnsw->hnsw.efSearch;
+        call.hnsw.sel = const_cast<faiss::IDSelector*>(sel);
+        call.chosen = &call.hnsw;
+    } else {
+        if (nprobe > 0) return "nprobe applies to IVF indexes only";
+        if (ef > 0 && !exact_hnsw) return "efSearch applies to HNSW indexes only";
+        if (sel) {
+            call.plain.sel = const_cast<faiss::IDSelector*>(sel);
+            call.chosen = &call.plain;
+        }
+    }
+    return "";
+}
+
+bool has_filter(const cfaiss_search_params* p) { return p && p->allowed_count >= 0; }
+
+// Maps allowed external ids to the internal positions of an IDMap's sub-index.
+std::vector<idx_t> internal_positions(const faiss::IndexIDMap* idmap, const int64_t* ids, int64_t count) {
+    std::vector<idx_t> positions;
+    if (auto idmap2 = dynamic_cast<const faiss::IndexIDMap2*>(idmap)) {
+        for (int64_t i = 0; i < count; i++) {
+            auto it = idmap2->rev_map.find(ids[i]);
+            if (it != idmap2->rev_map.end()) positions.push_back(it->second);
+        }
+    } else {
+        std::unordered_set<idx_t> allowed(ids, ids + count);
+        for (size_t pos = 0; pos < idmap->id_map.size(); pos++) {
+            if (allowed.count(idmap->id_map[pos])) positions.push_back(idx_t(pos));
+        }
+    }
+    return positions;
+}
+
+void translate_labels(const faiss::IndexIDMap* idmap, size_t count, idx_t* labels) {
+    for (size_t i = 0; i < count; i++) {
+        if (labels[i] >= 0) labels[i] = idmap->id_map[size_t(labels[i])];
+    }
+}
+
+// Filtered k-NN for index types without selector support: fetch more and more candidates, keep the allowed ones.
+void search_overfetch(const faiss::Index* target, const faiss::IndexIDMap* idmap, idx_t n, const float* x, idx_t k,
+                      const faiss::SearchParameters* params, const std::unordered_set<idx_t>& allowed_internal,
+                      float* distances, idx_t* labels) {
+    idx_t total = target->ntotal;
+    idx_t fetch = std::min<idx_t>(total, std::max<idx_t>(4 * k, 64));
+    std::vector<float> d;
+    std::vector<idx_t> l;
+    for (;;) {
+        d.resize(size_t(n * fetch));
+        l.resize(size_t(n * fetch));
+        target->search(n, x, fetch, d.data(), l.data(), params);
+        bool complete = true;
+        for (idx_t q = 0; q < n; q++) {
+            idx_t found = 0;
+            for (idx_t j = 0; j < fetch && found < k; j++) {
+                idx_t label = l[size_t(q * fetch + j)];
+                if (label < 0 || !allowed_internal.count(label)) continue;
+                distances[q * k + found] = d[size_t(q * fetch + j)];
+                labels[q * k + found] = idmap ? idmap->id_map[size_t(label)] : label;
+                found++;
+            }
+            bool exhausted = fetch >= total;
+            if (found < k && !exhausted) complete = false;
+            for (idx_t j = found; j < k; j++) {
+                labels[q * k + j] = -1;
+                distances[q * k + j] = target->metric_type == faiss::METRIC_L2 ? INFINITY : -INFINITY;
+            }
+        }
+        if (complete || fetch >= total) return;
+        fetch = std::min<idx_t>(total, fetch * 4);
+    }
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* cfaiss_last_error(void) { return last_error.c_str(); }
+
+int cfaiss_search_needs_exclusive(const cfaiss_index* index, const cfaiss_search_params* params) {
+    auto hnsw = dynamic_cast<const faiss::IndexHNSW*>(search_target(unwrap(index)));
+    return (hnsw && params && params->ef_search > 0 && params->ef_search != hnsw->hnsw.efSearch) ? 1 : 0;
+}
+
+cfaiss_status cfaiss_index_factory(int dimension, const char* description, cfaiss_metric metric, cfaiss_index** out) {
+    if (!out || !description) return fail(CFAISS_INVALID_ARGUMENT, "null argument");
+    *out = nullptr;
+    if (dimension <= 0) return fail(CFAISS_INVALID_ARGUMENT, "dimension must be positive");
+    if (metric != CFAISS_METRIC_INNER_PRODUCT && metric != CFAISS_METRIC_L2)
+        return fail(CFAISS_INVALID_ARGUMENT, "unknown metric");
+    return guarded(CFAISS_FAISS_ERROR, [&] {
+        *out = wrap(faiss::index_factory(dimension, description, faiss::MetricType(metric)));
+        return CFAISS_OK;
+    });
+}
+
+cfaiss_status cfaiss_index_wrap_idmap(cfaiss_index* inner, cfaiss_index** out) {
+    if (!inner || !out) return fail(CFAISS_INVALID_ARGUMENT, "null argument");
+    return guarded(CFAISS_FAISS_ERROR, [&] {
+        auto map = new faiss::IndexIDMap2(unwrap(inner));
+        map->own_fields = true;
+        *out = wrap(map);
+        return CFAISS_OK;
+    });
+}
+
+void cfaiss_index_free(cfaiss_index* index) { delete unwrap(index); }
+
+cfaiss_status cfaiss_index_clone(const cfaiss_index* index, cfaiss_index** out) {
+    if (!index || !out) return fail(CFAISS_INVALID_ARGUMENT, "null argument");
+    return guarded(CFAISS_FAISS_ERROR, [&] {
+        *out = wrap(faiss::clone_index(unwrap(index)));
+        return CFAISS_OK;
+    });
+}
+
+int cfaiss_index_dimension(const cfaiss_index* index) { return unwrap(index)->d; }
+int64_t cfaiss_index_ntotal(const cfaiss_index* index) { return unwrap(index)->ntotal; }
+int cfaiss_index_is_trained(const cfaiss_index* index) { return unwrap(index)->is_trained ? 1 : 0; }
+cfaiss_metric cfaiss_index_metric(const cfaiss_index* index) {
+    return unwrap(index)->metric_type == faiss::METRIC_L2 ? CFAISS_METRIC_L2 : CFAISS_METRIC_INNER_PRODUCT;
+}
+
+int cfaiss_index_has_own_ids(const cfaiss_index* index) {
+    auto i = unwrap(index);
+    return (as_idmap(i) || dynamic_cast<const faiss::IndexIVF*>(i)) ? 1 : 0;
+}
+
+static std::string type_name(const faiss::Index* i) {
+    if (auto m = dynamic_cast<const faiss::IndexIDMap2*>(i)) return "IDMap2(" + type_name(m->index) + ")";
+    if (auto m = as_idmap(i)) return "IDMap(" + type_name(m->index) + ")";
+    if (auto p = dynamic_cast<const faiss::IndexPreTransform*>(i)) return "PreTransform(" + type_name(p->index) + ")";
+    if (dynamic_cast<const faiss::IndexHNSWFlat*>(i)) return "HNSWFlat";
+    if (dynamic_cast<const faiss::IndexHNSWSQ*>(i)) return "HNSWSQ";
+    if (dynamic_cast<const faiss::IndexHNSWPQ*>(i)) return "HNSWPQ";
+    if (dynamic_cast<const faiss::IndexHNSW*>(i)) return "HNSW";
+    if (dynamic_cast<const faiss::IndexIVFFlat*>(i)) return "IVFFlat";
+    if (dynamic_cast<const faiss::IndexIVFPQ*>(i)) return "IVFPQ";
+    if (dynamic_cast<const faiss::IndexIVFScalarQuantizer*>(i)) return "IVFSQ";
+    if (dynamic_cast<const faiss::IndexIVF*>(i)) return "IVF";
+    if (dynamic_cast<const faiss::IndexFlat*>(i)) return "Flat";
+    if (dynamic_cast<const faiss::IndexScalarQuantizer*>(i)) return "SQ";
+    if (dynamic_cast<const faiss::IndexPQ*>(i)) return "PQ";
+    if (dynamic_cast<const faiss::IndexLSH*>(i)) return "LSH";
+    return "Index";
+}
+
+void cfaiss_index_type_name(const cfaiss_index* index, char* buf, size_t buf_size) {
+    if (!buf || buf_size == 0) return;
+    std::string name = index ? type_name(unwrap(index)) : "";
+    std::strncpy(buf, name.c_str(), buf_size - 1);
+    buf[buf_size - 1] = '\0';
+}
+
+cfaiss_status cfaiss_index_max_id(const cfaiss_index* index, int64_t* out) {
+    if (!index || !out) return fail(CFAISS_INVALID_ARGUMENT, "null argument");
+    return guarded(CFAISS_FAISS_ERROR, [&] {
+        auto i = unwrap(index);
+        idx_t best = -1;
+        if (auto m = as_idmap(i)) {
+            for (idx_t id : m->id_map) best = std::max(best, id);
+        } else if (auto ivf = dynamic_cast<const faiss::IndexIVF*>(i)) {
+            for (size_t list = 0; list < ivf->nlist; list++) {
+                size_t size = ivf->invlists->list_size(list);
+                if (size == 0) continue;
+                faiss::InvertedLists::ScopedIds ids(ivf->invlists, list);
+                for (size_t j = 0; j < size; j++) best = std::max(best, ids[j]);
+            }
+        } else {
+            best = i->ntotal - 1;
+        }
+        *out = best;
+        return CFAISS_OK;
+    });
+}
+
+cfaiss_status cfaiss_index_train(cfaiss_index* index, int64_t n, const float* x) {
+    if (!index || (n > 0 && !x) || n < 0) return fail(CFAISS_INVALID_ARGUMENT, "bad training set");
+    return guarded(CFAISS_FAISS_ERROR, [&] {
+        unwrap(index)->train(n, x);
+        return CFAISS_OK;
+    });
+}
+
+cfaiss_status cfaiss_index_add(cfaiss_index* index, int64_t n, const float* x) {
+    if (!index || (n > 0 && !x) || n < 0) return fail(CFAISS_INVALID_ARGUMENT, "bad vectors");
+    return guarded(CFAISS_FAISS_ERROR, [&] {
+        unwrap(index)->add(n, x);
+        return CFAISS_OK;
+    });
+}
+
+cfaiss_status cfaiss_index_add_with_ids(cfaiss_index* index, int64_t n, const float* x, const int64_t* ids) {
+    if (!index || n < 0 || (n > 0 && (!x || !ids))) return fail(CFAISS_INVALID_ARGUMENT, "bad vectors or ids");
+    return guarded(CFAISS_FAISS_ERROR, [&] {
+        unwrap(index)->add_with_ids(n, x, ids);
+        return CFAISS_OK;
+    });
+}
+
+cfaiss_status cfaiss_index_remove_ids(cfaiss_index* index, int64_t n, const int64_t* ids, int64_t* removed) {
+    if (!index || n < 0 || (n > 0 && !ids)) return fail(CFAISS_INVALID_ARGUMENT, "bad ids");
+    return guarded(CFAISS_UNSUPPORTED, [&] {
+        faiss::IDSelectorBatch selector(size_t(n), ids);
+        size_t count = unwrap(index)->remove_ids(selector);
+        if (removed) *removed = int64_t(count);
+        return CFAISS_OK;
+    });
+}
+
+cfaiss_status cfaiss_index_reset(cfaiss_index* index) {
+    if (!index) return fail(CFAISS_INVALID_ARGUMENT, "null index");
+    return guarded(CFAISS_FAISS_ERROR, [&] {
+        unwrap(index)->reset();
+        return CFAISS_OK;
+    });
+}
+
+cfaiss_status cfaiss_index_search(const cfaiss_index* index, int64_t n, const float* x, int64_t k,
+                                  const cfaiss_search_params* params, float* distances, int64_t* labels) {
+    if (!index || n < 0 || k <= 0 || (n > 0 && (!x || !distances || !labels)))
+        return fail(CFAISS_INVALID_ARGUMENT, "bad search arguments");
+    return guarded(CFAISS_FAISS_ERROR, [&] {
+        const faiss::Index* top = unwrap(index);
+        const faiss::IndexIDMap* idmap = as_idmap(top);
+        const faiss::Index* target = idmap ? idmap->index : top;
+        bool filtered = has_filter(params);
+
+        // The selector works on the ids the target stores: positions under an IDMap, the ids themselves otherwise.
+        std::vector<idx_t> allowed;
+        if (filtered) {
+            allowed = idmap ? internal_positions(idmap, params->allowed_ids, params->allowed_count)
+                            : std::vector<idx_t>(params->allowed_ids, params->allowed_ids + params->allowed_count);
+        }
+        bool exact_hnsw = false;
+        target = filtered_target(target, filtered, &exact_hnsw);
+        bool native = !filtered || supports_native_selector(target);
+        faiss::IDSelectorBatch selector(allowed.size(), allowed.data());
+        CallParams call;
+        std::string problem = prepare_params(target, params, (filtered && native) ? &selector : nullptr, call, exact_hnsw);
+        if (!problem.empty()) return fail(CFAISS_INVALID_ARGUMENT, problem);
+        ScopedEfSearch ef_scope(target, params);
+
+        if (filtered && !native) {
+            std::unordered_set<idx_t> allowed_set(allowed.begin(), allowed.end());
+            search_overfetch(target, idmap, n, x, k, call.chosen, allowed_set, distances, labels);
+            return CFAISS_OK;
+        }
+        target->search(n, x, k, distances, labels, call.chosen);
+        if (idmap) translate_labels(idmap, size_t(n * k), labels);
+        return CFAISS_OK;
+    });
+}
+
+cfaiss_status cfaiss_index_range_search(const cfaiss_index* index, int64_t n, const float* x, float radius,
+                                        const cfaiss_search_params* params, cfaiss_range_result** out) {
+    if (!index || !out || n < 0 || (n > 0 && !x)) return fail(CFAISS_INVALID_ARGUMENT, "bad range search arguments");
+    *out = nullptr;
+    return guarded(CFAISS_UNSUPPORTED, [&] {
+        const faiss::Index* top = unwrap(index);
+        const faiss::IndexIDMap* idmap = as_idmap(top);
+        const faiss::Index* target = idmap ? idmap->index : top;
+        bool filtered = has_filter(params);
+        std::vector<idx_t> allowed;
+        if (filtered) {
+            allowed = idmap ? internal_positions(idmap, params->allowed_ids, params->allowed_count)
+                            : std::vector<idx_t>(params->allowed_ids, params->allowed_ids + params->allowed_count);
+        }
+        faiss::IDSelectorBatch selector(allowed.size(), allowed.data());
+        CallParams call;
+        std::string problem = prepare_params(target, params, filtered ? &selector : nullptr, call);
+        if (!problem.empty()) return fail(CFAISS_INVALID_ARGUMENT, problem);
+        ScopedEfSearch ef_scope(target, params);
+
+        faiss::RangeSearchResult result{idx_t(n)};
+        target->range_search(n, x, radius, &result, call.chosen);
+
+        // Copy into malloc'ed arrays, dropping ids the filter excludes if the index ignored the selector.
+        std::unordered_set<idx_t> allowed_set(allowed.begin(), allowed.end());
+        auto res = static_cast<cfaiss_range_result*>(std::calloc(1, sizeof(cfaiss_range_result)));
+        if (!res) throw std::bad_alloc();
+        res->nq = n;
+        res->lims = static_cast<int64_t*>(std::malloc(sizeof(int64_t) * size_t(n + 1)));
+        size_t total = result.lims[n];
+        res->labels = static_cast<int64_t*>(std::malloc(sizeof(int64_t) * std::max<size_t>(total, 1)));
+        res->distances = static_cast<float*>(std::malloc(sizeof(float) * std::max<size_t>(total, 1)));
+        if (!res->lims || !res->labels || !res->distances) {
+            cfaiss_range_result_free(res);
+            throw std::bad_alloc();
+        }
+        size_t kept = 0;
+        res->lims[0] = 0;
+        for (int64_t q = 0; q < n; q++) {
+            for (size_t j = result.lims[q]; j < result.lims[q + 1]; j++) {
+                idx_t label = result.labels[j];
+                if (filtered && !allowed_set.count(label)) continue;
+                res->labels[kept] = idmap ? idmap->id_map[size_t(label)] : label;
+                res->distances[kept] = result.distances[j];
+                kept++;
+            }
+            res->lims[q + 1] = int64_t(kept);
+        }
+        *out = res;
+        return CFAISS_OK;
+    });
+}
+
+void cfaiss_range_result_free(cfaiss_range_result* result) {
+    if (!result) return;
+    std::free(result->lims);
+    std::free(result->labels);
+    std::free(result->distances);
+    std::free(result);
+}
+
+cfaiss_status cfaiss_index_reconstruct(const cfaiss_index* index, int64_t id, float* out) {
+    if (!index || !out) return fail(CFAISS_INVALID_ARGUMENT, "null argument");
+    return guarded(CFAISS_UNSUPPORTED, [&] {
+        const faiss::Index* i = unwrap(index);
+        if (auto ivf = dynamic_cast<const faiss::IndexIVF*>(i)) {
+            // Scan the lists rather than building a direct map: that would mutate an index others may be reading.
+            for (size_t list = 0; list < ivf->nlist; list++) {
+                size_t size = ivf->invlists->list_size(list);
+                if (size == 0) continue;
+                faiss::InvertedLists::ScopedIds ids(ivf->invlists, list);
+                for (size_t j = 0; j < size; j++) {
+                    if (ids[j] == id) {
+                        ivf->reconstruct_from_offset(int64_t(list), int64_t(j), out);
+                        return CFAISS_OK;
+                    }
+                }
+            }
+            return fail(CFAISS_INVALID_ARGUMENT, "id " + std::to_string(id) + " is not in the index");
+        }
+        if (auto m = dynamic_cast<const faiss::IndexIDMap2*>(i)) {
+            if (!m->rev_map.count(id)) return fail(CFAISS_INVALID_ARGUMENT, "id " + std::to_string(id) + " is not in the index");
+        } else if (!as_idmap(i) && (id < 0 || id >= i->ntotal)) {
+            return fail(CFAISS_INVALID_ARGUMENT, "id " + std::to_string(id) + " is not in the index");
+        }
+        i->reconstruct(id, out);
+        return CFAISS_OK;
+    });
+}
+
+cfaiss_status cfaiss_write_index_file(const cfaiss_index* index, const char* path) {
+    if (!index || !path) return fail(CFAISS_INVALID_ARGUMENT, "null argument");
+    return guarded(CFAISS_IO_ERROR, [&] {
+        faiss::write_index(unwrap(index), path);
+        return CFAISS_OK;
+    });
+}
+
+cfaiss_status cfaiss_read_index_file(const char* path, int mmap, cfaiss_index** out) {
+    if (!path || !out) return fail(CFAISS_INVALID_ARGUMENT, "null argument");
+    *out = nullptr;
+    return guarded(CFAISS_IO_ERROR, [&] {
+        *out = wrap(faiss::read_index(path, mmap ? faiss::IO_FLAG_MMAP : 0));
+        return CFAISS_OK;
+    });
+}
+
+cfaiss_status cfaiss_write_index_buffer(const cfaiss_index* index, uint8_t** data, size_t* size) {
+    if (!index || !data || !size) return fail(CFAISS_INVALID_ARGUMENT, "null argument");
+    *data = nullptr;
+    *size = 0;
+    return guarded(CFAISS_IO_ERROR, [&] {
+        faiss::VectorIOWriter writer;
+        faiss::write_index(unwrap(index), &writer);
+        auto buffer = static_cast<uint8_t*>(std::malloc(std::max<size_t>(writer.data.size(), 1)));
+        if (!buffer) throw std::bad_alloc();
+        std::memcpy(buffer, writer.data.data(), writer.data.size());
+        *data = buffer;
+        *size = writer.data.size();
+        return CFAISS_OK;
+    });
+}
+
+cfaiss_status cfaiss_read_index_buffer(const uint8_t* data, size_t size, cfaiss_index** out) {
+    if (!data || !out) return fail(CFAISS_INVALID_ARGUMENT, "null argument");
+    *out = nullptr;
+    return guarded(CFAISS_IO_ERROR, [&] {
+        faiss::VectorIOReader reader;
+        reader.data.assign(data, data + size);
+        *out = wrap(faiss::read_index(&reader));
+        return CFAISS_OK;
+    });
+}
+
+void cfaiss_buffer_free(uint8_t* data) { std::free(data); }
+
+void cfaiss_set_num_threads(int threads) { omp_set_num_threads(threads > 0 ? threads : 1); }
+int cfaiss_get_num_threads(void) { return omp_get_max_threads(); }
+
+}  // extern "C"

@@ -1,8 +1,121 @@
+/*
+ * cfaiss.h — DMLKit's C API over the FAISS C++ library.
+ *
+ * Debian's libfaiss.a ships no faiss_* C symbols, so this header sits over a small C++ shim (cfaiss.cpp).
+ * Rules: no C++ exception crosses this boundary. Every fallible call returns a cfaiss_status; on failure the
+ * message is kept per thread and read with cfaiss_last_error() on the same thread.
+ * Thread safety: const calls (search, range search, reconstruct, write) may run concurrently on one index;
+ * mutating calls (train, add, remove, reset) need exclusive access — DMLIndex's VectorIndex serialises them.
+ */
 #pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-int cfaiss_placeholder(void);
+
+/** An opaque FAISS index. */
+typedef struct cfaiss_index cfaiss_index;
+
+typedef enum {
+    CFAISS_OK = 0,
+    CFAISS_INVALID_ARGUMENT = 1, /* rejected by the shim before FAISS saw it */
+    CFAISS_FAISS_ERROR = 2,      /* FAISS threw (message says why) */
+    CFAISS_IO_ERROR = 3,         /* reading or writing a file or buffer failed */
+    CFAISS_OUT_OF_MEMORY = 4,
+    CFAISS_UNSUPPORTED = 5       /* the index type cannot do this */
+} cfaiss_status;
+
+/** FAISS metric types (values match faiss::MetricType). */
+typedef enum { CFAISS_METRIC_INNER_PRODUCT = 0, CFAISS_METRIC_L2 = 1 } cfaiss_metric;
+
+/** The last error message on the calling thread ("" when none). Valid until the next call on this thread. */
+const char *cfaiss_last_error(void);
+
+/* ---- lifetime ---- */
+
+/** Builds an index from a factory string (e.g. "Flat", "HNSW32", "IVF1024,Flat"). */
+cfaiss_status cfaiss_index_factory(int dimension, const char *description, cfaiss_metric metric, cfaiss_index **out);
+/** Wraps an index in an IndexIDMap2 so it accepts arbitrary 64-bit ids (takes ownership of `inner`). */
+cfaiss_status cfaiss_index_wrap_idmap(cfaiss_index *inner, cfaiss_index **out);
+void cfaiss_index_free(cfaiss_index *index);
+/** A deep copy. */
+cfaiss_status cfaiss_index_clone(const cfaiss_index *index, cfaiss_index **out);
+
+/* ---- properties ---- */
+
+int cfaiss_index_dimension(const cfaiss_index *index);
+int64_t cfaiss_index_ntotal(const cfaiss_index *index);
+int cfaiss_index_is_trained(const cfaiss_index *index);
+cfaiss_metric cfaiss_index_metric(const cfaiss_index *index);
+/** 1 when the index stores caller-given ids (IDMap, IVF); 0 when ids are insertion positions. */
+int cfaiss_index_has_own_ids(const cfaiss_index *index);
+/** A short type name such as "IDMap2(HNSWFlat)" or "IVFFlat". Copied into buf (NUL-terminated, truncated). */
+void cfaiss_index_type_name(const cfaiss_index *index, char *buf, size_t buf_size);
+/** The largest stored id, or -1 when the index is empty. */
+cfaiss_status cfaiss_index_max_id(const cfaiss_index *index, int64_t *out);
+
+/* ---- building ---- */
+
+cfaiss_status cfaiss_index_train(cfaiss_index *index, int64_t n, const float *x);
+cfaiss_status cfaiss_index_add(cfaiss_index *index, int64_t n, const float *x);
+cfaiss_status cfaiss_index_add_with_ids(cfaiss_index *index, int64_t n, const float *x, const int64_t *ids);
+/** Removes the given ids; `removed` receives how many were found and removed. */
+cfaiss_status cfaiss_index_remove_ids(cfaiss_index *index, int64_t n, const int64_t *ids, int64_t *removed);
+cfaiss_status cfaiss_index_reset(cfaiss_index *index);
+
+/* ---- searching ---- */
+
+/** Per-call search parameters. Fields <= 0 (or NULL) keep the index's own setting. */
+typedef struct {
+    int nprobe;                 /* IVF: inverted lists visited */
+    int ef_search;              /* HNSW: candidate list size */
+    const int64_t *allowed_ids; /* filtered search: only these ids may be returned */
+    int64_t allowed_count;      /* < 0: no filter; 0: nothing allowed */
+} cfaiss_search_params;
+
+/** 1 when a search with these parameters must not run concurrently with other calls on the index:
+ *  FAISS 1.7.3 ignores a per-call HNSW efSearch, so the shim sets it on the index for the duration of the call. */
+int cfaiss_search_needs_exclusive(const cfaiss_index *index, const cfaiss_search_params *params);
+
+/** k nearest neighbours of n queries; distances and labels hold n*k entries (label -1 where fewer than k exist). */
+cfaiss_status cfaiss_index_search(const cfaiss_index *index, int64_t n, const float *x, int64_t k,
+                                  const cfaiss_search_params *params, float *distances, int64_t *labels);
+
+/** Range search results: for query i, entries lims[i] ..< lims[i+1] of labels/distances. */
+typedef struct {
+    int64_t nq;
+    int64_t *lims;      /* nq + 1 entries */
+    int64_t *labels;
+    float *distances;
+} cfaiss_range_result;
+
+/** All neighbours within `radius` (L2: squared distance < radius; inner product: similarity > radius). */
+cfaiss_status cfaiss_index_range_search(const cfaiss_index *index, int64_t n, const float *x, float radius,
+                                        const cfaiss_search_params *params, cfaiss_range_result **out);
+void cfaiss_range_result_free(cfaiss_range_result *result);
+
+/** The stored vector for an id (dimension floats). */
+cfaiss_status cfaiss_index_reconstruct(const cfaiss_index *index, int64_t id, float *out);
+
+/* ---- persistence (plain FAISS format) ---- */
+
+cfaiss_status cfaiss_write_index_file(const cfaiss_index *index, const char *path);
+/** mmap != 0 maps IVF inverted lists from the file instead of reading them (FAISS supports it for IVF only). */
+cfaiss_status cfaiss_read_index_file(const char *path, int mmap, cfaiss_index **out);
+/** Serialises into a malloc'ed buffer; free it with cfaiss_buffer_free. */
+cfaiss_status cfaiss_write_index_buffer(const cfaiss_index *index, uint8_t **data, size_t *size);
+cfaiss_status cfaiss_read_index_buffer(const uint8_t *data, size_t size, cfaiss_index **out);
+void cfaiss_buffer_free(uint8_t *data);
+
+/* ---- threads ---- */
+
+/** Sets the OpenMP threads FAISS uses (process-wide). */
+void cfaiss_set_num_threads(int threads);
+int cfaiss_get_num_threads(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,53 @@
+import DMLIndex
+import Dispatch
+import Foundation
+import Testing
+
+/// Run again under ThreadSanitizer by `make test-tsan` (`--filter Concurrency`).
+@Suite struct Concurrency {
+    @Test func searchesRunWhileOneWriterAddsAndResultsStayConsistent() throws {
+        let d = 16
+        let initial = clusteredVectors(500, d, seed: 21)
+        let extra = clusteredVectors(2000, d, seed: 22)
+        let index = try VectorIndex(dimension: d, factory: "Flat", metric: .l2)
+        try index.add(initial)
+        let readers = 4
+        let failures = Failures()
+
+        DispatchQueue.concurrentPerform(iterations: readers + 1) { worker in
+            do {
+                if worker == readers {
+                    // The writer: many small adds.
+                    for chunk in stride(from: 0, to: 2000, by: 50) {
+                        try index.add(Array(extra[chunk * d..<(chunk + 50) * d]))
+                    }
+                } else {
+                    for round in 0..<60 {
+                        let row = (worker * 60 + round) % 500
+                        let query = Array(initial[row * d..<(row + 1) * d])
+                        let hits = try index.search(vector: query, k: 5)
+                        // A vector present from the start is always its own nearest neighbour, at distance 0,
+                        // and every id returned exists: below the number of vectors ever added.
+                        if hits.count != 5 || hits[0].id != Int64(row) || hits[0].distance > 1e-5
+                            || hits.contains(where: { $0.id < 0 || $0.id >= 2500 })
+                        {
+                            failures.record("worker \(worker) round \(round): \(hits)")
+                        }
+                    }
+                }
+            } catch {
+                failures.record("worker \(worker): \(error)")
+            }
+        }
+        #expect(failures.all.isEmpty, "\(failures.all.prefix(3))")
+        #expect(index.count == 2500)
+    }
+}
+
+/// A thread-safe list of failure messages.
+final class Failures: @unchecked Sendable {
+    private let lock = NSLock()
+    private var messages: [String] = []
+    func record(_ message: String) { lock.withLock { messages.append(message) } }
+    var all: [String] { lock.withLock { messages } }
+}
