@@ -1,0 +1,235 @@
+"""The exporter: file format, BatchNorm folding, weight dtypes, errors, and the committed runtime fixtures.
+
+A small reference interpreter below runs the exported graph with torch ops, so the layer graph and
+weights are checked against the original module independently of the Swift runtime.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from torch import nn
+
+from dmlkit.export import ExportError, export_model
+from dmlkit.export.fixtures import CNN_PREPROCESSING, build
+from dmlkit.export.writer import _fingerprint
+
+FIXTURES = Path(__file__).resolve().parents[2] / "Tests" / "Fixtures" / "runtime"
+MODELS = ["mlp", "cnn", "resnet", "multihead"]
+
+
+def load(path):
+    with safe_open(str(path), "np") as f:
+        return f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+
+
+def weight(tensors, name):
+    """Dequantised float32 weight, as the runtime reads it."""
+    value = tensors[name]
+    if value.dtype == np.int8:
+        scale = tensors[name + ".scale"]
+        return torch.from_numpy(value.astype(np.float32) * scale.reshape(-1, *([1] * (value.ndim - 1))))
+    return torch.from_numpy(value.astype(np.float32))
+
+
+def run_graph(path, x):
+    """Reference interpreter of the runtime's layer graph."""
+    meta, tensors = load(path)
+    arch = json.loads(meta["dml.architecture"])
+    values = {"input": x}
+    for node in arch["nodes"]:
+        a, t = node.get("attrs", {}), {k: weight(tensors, v) for k, v in node.get("tensors", {}).items()}
+        xs = [values[i] for i in node["inputs"]]
+        op, v = node["op"], xs[0]
+        if op == "linear":
+            y = F.linear(v, t["weight"], t.get("bias"))
+        elif op == "conv2d":
+            y = F.conv2d(v, t["weight"], t.get("bias"), a["stride"], a["padding"], a["dilation"], a["groups"])
+        elif op == "batch_norm":
+            y = F.batch_norm(v, t["running_mean"], t["running_var"], t["weight"], t["bias"], False, 0.0, a["eps"])
+        elif op in ("relu", "silu", "sigmoid", "tanh"):
+            y = getattr(torch, op)(v) if op in ("relu", "sigmoid", "tanh") else F.silu(v)
+        elif op == "leaky_relu":
+            y = F.leaky_relu(v, a["negative_slope"])
+        elif op == "gelu":
+            y = F.gelu(v, approximate=a["approximate"])
+        elif op == "max_pool2d":
+            y = F.max_pool2d(v, a["kernel_size"], a["stride"], a["padding"], a["dilation"])
+        elif op == "avg_pool2d":
+            y = F.avg_pool2d(v, a["kernel_size"], a["stride"], a["padding"], count_include_pad=a["count_include_pad"])
+        elif op == "global_avg_pool":
+            y = v.mean((2, 3), keepdim=a["keepdim"])
+        elif op == "flatten":
+            y = torch.flatten(v, a["start_dim"], a["end_dim"])
+        elif op == "reshape":
+            y = v.reshape(v.shape[0], *a["shape"])
+        elif op == "add":
+            y = v + xs[1]
+        elif op == "concat":
+            y = torch.cat(xs, a["dim"])
+        elif op == "layer_norm":
+            y = F.layer_norm(v, a["normalized_shape"], t.get("weight"), t.get("bias"), a["eps"])
+        elif op == "l2_normalize":
+            y = F.normalize(v, dim=a["dim"], eps=a["eps"])
+        else:
+            raise AssertionError(f"reference interpreter lacks {op}")
+        values[node["name"]] = y
+    return torch.cat([values[o].reshape(x.shape[0], -1) for o in arch["outputs"]], 1).numpy()
+
+
+def reference(model, x):
+    with torch.no_grad():
+        out = model(x)
+    out = out if isinstance(out, tuple) else (out,)
+    return torch.cat([o.reshape(x.shape[0], -1) for o in out], 1).numpy()
+
+
+def min_cosine(a, b):
+    return float((np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("dtype", ["f32", "f16", "int8"])
+def test_exported_graph_reproduces_pytorch(tmp_path, name, dtype):
+    model, x = build(name)
+    path = tmp_path / "m.safetensors"
+    export_model(model, x, path, dtype=dtype)
+    with torch.no_grad():
+        got = run_graph(path, x)
+    want = reference(model, x)
+    if dtype == "f32":
+        assert np.abs(got - want).max() <= 1e-5
+    else:
+        assert min_cosine(got, want) >= 0.999
+
+
+def test_file_is_plain_safetensors_with_dml_metadata(tmp_path):
+    model, x = build("cnn")
+    path = tmp_path / "cnn.safetensors"
+    arch = export_model(model, x, path, metadata={"trained_on": "synthetic"}, preprocessing=CNN_PREPROCESSING)
+    meta, tensors = load(path)
+    assert meta["dml.format_version"] == "1"
+    assert meta["trained_on"] == "synthetic"
+    assert json.loads(meta["dml.architecture"]) == arch
+    assert arch["input"]["shape"] == [3, 16, 16]
+    assert arch["output_dim"] == 24
+    assert arch["preprocessing"]["mean"] == CNN_PREPROCESSING["mean"]
+    # The fingerprint covers architecture and weights: recomputing gives the same, changing a weight does not.
+    assert meta["dml.fingerprint"] == _fingerprint(meta["dml.architecture"], tensors)
+    name = sorted(tensors)[0]
+    tensors[name] = tensors[name] + 1
+    assert meta["dml.fingerprint"] != _fingerprint(meta["dml.architecture"], tensors)
+
+
+def test_batchnorm_is_folded_only_after_conv_or_linear(tmp_path):
+    ops = {}
+    for name, fold in (("cnn", True), ("cnn", False), ("resnet", True), ("mlp", True)):
+        model, x = build(name)
+        arch = export_model(model, x, tmp_path / "m.safetensors", fold_batchnorm=fold)
+        ops[(name, fold)] = [n["op"] for n in arch["nodes"]].count("batch_norm")
+    assert ops[("cnn", True)] == 0
+    assert ops[("cnn", False)] == 3
+    assert ops[("resnet", True)] == 1  # the BatchNorm after the residual add has no conv to fold into
+    assert ops[("mlp", True)] == 0
+
+
+def test_int8_weights_have_per_channel_scales(tmp_path):
+    model, x = build("resnet")
+    path = tmp_path / "m.safetensors"
+    export_model(model, x, path, dtype="int8")
+    _, tensors = load(path)
+    conv = tensors["stem_0.weight"]
+    assert conv.dtype == np.int8 and conv.shape == (16, 3, 3, 3)
+    assert tensors["stem_0.weight.scale"].shape == (16,)
+    assert np.abs(conv.astype(int)).max() == 127  # symmetric range used fully
+    assert tensors["stem_0.bias"].dtype == np.float32  # biases stay float32
+
+
+def test_f16_weights_are_half_precision(tmp_path):
+    model, x = build("mlp")
+    path = tmp_path / "m.safetensors"
+    export_model(model, x, path, dtype="f16")
+    _, tensors = load(path)
+    assert tensors["fc1.weight"].dtype == np.float16
+    assert path.stat().st_size < 0.6 * export_size(tmp_path, "f32")
+
+
+def export_size(tmp_path, dtype):
+    model, x = build("mlp")
+    export_model(model, x, tmp_path / "ref.safetensors", dtype=dtype)
+    return (tmp_path / "ref.safetensors").stat().st_size
+
+
+class WithUnsupported(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.act = nn.ReLU6()
+
+    def forward(self, x):
+        return self.act(self.fc(x))
+
+
+class WithMatmul(nn.Module):
+    def forward(self, x):
+        return torch.matmul(x, x.transpose(0, 1))
+
+
+def test_unsupported_module_names_op_and_node(tmp_path):
+    with pytest.raises(ExportError, match=r"ReLU6.*'act'"):
+        export_model(WithUnsupported(), torch.randn(2, 4), tmp_path / "m.safetensors")
+
+
+def test_unsupported_function_names_op_and_node(tmp_path):
+    with pytest.raises(ExportError, match=r"transpose.*'transpose'"):
+        export_model(WithMatmul(), torch.randn(2, 4), tmp_path / "m.safetensors")
+
+
+def test_ceil_mode_pooling_is_refused(tmp_path):
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(2, ceil_mode=True))
+    with pytest.raises(ExportError, match="ceil_mode"):
+        export_model(model, torch.randn(2, 3, 9, 9), tmp_path / "m.safetensors")
+
+
+def test_reserved_metadata_and_bad_dtype_are_refused(tmp_path):
+    model, x = build("mlp")
+    with pytest.raises(ExportError, match="reserved"):
+        export_model(model, x, tmp_path / "m.safetensors", metadata={"dml.fingerprint": "x"})
+    with pytest.raises(ExportError, match="dtype"):
+        export_model(model, x, tmp_path / "m.safetensors", dtype="int4")
+
+
+def test_view_with_batch_size_becomes_reshape(tmp_path):
+    class ViewNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.fc = nn.Linear(4 * 4 * 4, 8)
+
+        def forward(self, x):
+            return self.fc(self.conv(x).view(x.size(0), -1))
+
+    model, x = ViewNet().eval(), torch.randn(5, 3, 6, 6)
+    path = tmp_path / "m.safetensors"
+    arch = export_model(model, x, path)
+    assert [n["op"] for n in arch["nodes"]] == ["conv2d", "reshape", "linear"]
+    with torch.no_grad():
+        assert np.abs(run_graph(path, x) - reference(model, x)).max() <= 1e-5
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_committed_fixtures_match_this_exporter(tmp_path, name):
+    """The Swift parity tests read committed files; they must be what this exporter writes today."""
+    model, x = build(name)
+    pre = CNN_PREPROCESSING if name == "cnn" else None
+    arch = export_model(model, x, tmp_path / "m.safetensors", preprocessing=pre, golden_path=tmp_path / "g.safetensors")
+    meta, _ = load(FIXTURES / f"{name}-f32.safetensors")
+    assert json.loads(meta["dml.architecture"]) == arch
+    _, golden = load(FIXTURES / f"{name}.golden.safetensors")
+    _, fresh = load(tmp_path / "g.safetensors")
+    assert np.abs(golden["input"] - fresh["input"]).max() == 0
+    assert np.abs(golden["output"] - fresh["output"]).max() <= 1e-5
