@@ -63,6 +63,18 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
     /// Name of the BLAS in use (e.g. "OpenBLAS", "Accelerate").
     public static var blasName: String { String(cString: dml_blas_name()) }
 
+    /// One computed layer: node name, op and per-sample output shape.
+    public struct LayerInfo: Sendable, Equatable {
+        public var name: String
+        public var op: String
+        public var outputShape: [Int]
+    }
+
+    /// The layers as run, in order (BatchNorm folded at load does not appear).
+    public var layers: [LayerInfo] {
+        graph.steps.map { LayerInfo(name: $0.name, op: $0.op, outputShape: graph.valueShapes[$0.output]) }
+    }
+
     /// Names of BatchNorm nodes folded into the conv/linear before them at load.
     public var foldedBatchNorms: [String] { graph.foldedBatchNorms }
 

@@ -2,6 +2,7 @@
 struct CompiledGraph: Sendable {
     struct Step: Sendable {
         let name: String
+        let op: String
         let layer: any Layer
         let inputs: [Int]
         let output: Int
@@ -68,7 +69,7 @@ struct GraphBuilder {
                     layer = (foldedLayer, nil)
                 }
             }
-            steps.append(.init(name: node.name, layer: layer.layer, inputs: inputs, output: shapes.count))
+            steps.append(.init(name: node.name, op: node.op, layer: layer.layer, inputs: inputs, output: shapes.count))
             valueOf[node.name] = shapes.count
             shapes.append(layer.layer.outputShape)
         }
