@@ -30,7 +30,7 @@ test: setup
 
 # The concurrency test again under ThreadSanitizer (separate build folder).
 test-tsan: setup-system
-	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter Concurrency
+	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter Concurrency
 
 # pytest: interop tests (Python FAISS against the dml CLI) and the training package.
 test-python: setup

@@ -225,7 +225,8 @@ const char* cfaiss_last_error(void) { return last_error.c_str(); }
 
 int cfaiss_search_needs_exclusive(const cfaiss_index* index, const cfaiss_search_params* params) {
     auto hnsw = dynamic_cast<const faiss::IndexHNSW*>(search_target(unwrap(index)));
-    return (hnsw && params && params->ef_search > 0 && params->ef_search != hnsw->hnsw.efSearch) ? 1 : 0;
+    // Decided from the index type only: reading efSearch here would race with a call that is changing it.
+    return (hnsw && params && params->ef_search > 0) ? 1 : 0;
 }
 
 cfaiss_status cfaiss_index_factory(int dimension, const char* description, cfaiss_metric metric, cfaiss_index** out) {

@@ -44,6 +44,33 @@ import Testing
     }
 }
 
+extension Concurrency {
+    /// Per-call efSearch values that differ are served one at a time (FAISS 1.7.3 needs the setting on the index);
+    /// results must equal a single-threaded run with the same setting.
+    @Test func hnswSearchesWithDifferentEfSearchGiveSequentialResults() throws {
+        let d = 16
+        let base = clusteredVectors(3000, d, seed: 31)
+        let queries = clusteredVectors(20, d, seed: 32)
+        let index = try VectorIndex(dimension: d, factory: "HNSW16", metric: .l2)
+        try index.add(base)
+        let settings = [8, 32, 128]
+        let expected = try settings.map { try index.search(queries, k: 10, parameters: .init(efSearch: $0)) }
+        let failures = Failures()
+        DispatchQueue.concurrentPerform(iterations: 6) { worker in
+            for round in 0..<10 {
+                let which = (worker + round) % settings.count
+                do {
+                    let got = try index.search(queries, k: 10, parameters: .init(efSearch: settings[which]))
+                    if got != expected[which] { failures.record("worker \(worker) efSearch \(settings[which]) differs") }
+                } catch {
+                    failures.record("worker \(worker): \(error)")
+                }
+            }
+        }
+        #expect(failures.all.isEmpty, "\(failures.all.prefix(3))")
+    }
+}
+
 /// A thread-safe list of failure messages.
 final class Failures: @unchecked Sendable {
     private let lock = NSLock()

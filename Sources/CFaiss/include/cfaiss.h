@@ -77,7 +77,8 @@ typedef struct {
 } cfaiss_search_params;
 
 /** 1 when a search with these parameters must not run concurrently with other calls on the index:
- *  FAISS 1.7.3 ignores a per-call HNSW efSearch, so the shim sets it on the index for the duration of the call. */
+ *  FAISS 1.7.3 ignores a per-call HNSW efSearch, so the shim sets it on the index for the duration of the call.
+ *  True for every HNSW search that names an efSearch; searches that keep the index's setting run concurrently. */
 int cfaiss_search_needs_exclusive(const cfaiss_index *index, const cfaiss_search_params *params);
 
 /** k nearest neighbours of n queries; distances and labels hold n*k entries (label -1 where fewer than k exist). */
