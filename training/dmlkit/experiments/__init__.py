@@ -1,0 +1,1 @@
+"""Reproducible experiments whose numbers go into training/RESULTS.md."""
