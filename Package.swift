@@ -48,9 +48,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Benchmark driver for bench/index/run.py (not part of the library).
+        .executableTarget(name: "index-bench", dependencies: ["DMLIndex", "DMLNpy"], path: "bench/index/swift"),
         .testTarget(name: "DMLNpyTests", dependencies: ["DMLNpy"]),
         .testTarget(name: "DMLIndexTests", dependencies: ["DMLIndex", "DMLNpy"]),
         .testTarget(name: "DMLRuntimeTests", dependencies: ["DMLRuntime"]),
+        // Runtime benchmark driver (bench/runtime/bench.py runs it side by side with PyTorch and onnxruntime).
+        .executableTarget(name: "runtime-bench", dependencies: ["DMLRuntime", "CDMLBlas"], path: "bench/runtime/swift"),
     ],
     cxxLanguageStandard: .cxx17
 )

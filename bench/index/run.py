@@ -1,0 +1,137 @@
+"""Index benchmark: DMLKit's VectorIndex vs Python FAISS on the same Debian libfaiss (python3-faiss) and vs PyPI
+faiss-cpu, side by side in one run, each in its own process under the same thread settings.
+
+d=128, 100k base vectors, 1000 queries, k=10; Flat, HNSW32 (build and search), IVF1024,Flat.
+Rewrites the "Index" section of bench/RESULTS.md. Run with `make bench` (or this file with the venv's python).
+"""
+import argparse
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+PEER = REPO / "bench" / "index" / "peer_faiss.py"
+DEBIAN_PYTHON = "/usr/bin/python3"
+RESULTS = REPO / "bench" / "RESULTS.md"
+START, END = "<!-- index-bench:start -->", "<!-- index-bench:end -->"
+
+CASES = [("Flat", None), ("HNSW32", "efSearch=64"), ("IVF1024,Flat", "nprobe=16")]
+SETTINGS = [  # (label, OMP_NUM_THREADS, OPENBLAS_NUM_THREADS)
+    ("omp 1, blas 1", 1, 1),
+    ("omp 2, blas 1", 2, 1),
+    ("omp 2, blas 2", 2, 2),
+]
+
+
+def make_data(folder, n, nq, d, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 1, (256, d))
+    base = (centres[rng.integers(0, 256, n)] + rng.normal(0, 0.6, (n, d))).astype(np.float32)
+    queries = (centres[rng.integers(0, 256, nq)] + rng.normal(0, 0.6, (nq, d))).astype(np.float32)
+    np.save(folder / "base.npy", base)
+    np.save(folder / "queries.npy", queries)
+    return base, queries
+
+
+def run_peer(command, omp, blas):
+    env = dict(os.environ, OMP_NUM_THREADS=str(omp), OPENBLAS_NUM_THREADS=str(blas), MKL_NUM_THREADS=str(blas))
+    out = subprocess.run(command, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{command[0]} failed: {out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def recall(ids_path, truth):
+    ids = np.load(ids_path)
+    return float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(ids, truth)]))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--nq", type=int, default=1000)
+    parser.add_argument("--d", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--swift-bin", default=str(REPO / ".build" / "release" / "index-bench"))
+    parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
+    args = parser.parse_args()
+
+    import faiss  # the venv's faiss-cpu, for the exact ground truth
+
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="dml-index-bench-"))
+    base, queries = make_data(folder, args.n, args.nq, args.d)
+    exact = faiss.IndexFlatL2(args.d)
+    exact.add(base)
+    _, truth = exact.search(queries, 10)
+
+    peers = {
+        "DMLKit": lambda f, p: [args.swift_bin, folder / "base.npy", folder / "queries.npy", f, "10", str(args.repeats)] + ([p] if p else []),
+        "python3-faiss 1.7.3": lambda f, p: [DEBIAN_PYTHON, PEER, folder / "base.npy", folder / "queries.npy", f, "10", str(args.repeats)] + ([p] if p else []),
+        "faiss-cpu (PyPI)": lambda f, p: [sys.executable, PEER, folder / "base.npy", folder / "queries.npy", f, "10", str(args.repeats)] + ([p] if p else []),
+    }
+    rows = []
+    started = time.time()
+    for factory, param in CASES:
+        for label, omp, blas in SETTINGS:
+            results = {}
+            for name, command in peers.items():
+                r = run_peer([str(c) for c in command(factory, param)], omp, blas)
+                r["recall"] = recall(r["ids"], truth)
+                results[name] = r
+                if "version" in r and name.startswith("faiss-cpu"):
+                    peers_version = r["version"]
+            rows.append((factory, param, label, results))
+            line = " | ".join(f"{n}: build {r['train_s'] + r['add_s']:.2f}s search {r['search_s'] * 1000:.1f}ms R@10 {r['recall']:.3f}" for n, r in results.items())
+            print(f"{factory} [{label}] {line}", flush=True)
+    elapsed = time.time() - started
+
+    names = list(peers)
+    table = [
+        f"d={args.d}, {args.n:,} base vectors, {args.nq:,} queries, k=10, L2. Search time: best of {args.repeats} "
+        f"batched runs of all queries. Build = train + add. Ratio = DMLKit time / peer time (lower is better; "
+        f"1.00 = same speed). faiss-cpu is version {peers_version}. Machine: {platform.machine()}, "
+        f"{os.cpu_count()} cores. Whole run: {elapsed / 60:.1f} min.",
+        "",
+        "| index | threads | step | DMLKit | python3-faiss 1.7.3 | faiss-cpu | DMLKit / python3-faiss | DMLKit / faiss-cpu | recall@10 (DMLKit / Debian / PyPI) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for factory, param, label, results in rows:
+        dml, deb, pypi = (results[n] for n in names)
+        shown = factory + (f" ({param})" if param else "")
+        recalls = " / ".join(f"{results[n]['recall']:.3f}" for n in names)
+        build = [r["train_s"] + r["add_s"] for r in (dml, deb, pypi)]
+        search = [r["search_s"] for r in (dml, deb, pypi)]
+        if factory != "Flat":
+            table.append(f"| {shown} | {label} | build | {build[0]:.2f} s | {build[1]:.2f} s | {build[2]:.2f} s | "
+                         f"{build[0] / build[1]:.2f} | {build[0] / build[2]:.2f} | |")
+        table.append(f"| {shown} | {label} | search | {search[0] * 1e3:.1f} ms | {search[1] * 1e3:.1f} ms | "
+                     f"{search[2] * 1e3:.1f} ms | {search[0] / search[1]:.2f} | {search[0] / search[2]:.2f} | {recalls} |")
+
+    best = {}
+    for factory, param, label, results in rows:
+        t = results["DMLKit"]["search_s"]
+        if factory not in best or t < best[factory][1]:
+            best[factory] = (label, t)
+    table += ["", "Fastest DMLKit search setting per index: " + "; ".join(f"{f}: {l}" for f, (l, _) in best.items()) + "."]
+    section = "\n".join([START, "## Index (DMLIndex vs Python FAISS)", "",
+                         "Reproduce: `make bench` (or `swift build -c release --product index-bench && "
+                         ".venv/bin/python bench/index/run.py`).", ""] + table + [END])
+    print(section)
+    if not args.no_write:
+        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n\nWritten by `make bench`; each section by its own harness.\n"
+        if START in text and END in text:
+            text = text[: text.index(START)] + section + text[text.index(END) + len(END):]
+        else:
+            text = text.rstrip() + "\n\n" + section + "\n"
+        RESULTS.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
