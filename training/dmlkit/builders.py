@@ -19,6 +19,7 @@ CLASS_LOSSES = {
     "triplet": L.TripletMarginLoss,
     "contrastive": L.ContrastiveLoss,
     "multi_similarity": L.MultiSimilarityLoss,
+    "proxy_anchor": L.ProxyAnchorLoss,
 }
 CONTINUOUS_LOSSES = {
     "log_ratio": L.LogRatioLoss,
@@ -62,8 +63,13 @@ def build_model(cfg: dict, in_dim: int) -> torch.nn.Module:
     raise ValueError(f"unknown model name {m['name']!r} (known: mlp, multihead_mlp)")
 
 
-def build_loss(cfg: dict, model: torch.nn.Module, continuous: bool) -> Callable:
-    """Return ``step_loss(model, x, y) -> scalar``: main loss plus the optional intra-class term."""
+def build_loss(cfg: dict, model: torch.nn.Module, data: Data) -> Callable:
+    """Return ``step_loss(model, x, y) -> scalar``: main loss plus the optional intra-class term.
+
+    ``step_loss.module`` is the main loss module: move it to the device and give its parameters
+    (Proxy Anchor's proxies) to the optimizer.
+    """
+    continuous = data.continuous
     spec = cfg["loss"]
     name, params = spec["name"], dict(spec.get("params") or {})
     table = CONTINUOUS_LOSSES if continuous else CLASS_LOSSES
@@ -72,6 +78,9 @@ def build_loss(cfg: dict, model: torch.nn.Module, continuous: bool) -> Callable:
         raise ValueError(f"loss {name!r} does not take {kind} labels (choose from {sorted(table)})")
     if name == "multihead_rll":
         params.setdefault("head_dims", getattr(model, "head_dims", None) or [cfg["model"].get("dim", 32)])
+    if name == "proxy_anchor":
+        params.setdefault("num_classes", int(data.y_train.max()) + 1)
+        params.setdefault("embedding_size", int(model.dim))
     main = table[name](**params)
     icr_cfg = cfg.get("intra_class")
     icr = None
@@ -88,6 +97,7 @@ def build_loss(cfg: dict, model: torch.nn.Module, continuous: bool) -> Callable:
             value = value + weight * icr(model.embed, feats)
         return value
 
+    step_loss.module = main
     return step_loss
 
 
@@ -115,16 +125,24 @@ def build_loader(cfg: dict, data: Data, seed: int) -> DataLoader:
     raise ValueError(f"unknown sampler {s['name']!r} (known: random, m_per_class, dense_triplet)")
 
 
-def build_optimizer(cfg: dict, model: torch.nn.Module):
-    """Adam, AdamW or SGD (momentum 0.9) plus an optional cosine or step schedule (per epoch)."""
+def build_optimizer(cfg: dict, model: torch.nn.Module, extra_parameters=()):
+    """Adam, AdamW or SGD (momentum 0.9) plus an optional cosine or step schedule (per epoch).
+
+    ``extra_parameters`` (loss proxies) train with ``optimizer.loss_lr_multiplier`` x lr (default 100,
+    the usual setting for Proxy Anchor).
+    """
     o = cfg["optimizer"]
     lr, wd = float(o.get("lr", 1e-3)), float(o.get("weight_decay", 0.0))
+    groups = [{"params": list(model.parameters())}]
+    extra_parameters = list(extra_parameters)  # may be a one-shot generator
+    if extra_parameters:
+        groups.append({"params": extra_parameters, "lr": lr * float(o.get("loss_lr_multiplier", 100.0))})
     if o["name"] == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
+        opt = torch.optim.Adam(groups, lr=lr, weight_decay=wd)
     elif o["name"] == "adamw":
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+        opt = torch.optim.AdamW(groups, lr=lr, weight_decay=wd)
     elif o["name"] == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=float(o.get("momentum", 0.9)), weight_decay=wd)
+        opt = torch.optim.SGD(groups, lr=lr, momentum=float(o.get("momentum", 0.9)), weight_decay=wd)
     else:
         raise ValueError(f"unknown optimizer {o['name']!r} (known: adam, adamw, sgd)")
     s = cfg["schedule"]

@@ -88,9 +88,10 @@ def run(cfg: dict, log=print) -> dict:
     device = pick_device(cfg["device"])
     data = build_data(cfg)
     model = build_model(cfg, data.x_train.shape[1]).to(device)
-    step_loss = build_loss(cfg, model, data.continuous)
+    step_loss = build_loss(cfg, model, data)
     loader = build_loader(cfg, data, int(cfg["seed"]))
-    opt, sched = build_optimizer(cfg, model)
+    step_loss.module.to(device)
+    opt, sched = build_optimizer(cfg, model, step_loss.module.parameters())
     out = cfg.get("out_dir")
     if out:
         os.makedirs(os.path.join(out, "checkpoints"), exist_ok=True)

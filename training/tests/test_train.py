@@ -41,10 +41,26 @@ def test_training_lowers_the_loss_and_is_repeatable(tmp_path):
     assert a["loss"] < first["loss"]
 
 
-@pytest.mark.parametrize("loss", ["triplet", "contrastive", "multi_similarity"])
+@pytest.mark.parametrize("loss", ["triplet", "contrastive", "multi_similarity", "proxy_anchor"])
 def test_baseline_losses_train(tmp_path, loss):
     final = run(small(tmp_path, epochs=1, out_dir=None, loss={"name": loss, "params": {}}))
     assert np.isfinite(final["loss"]) and final["recall@1"] > 0.2
+
+
+def test_proxy_anchor_proxies_are_trained(tmp_path):
+    from dmlkit.builders import build_data, build_loss, build_model, build_optimizer
+
+    cfg = small(tmp_path, loss={"name": "proxy_anchor", "params": {}})
+    data = build_data(cfg)
+    model = build_model(cfg, 64)
+    step_loss = build_loss(cfg, model, data)
+    proxies = step_loss.module.proxies
+    assert tuple(proxies.shape) == (5, 32)
+    opt, _ = build_optimizer(cfg, model, step_loss.module.parameters())
+    before = proxies.detach().clone()
+    step_loss(model, data.x_train[:40], data.y_train[:40]).backward()
+    opt.step()
+    assert not torch.equal(before, proxies.detach())
 
 
 def test_intra_class_and_multi_head_configs_train(tmp_path):

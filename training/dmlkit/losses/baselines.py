@@ -1,7 +1,7 @@
 """Baselines for comparison, taken from pytorch-metric-learning (not rewritten).
 
 * Class labels: :class:`ContrastiveLoss`, :class:`TripletMarginLoss`, :class:`MultiSimilarityLoss`
-  are PML's classes, re-exported unchanged.
+  and :class:`ProxyAnchorLoss` are PML's classes, re-exported unchanged.
 * Continuous labels: :class:`BinaryTripletLoss` and :class:`DenseTripletMarginLoss` mine triplet
   indices from label distances (``dmlkit.miners``) and hand them to PML's ``TripletMarginLoss``.
 """
@@ -9,12 +9,12 @@
 from __future__ import annotations
 
 import torch
-from pytorch_metric_learning.losses import ContrastiveLoss, MultiSimilarityLoss, TripletMarginLoss
+from pytorch_metric_learning.losses import ContrastiveLoss, MultiSimilarityLoss, ProxyAnchorLoss, TripletMarginLoss
 
 from .._checks import as_label_matrix, check_distance_matrix, check_embeddings
 from ..miners import binary_triplets, dense_triplets, euclidean_label_distance
 
-__all__ = ["ContrastiveLoss", "TripletMarginLoss", "MultiSimilarityLoss", "BinaryTripletLoss",
+__all__ = ["ContrastiveLoss", "TripletMarginLoss", "MultiSimilarityLoss", "ProxyAnchorLoss", "BinaryTripletLoss",
            "DenseTripletMarginLoss"]
 
 
