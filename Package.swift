@@ -23,8 +23,9 @@ let package = Package(
             linkerSettings: [
                 .linkedLibrary("faiss"),
                 .linkedLibrary("gomp", .when(platforms: [.linux])),
-                .linkedLibrary("blas", .when(platforms: [.linux])),
-                .linkedLibrary("lapack", .when(platforms: [.linux])),
+                // OpenBLAS carries BLAS and LAPACK; linking it (not libblas/liblapack) keeps one BLAS thread pool
+                // in the process, shared with DMLRuntime.
+                .linkedLibrary("openblas", .when(platforms: [.linux])),
                 .linkedFramework("Accelerate", .when(platforms: [.macOS, .iOS])),
             ]
         ),
