@@ -260,9 +260,10 @@ public final class VectorIndex: @unchecked Sendable {
 
     /// Reads an index from the bytes of a FAISS index file.
     public convenience init(serialized data: Data, metric: Metric? = nil) throws {
+        guard !data.isEmpty else { throw VectorIndexError.corruptIndex("no bytes") }
         var raw: OpaquePointer?
         let status = data.withUnsafeBytes { bytes in
-            cfaiss_read_index_buffer(bytes.bindMemory(to: UInt8.self).baseAddress ?? UnsafePointer(bitPattern: 1), bytes.count, &raw)
+            cfaiss_read_index_buffer(bytes.bindMemory(to: UInt8.self).baseAddress, bytes.count, &raw)
         }
         guard status == CFAISS_OK, let handle = raw else {
             throw VectorIndexError.corruptIndex(String(cString: cfaiss_last_error()))
