@@ -134,6 +134,35 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         return try embed(batch: tensor, count: count)
     }
 
+    /// Time spent in one layer, from `profile`.
+    public struct LayerProfile: Sendable {
+        public var name: String
+        public var op: String
+        /// Seconds per forward pass of the profiled batch.
+        public var seconds: Double
+        /// Floating-point operations per forward pass of the profiled batch (dense layers; 0 otherwise).
+        public var flops: Int
+    }
+
+    /// Runs `repeats` forward passes of `count` samples and reports the mean time per layer.
+    public func profile(batch inputs: [Float], count: Int, repeats: Int = 10) throws -> [LayerProfile] {
+        guard count >= 1, count <= maxBatch, inputs.count == count * inputSize else {
+            throw InferenceError.inputSizeMismatch(expected: count * inputSize, got: inputs.count, shape: inputShape)
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        let plan = preparedPlan()
+        var timings = [Double](repeating: 0, count: graph.steps.count)
+        inputs.withUnsafeBufferPointer { plan.input.update(from: $0.baseAddress!, count: inputs.count) }
+        plan.run(batch: count)  // warm-up
+        timings.withUnsafeMutableBufferPointer { t in
+            for _ in 0..<max(1, repeats) { plan.run(batch: count, timings: t.baseAddress) }
+        }
+        return graph.steps.enumerated().map { index, step in
+            LayerProfile(name: step.name, op: step.op, seconds: timings[index] / Double(max(1, repeats)), flops: step.layer.flops * count)
+        }
+    }
+
     private func preparedPlan() -> ExecutionPlan {
         if let plan { return plan }
         let fresh = ExecutionPlan(graph: graph, capacity: maxBatch)

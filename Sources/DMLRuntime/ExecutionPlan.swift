@@ -1,3 +1,5 @@
+import Dispatch
+
 /// Buffers for running a `CompiledGraph` on up to `capacity` samples, allocated once and reused.
 ///
 /// Values share buffers when their lifetimes do not overlap (a value's buffer returns to the pool after
@@ -61,7 +63,7 @@ final class ExecutionPlan {
             memory.initialize(repeating: 0, count: max(1, size * capacity))
             return memory
         }
-        let workspaceCount = max(1, graph.steps.map(\.layer.workspaceCount).max() ?? 0)
+        let workspaceCount = max(1, graph.steps.map { $0.layer.workspaceCount(maxBatch: capacity) }.max() ?? 0)
         workspace = .allocate(capacity: workspaceCount)
         workspace.initialize(repeating: 0, count: workspaceCount)
         slotOfValue = slotOf
@@ -82,10 +84,12 @@ final class ExecutionPlan {
     /// The buffer holding value `value` after `run`.
     func buffer(of value: Int) -> UnsafePointer<Float> { UnsafePointer(slots[slotOfValue[value]]) }
 
-    /// Runs every step on the first `batch` samples in `input`.
-    func run(batch: Int) {
+    /// Runs every step on the first `batch` samples in `input`; with `timings`, adds each step's seconds to it.
+    func run(batch: Int, timings: UnsafeMutablePointer<Double>? = nil) {
         for index in graph.steps.indices {
+            let start = timings == nil ? 0 : DispatchTime.now().uptimeNanoseconds
             graph.steps[index].layer.forward(stepInputs[index], stepOutputs[index], batch: batch, workspace: workspace)
+            if let timings { timings[index] += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9 }
         }
     }
 }

@@ -42,7 +42,8 @@ struct GraphBuilder {
         var valueOf: [String: Int] = ["input": 0]
         var shapes: [[Int]] = [spec.inputShape]
         var steps: [CompiledGraph.Step] = []
-        var folded: [String: NodeSpec] = [:]  // batch_norm name -> the conv/linear it folds into
+        var folded: [String: NodeSpec] = [:]  // batch_norm/relu name -> the conv/linear it is folded or fused into
+        var foldedNames: [String] = []
 
         for node in spec.nodes {
             guard valueOf[node.name] == nil else { throw ModelError.invalidArchitecture("node name '\(node.name)' is used twice") }
@@ -62,22 +63,39 @@ struct GraphBuilder {
             {
                 batchNorm = next
             }
-            var layer = try makeLayer(node, inputShapes: inputShapes, foldingInto: batchNorm)
-            if let bn = batchNorm {
-                if let foldedLayer = layer.folded {
-                    folded[bn.name] = node
-                    layer = (foldedLayer, nil)
+            let built = try makeLayer(node, inputShapes: inputShapes, foldingInto: batchNorm)
+            var layer = built.layer
+            var produced = node.name  // the value this layer's output stands for after folding/fusion
+            if let bn = batchNorm, let foldedLayer = built.folded {
+                folded[bn.name] = node
+                foldedNames.append(bn.name)
+                layer = foldedLayer
+                produced = bn.name
+            }
+            // A ReLU that is the only reader of a conv/linear output runs in that layer's epilogue.
+            var op = node.op
+            if readers[produced] == 1, let relu = spec.nodes.first(where: { $0.op == "relu" && $0.inputs == [produced] }) {
+                if var conv = layer as? Conv2dLayer {
+                    conv.fusedReLU = true
+                    layer = conv
+                    folded[relu.name] = node
+                    op += "+relu"
+                } else if var linear = layer as? LinearLayer {
+                    linear.fusedReLU = true
+                    layer = linear
+                    folded[relu.name] = node
+                    op += "+relu"
                 }
             }
-            steps.append(.init(name: node.name, op: node.op, layer: layer.layer, inputs: inputs, output: shapes.count))
+            steps.append(.init(name: node.name, op: op, layer: layer, inputs: inputs, output: shapes.count))
             valueOf[node.name] = shapes.count
-            shapes.append(layer.layer.outputShape)
+            shapes.append(layer.outputShape)
         }
         let outputs = try spec.outputs.map {
             guard let value = valueOf[$0] else { throw ModelError.unknownInput(node: "outputs", input: $0) }
             return value
         }
-        return CompiledGraph(steps: steps, valueShapes: shapes, outputs: outputs, foldedBatchNorms: folded.keys.sorted())
+        return CompiledGraph(steps: steps, valueShapes: shapes, outputs: outputs, foldedBatchNorms: foldedNames)
     }
 
     // MARK: - Layers

@@ -47,6 +47,23 @@ struct GoldenParityTests {
         }
     }
 
+    @Test("op coverage net (pooling variants, depthwise multiplier, view, 3-D linear, unfoldable BN) matches PyTorch",
+          arguments: [1, 17])
+    func opCoverage(batch: Int) throws {
+        let golden = try Fixtures.golden("ops")
+        let runtime = try EmbeddingModel(contentsOf: Fixtures.url("ops-f32.safetensors"))
+        let inSize = runtime.inputSize, outSize = runtime.dimension
+        for start in stride(from: 0, to: golden.count, by: batch) {
+            let n = min(batch, golden.count - start)
+            var output = [Float](repeating: .nan, count: n * outSize)
+            try golden.input[(start * inSize)..<((start + n) * inSize)].withUnsafeBufferPointer { input in
+                try output.withUnsafeMutableBufferPointer { try runtime.forward(batch: input, count: n, into: $0) }
+            }
+            let expected = Array(golden.output[(start * outSize)..<((start + n) * outSize)])
+            #expect(maxAbsError(output, expected) <= 1e-4, "samples \(start)..<\(start + n)")
+        }
+    }
+
     @Test("batches larger than maxBatch run in chunks with the same result", arguments: models)
     func chunked(model: String) throws {
         let golden = try Fixtures.golden(model)

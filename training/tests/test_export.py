@@ -63,6 +63,8 @@ def run_graph(path, x):
             y = F.avg_pool2d(v, a["kernel_size"], a["stride"], a["padding"], count_include_pad=a["count_include_pad"])
         elif op == "global_avg_pool":
             y = v.mean((2, 3), keepdim=a["keepdim"])
+        elif op == "global_max_pool":
+            y = v.amax((2, 3), keepdim=a["keepdim"])
         elif op == "flatten":
             y = torch.flatten(v, a["start_dim"], a["end_dim"])
         elif op == "reshape":
@@ -92,7 +94,7 @@ def min_cosine(a, b):
     return float((np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", MODELS + ["ops"])
 @pytest.mark.parametrize("dtype", ["f32", "f16", "int8"])
 def test_exported_graph_reproduces_pytorch(tmp_path, name, dtype):
     model, x = build(name)
@@ -221,7 +223,7 @@ def test_view_with_batch_size_becomes_reshape(tmp_path):
         assert np.abs(run_graph(path, x) - reference(model, x)).max() <= 1e-5
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", MODELS + ["ops"])
 def test_committed_fixtures_match_this_exporter(tmp_path, name):
     """The Swift parity tests read committed files; they must be what this exporter writes today."""
     model, x = build(name)

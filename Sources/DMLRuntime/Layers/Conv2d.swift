@@ -14,6 +14,12 @@ struct Conv2dLayer: Layer {
     let dilationH: Int, dilationW: Int
     let groups: Int
     let outputShape: [Int]
+    /// A ReLU that read only this conv's output, applied in the epilogue (set by the graph builder).
+    var fusedReLU = false
+
+    /// Narrow GEMMs (small feature maps) waste BLAS throughput, so several samples are lowered side by side
+    /// until the GEMM is about this many columns wide.
+    static let targetColumns = 512
 
     var inPerGroup: Int { inChannels / groups }
     var outPerGroup: Int { outChannels / groups }
@@ -23,7 +29,19 @@ struct Conv2dLayer: Layer {
     }
     /// Rows of the im2col matrix: input channels per group times kernel taps.
     var columnRows: Int { inPerGroup * kernelH * kernelW }
-    var workspaceCount: Int { isDepthwise || isPointwise ? 0 : columnRows * outHeight * outWidth }
+    var flops: Int { 2 * outChannels * outHeight * outWidth * columnRows }
+    func workspaceCount(maxBatch: Int) -> Int {
+        if isDepthwise { return 0 }
+        let samples = samplesPerGemm(maxBatch)
+        if samples == 1 { return isPointwise ? 0 : columnRows * outHeight * outWidth }
+        // Columns for `samples` samples, then the GEMM result before it is scattered to NCHW.
+        return (columnRows + outPerGroup) * outHeight * outWidth * samples
+    }
+
+    /// Samples lowered into one GEMM.
+    func samplesPerGemm(_ batch: Int) -> Int {
+        isDepthwise ? 1 : max(1, min(batch, Self.targetColumns / (outHeight * outWidth)))
+    }
 
     init(node: String, inputShape: [Int], weight: FloatBuffer, weightShape: [Int], bias: FloatBuffer?,
          stride: [Int], padding: [Int], dilation: [Int], groups: Int) throws {
@@ -58,26 +76,70 @@ struct Conv2dLayer: Layer {
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
         let inSize = inChannels * height * width
         let outPlane = outHeight * outWidth
+        let samples = samplesPerGemm(batch)
+        if samples > 1 {
+            var first = 0
+            while first < batch {
+                let chunk = min(samples, batch - first)
+                forwardSideBySide(inputs[0] + first * inSize, output + first * outChannels * outPlane, samples: chunk, workspace: workspace)
+                first += chunk
+            }
+            return
+        }
         for n in 0..<batch {
             let source = inputs[0] + n * inSize
             let destination = output + n * outChannels * outPlane
             fillBias(destination)
             if isDepthwise {
                 depthwise(source, destination)
-                continue
-            }
-            for g in 0..<groups {
-                let groupInput = source + g * inPerGroup * height * width
-                let columns: UnsafePointer<Float>
-                if isPointwise {
-                    columns = groupInput
-                } else {
-                    im2col(groupInput, workspace)
-                    columns = UnsafePointer(workspace)
+            } else {
+                for g in 0..<groups {
+                    let groupInput = source + g * inPerGroup * height * width
+                    let columns: UnsafePointer<Float>
+                    if isPointwise {
+                        columns = groupInput
+                    } else {
+                        im2col(groupInput, workspace, rowStride: outPlane)
+                        columns = UnsafePointer(workspace)
+                    }
+                    dml_sgemm(0, 0, Int32(outPerGroup), Int32(outPlane), Int32(columnRows), 1,
+                              weight.pointer + g * outPerGroup * columnRows, Int32(columnRows),
+                              columns, Int32(outPlane), 1, destination + g * outPerGroup * outPlane, Int32(outPlane))
                 }
-                dml_sgemm(0, 0, Int32(outPerGroup), Int32(outPlane), Int32(columnRows), 1,
-                          weight.pointer + g * outPerGroup * columnRows, Int32(columnRows),
-                          columns, Int32(outPlane), 1, destination + g * outPerGroup * outPlane, Int32(outPlane))
+            }
+            if fusedReLU {
+                for i in 0..<(outChannels * outPlane) { destination[i] = max(destination[i], 0) }
+            }
+        }
+    }
+
+    /// `samples` samples as one GEMM per group: columns `[columnRows, samples * plane]`, result
+    /// `[outPerGroup, samples * plane]`, then bias (+ ReLU) while scattering back to NCHW.
+    private func forwardSideBySide(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointer<Float>,
+                                   samples: Int, workspace: UnsafeMutablePointer<Float>) {
+        let plane = outHeight * outWidth
+        let wide = samples * plane
+        let columns = workspace
+        let result = workspace + columnRows * wide
+        for g in 0..<groups {
+            for s in 0..<samples {
+                im2col(source + s * inChannels * height * width + g * inPerGroup * height * width, columns + s * plane, rowStride: wide)
+            }
+            dml_sgemm(0, 0, Int32(outPerGroup), Int32(wide), Int32(columnRows), 1,
+                      weight.pointer + g * outPerGroup * columnRows, Int32(columnRows),
+                      columns, Int32(wide), 0, result, Int32(wide))
+            for c in 0..<outPerGroup {
+                let oc = g * outPerGroup + c
+                let b = bias?[oc] ?? 0
+                for s in 0..<samples {
+                    let from = result + c * wide + s * plane
+                    let to = destination + s * outChannels * plane + oc * plane
+                    if fusedReLU {
+                        for p in 0..<plane { to[p] = max(from[p] + b, 0) }
+                    } else {
+                        for p in 0..<plane { to[p] = from[p] + b }
+                    }
+                }
             }
         }
     }
@@ -99,9 +161,9 @@ struct Conv2dLayer: Layer {
         return low <= high ? low..<(high + 1) : 0..<0
     }
 
-    /// Unfolds one group's input into a `[columnRows, outHeight * outWidth]` matrix, zero where padding.
-    private func im2col(_ source: UnsafePointer<Float>, _ columns: UnsafeMutablePointer<Float>) {
-        let plane = outHeight * outWidth
+    /// Unfolds one group's input into a `[columnRows, outHeight * outWidth]` block (rows `rowStride` apart),
+    /// zero where padding.
+    private func im2col(_ source: UnsafePointer<Float>, _ columns: UnsafeMutablePointer<Float>, rowStride: Int) {
         var row = 0
         for c in 0..<inPerGroup {
             let channel = source + c * height * width
@@ -109,17 +171,23 @@ struct Conv2dLayer: Layer {
                 let ys = Self.validRange(size: height, outSize: outHeight, stride: strideH, pad: padH, offset: ki * dilationH)
                 for kj in 0..<kernelW {
                     let xs = Self.validRange(size: width, outSize: outWidth, stride: strideW, pad: padW, offset: kj * dilationW)
-                    let out = columns + row * plane
-                    if ys.count < outHeight || xs.count < outWidth { out.update(repeating: 0, count: plane) }
-                    for oy in ys {
-                        let inRow = channel + (oy * strideH - padH + ki * dilationH) * width
+                    let out = columns + row * rowStride
+                    let x0 = kj * dilationW - padW
+                    // Each element is written once: zeros where the tap falls in the padding, input elsewhere.
+                    for oy in 0..<outHeight {
                         let outRow = out + oy * outWidth
-                        let x0 = kj * dilationW - padW
+                        guard ys.contains(oy) else {
+                            outRow.update(repeating: 0, count: outWidth)
+                            continue
+                        }
+                        let inRow = channel + (oy * strideH - padH + ki * dilationH) * width
+                        if xs.lowerBound > 0 { outRow.update(repeating: 0, count: xs.lowerBound) }
                         if strideW == 1 {
                             (outRow + xs.lowerBound).update(from: inRow + xs.lowerBound + x0, count: xs.count)
                         } else {
                             for ox in xs { outRow[ox] = inRow[ox * strideW + x0] }
                         }
+                        if xs.upperBound < outWidth { (outRow + xs.upperBound).update(repeating: 0, count: outWidth - xs.upperBound) }
                     }
                     row += 1
                 }

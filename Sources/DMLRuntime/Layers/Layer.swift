@@ -6,17 +6,20 @@
 protocol Layer: Sendable {
     /// Shape of one output sample.
     var outputShape: [Int] { get }
-    /// Floats of scratch space one `forward` call needs (independent of the batch size).
-    var workspaceCount: Int { get }
+    /// Floats of scratch space one `forward` call on up to `maxBatch` samples needs.
+    func workspaceCount(maxBatch: Int) -> Int
     /// Whether the output may be written over the first input (elementwise ops).
     var canRunInPlace: Bool { get }
+    /// Multiply-adds times two for one sample (0 for ops that are not dense arithmetic); for profiles.
+    var flops: Int { get }
     /// Computes `batch` samples.
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>)
 }
 
 extension Layer {
-    var workspaceCount: Int { 0 }
+    func workspaceCount(maxBatch: Int) -> Int { 0 }
     var canRunInPlace: Bool { false }
+    var flops: Int { 0 }
 }
 
 extension Array where Element == Int {

@@ -113,6 +113,34 @@ class MultiHead(nn.Module):
         return F.normalize(self.low(f)), F.normalize(self.mid(f)), F.normalize(self.high(f))
 
 
+class OpsCoverage(nn.Module):
+    """The remaining ops and code paths in one net: asymmetric kernel and stride, a depthwise conv with channel
+    multiplier, padded + dilated max pooling, average pooling that leaves padding out of the count, global max
+    pooling, BatchNorm that cannot be folded (after tanh), LeakyReLU/Sigmoid/Tanh on feature maps, view, a linear
+    layer over the last dim of a 3-D tensor, exact GELU, LayerNorm over two dims, a ReLU fused into a linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, (3, 1), stride=(2, 1), padding=(1, 0))
+        self.dw = nn.Conv2d(8, 16, 3, padding=1, groups=8)
+        self.pool_max = nn.MaxPool2d(3, stride=1, padding=1, dilation=2)
+        self.bn = nn.BatchNorm2d(16)
+        self.pool_avg = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+        self.token = nn.Linear(32, 12)
+        self.norm = nn.LayerNorm([16, 12])
+        self.fc = nn.Linear(16 * 12, 20)
+        self.out = nn.Linear(16 + 20, 10)
+
+    def forward(self, x):  # x: [N, 3, 12, 10]
+        x = F.leaky_relu(self.conv(x), 0.2)  # [8, 6, 10]
+        x = torch.sigmoid(self.dw(x))  # [16, 6, 10]
+        x = self.bn(torch.tanh(self.pool_max(x)))  # [16, 4, 8]
+        a = torch.flatten(F.adaptive_max_pool2d(self.pool_avg(x), 1), 1)  # [16]
+        t = self.norm(F.gelu(self.token(x.view(x.size(0), 16, 32))))  # [16, 12]
+        b = F.relu(self.fc(torch.flatten(t, 1)))  # [20]
+        return torch.tanh(self.out(torch.cat([a, b], dim=1)))
+
+
 def _pixels_to_input(pixels: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     """What the runtime's preprocessing computes, written with torch ops."""
     x = torch.from_numpy(pixels).permute(0, 3, 1, 2).to(torch.float32)
@@ -129,7 +157,7 @@ def build(name: str, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed + 1)
     module, shape = {
         "mlp": (MLP, (32,)), "cnn": (SmallCNN, (3, 16, 16)),
-        "resnet": (ResNetStyle, (3, 16, 16)), "multihead": (MultiHead, (3, 12, 12)),
+        "resnet": (ResNetStyle, (3, 16, 16)), "multihead": (MultiHead, (3, 12, 12)), "ops": (OpsCoverage, (3, 12, 10)),
     }[name]
     model = module()
     _randomise_batchnorm(model, generator)
@@ -145,6 +173,9 @@ def write_fixtures(directory: Path) -> None:
         for dtype in ("f32", "f16", "int8"):
             export_model(model, x, directory / f"{name}-{dtype}.safetensors", dtype=dtype, preprocessing=pre,
                          golden_path=directory / f"{name}.golden.safetensors" if dtype == "f32" else None)
+    # Op coverage: f32 only, checked to 1e-4 like the other f32 models.
+    model, x = build("ops")
+    export_model(model, x, directory / "ops-f32.safetensors", golden_path=directory / "ops.golden.safetensors")
     # The small CNN again with BatchNorm left in the file: the runtime folds it at load.
     model, x = build("cnn")
     export_model(model, x, directory / "cnn-unfolded-f32.safetensors", preprocessing=CNN_PREPROCESSING, fold_batchnorm=False)

@@ -1,0 +1,137 @@
+"""Runtime benchmark: DMLRuntime vs PyTorch CPU (eager and TorchScript) vs onnxruntime, side by side in one run,
+every framework in its own process with the same thread count.
+
+Models (bench/runtime/models.py): a small CNN and a ResNet-18-style network, 64x64 RGB in, 128-d out, f32 weights.
+Measures batch-1 and batch-64 latency (median), throughput, and the peak RSS of a process that embeds 1,000 inputs
+(batches of 64, generated on the fly). Also profiles DMLRuntime per layer and compares its dense layers' GFLOP/s
+with raw OpenBLAS sgemm. Rewrites the "Runtime" section of bench/RESULTS.md.
+"""
+import argparse
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+
+import torch
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+HERE = REPO / "bench" / "runtime"
+RESULTS = REPO / "bench" / "RESULTS.md"
+START, END = "<!-- runtime-bench:start -->", "<!-- runtime-bench:end -->"
+sys.path[:0] = [str(REPO / "training"), str(HERE)]
+
+from dmlkit.export import export_model  # noqa: E402
+from models import MODELS, build  # noqa: E402
+
+FRAMEWORKS = ["dmlkit", "eager", "jit", "ort"]
+LABELS = {"dmlkit": "DMLKit (Swift)", "eager": "PyTorch eager", "jit": "PyTorch TorchScript (frozen)", "ort": "onnxruntime"}
+
+
+def bench_binary(path):
+    if path:
+        return pathlib.Path(path)
+    subprocess.run(["swift", "build", "-c", "release", "--product", "runtime-bench"], cwd=REPO, check=True)
+    bin_dir = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=REPO, check=True,
+                             capture_output=True, text=True).stdout.strip()
+    return pathlib.Path(bin_dir) / "runtime-bench"
+
+
+def measure(command, threads):
+    """Runs one worker; returns its JSON and peak RSS in MiB."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = process.stdout.read(), process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"{command[:3]} failed: {err}")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["peak_rss_mib"] = usage.ru_maxrss / 1024
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--bin", help="runtime-bench executable (default: build it in release)")
+    parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
+    args = parser.parse_args()
+    binary = bench_binary(args.bin)
+    t = args.threads
+    work = pathlib.Path(tempfile.mkdtemp(prefix="runtime-bench-"))
+    results, profiles = {}, {}
+    for name in MODELS:
+        model, x = build(name), torch.randn(2, 3, 64, 64)
+        export_model(model, x, work / f"{name}.safetensors")
+        torch.onnx.export(model, (x,), str(work / f"{name}.onnx"), input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "n"}, "output": {0: "n"}}, dynamo=False)
+        for batch, iterations in ((1, 200 if name == "small-cnn" else 60), (64, 6 if name == "small-cnn" else 4)):
+            for fw in FRAMEWORKS:
+                if fw == "dmlkit":
+                    cmd = [str(binary), "latency", str(work / f"{name}.safetensors"), str(batch), str(iterations), str(t)]
+                else:
+                    cmd = [sys.executable, str(HERE / "peer_torch.py"), "latency", fw, name, str(batch), str(iterations), str(t), str(work)]
+                results[(name, fw, batch)] = measure(cmd, t)
+                print(name, fw, batch, results[(name, fw, batch)], file=sys.stderr)
+        for fw in FRAMEWORKS:
+            if fw == "dmlkit":
+                cmd = [str(binary), "embed", str(work / f"{name}.safetensors"), str(args.count), "64", str(t)]
+            else:
+                cmd = [sys.executable, str(HERE / "peer_torch.py"), "embed", fw, name, str(args.count), "64", str(t), str(work)]
+            results[(name, fw, "embed")] = measure(cmd, t)
+            print(name, fw, "embed", results[(name, fw, "embed")], file=sys.stderr)
+        profiles[name] = measure([str(binary), "profile", str(work / f"{name}.safetensors"), "64", "3", str(t)], t)
+    sgemm = {shape: measure([str(binary), "sgemm", *map(str, shape), str(t)], t)["gflops"]
+             for shape in ((512, 512, 512), (64, 1024, 288), (128, 256, 576))}
+
+    lines = [START, "## Runtime (DMLRuntime vs PyTorch CPU vs onnxruntime)", "",
+             "Reproduce: `make bench` (or `swift build -c release --product runtime-bench && "
+             f".venv/bin/python bench/runtime/run.py --threads {t}`).", "",
+             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other work while "
+             f"measured), {platform.system()}; torch {torch.__version__}; every framework at {t} thread(s), one process each. "
+             "Models: bench/runtime/models.py, 64x64 RGB in, 128-d out, f32 weights (BatchNorm folded by the exporter). "
+             "Latency is the median of repeated calls on the same batch; embed is a fresh process embedding "
+             f"{args.count} inputs in batches of 64, start-up and model load included; peak RSS is that process's maximum.", ""]
+    lines += ["| model | framework | batch-1 latency | batch-64 latency | batch-64 throughput | embed 1,000: time | peak RSS |",
+              "|---|---|---|---|---|---|---|"]
+    for name in MODELS:
+        for fw in FRAMEWORKS:
+            b1, b64, emb = results[(name, fw, 1)], results[(name, fw, 64)], results[(name, fw, "embed")]
+            lines.append(f"| {name} | {LABELS[fw]} | {b1['median_ms']:.2f} ms | {b64['median_ms']:.1f} ms | "
+                         f"{64e3 / b64['median_ms']:.0f}/s | {emb['seconds']:.2f} s | {emb['peak_rss_mib']:.0f} MiB |")
+    lines += ["", "Against the targets (DMLKit / peer):", ""]
+    for name in MODELS:
+        r = lambda fw, k: results[(name, fw, k)]  # noqa: E731
+        latency = r("dmlkit", 1)["median_ms"] / r("eager", 1)["median_ms"]
+        throughput = r("ort", 64)["median_ms"] / r("dmlkit", 64)["median_ms"]
+        rss = r("dmlkit", "embed")["peak_rss_mib"] / r("eager", "embed")["peak_rss_mib"]
+        lines.append(f"- {name}: batch-1 latency {latency:.2f}x PyTorch eager (target <= 0.5x); batch-64 throughput "
+                     f"{throughput:.2f}x onnxruntime (target >= 1x); peak RSS {rss:.2f}x PyTorch (target <= 0.2x).")
+    peak = max(sgemm.values())
+    lines += ["", "Where DMLKit's time goes at batch 64 (per-layer profile; dense = conv/linear via im2col + sgemm):", ""]
+    for name in MODELS:
+        p = profiles[name]
+        ops = ", ".join(f"{op} {ms:.1f} ms" for op, ms in sorted(p["ms_by_op"].items(), key=lambda kv: -kv[1]))
+        lines.append(f"- {name}: {p['total_ms']:.1f} ms per batch; {ops}. Dense layers run at {p['dense_gflops']:.1f} GFLOP/s "
+                     f"= {100 * p['dense_gflops'] / peak:.0f}% of OpenBLAS sgemm's best measured {peak:.1f} GFLOP/s (target >= 60%).")
+    lines.append("- OpenBLAS sgemm alone: " + "; ".join(f"{m}x{n}x{k}: {g:.1f} GFLOP/s" for (m, n, k), g in sgemm.items()) + ".")
+    section = "\n".join(lines + [END])
+    print(section)
+    (HERE / "last-run.json").write_text(json.dumps({"results": {"|".join(map(str, k)): v for k, v in results.items()},
+                                                     "profiles": profiles, "sgemm": {"x".join(map(str, k)): v for k, v in sgemm.items()}},
+                                                    indent=1))
+    if not args.no_write:
+        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n\nWritten by `make bench`; each section by its own harness.\n"
+        if START in text and END in text:
+            text = text[: text.index(START)] + section + text[text.index(END) + len(END):]
+        else:
+            text = text.rstrip() + "\n\n" + section + "\n"
+        RESULTS.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
