@@ -12,7 +12,7 @@ DEFAULTS: dict[str, Any] = {
     "device": "cpu",  # "cpu", "cuda" or "auto"
     "epochs": 30,
     "batch_size": 40,
-    "out_dir": "runs/digits-rll",
+    "out_dir": "out/train/digits-rll",
     "data": {"name": "digits", "train_classes": [0, 1, 2, 3, 4], "test_classes": [5, 6, 7, 8, 9]},
     "model": {"name": "mlp", "hidden": [128], "dim": 32},
     "loss": {"name": "rll", "params": {}},

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 import torch
+import yaml
 
 from .builders import build_data, build_loader, build_loss, build_model, build_optimizer
 from .config import load_config
@@ -84,6 +85,8 @@ def try_export(model: torch.nn.Module, example: torch.Tensor, path: str, log) ->
 
 def run(cfg: dict, log=print) -> dict:
     """Train and evaluate one configuration; returns the final record (and writes ``out_dir``)."""
+    if int(cfg["epochs"]) < 1:
+        raise ValueError(f"epochs must be >= 1, got {cfg['epochs']}")
     seed_everything(int(cfg["seed"]))
     device = pick_device(cfg["device"])
     data = build_data(cfg)
@@ -95,8 +98,6 @@ def run(cfg: dict, log=print) -> dict:
     out = cfg.get("out_dir")
     if out:
         os.makedirs(os.path.join(out, "checkpoints"), exist_ok=True)
-        import yaml
-
         with open(os.path.join(out, "config.yaml"), "w") as fh:
             yaml.safe_dump(cfg, fh, sort_keys=False)
     ks = list(cfg["eval"].get("ks", [1, 2, 4, 8]))
@@ -128,16 +129,18 @@ def run(cfg: dict, log=print) -> dict:
         record = {"epoch": epoch, "loss": total / max(count, 1), "seconds": round(time.time() - start, 3),
                   "lr": opt.param_groups[0]["lr"]}
         every = int(cfg["eval"].get("every", 1))
+        metrics: dict = {}
         # the last epoch is always evaluated; every = 0 evaluates only then
         if epoch == int(cfg["epochs"]) or (every > 0 and epoch % every == 0):
-            record.update(evaluate(model, data, device, ks))
+            metrics = evaluate(model, data, device, ks)
+            record.update(metrics)
         history.append(record)
         if show:
             shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}
             log(json.dumps(shown))
         if out:
             _write_logs(history, out)
-            key = primary_metric(record) if len(record) > 4 else None
+            key = primary_metric(metrics) if metrics else None
             state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "config": cfg}
             if int(cfg.get("checkpoint_every", 1)) > 0 and epoch % int(cfg.get("checkpoint_every", 1)) == 0:
                 torch.save(state, os.path.join(out, "checkpoints", "last.pt"))
@@ -197,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, overrides)
         final = run(cfg, log=lambda msg: print(msg, file=sys.stderr))
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, yaml.YAMLError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(json.dumps(final))

@@ -116,6 +116,12 @@ def test_config_overrides_and_errors(tmp_path, capsys):
     bad.write_text("epochz: 3\n")
     assert main(["--config", str(bad), "--quiet"]) == 1
     assert "unknown config keys ['epochz']" in capsys.readouterr().err
+    assert main(["--epochs", "0", "--quiet", "--no-export", "--out", str(tmp_path / "z")]) == 1
+    assert "epochs must be >= 1" in capsys.readouterr().err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("epochs: [1\n")
+    assert main(["--config", str(broken), "--quiet"]) == 1
+    assert capsys.readouterr().err.startswith("error: ")
     assert main(["--loss", "log_ratio", "--epochs", "1", "--quiet", "--no-export", "--out", str(tmp_path / "x")]) == 1
     assert "does not take class labels" in capsys.readouterr().err
 

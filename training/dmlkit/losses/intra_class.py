@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_embeddings
+from ..distances import safe_sqrt
 
 
 class IntraClassRankingLoss(torch.nn.Module):
@@ -82,8 +83,6 @@ class IntraClassRankingLoss(torch.nn.Module):
         gj = F.normalize(synthesized, dim=-1)
         # (J+1, batch) distances to the original; d_0 = 0 by definition
         sq = (gj - g0.unsqueeze(0)).pow(2).sum(-1)
-        from ..distances import safe_sqrt
-
         d = torch.cat([torch.zeros_like(sq[:1]), safe_sqrt(sq)], dim=0)
         return F.relu(d[:-1] - d[1:] + self.margin).mean()
 

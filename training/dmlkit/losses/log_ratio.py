@@ -26,17 +26,14 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import as_label_matrix, check_distance_matrix, check_embeddings
+from ..distances import safe_sqrt
 
 
 def pairwise_distance_matrix(x: torch.Tensor, distance: str) -> torch.Tensor:
     """D(x_i, x_j) for all pairs, computed from explicit differences (exact for near-duplicates,
     which matters inside a log)."""
     sq = (x.unsqueeze(1) - x.unsqueeze(0)).pow(2).sum(-1)
-    if distance == "squared":
-        return sq
-    from ..distances import safe_sqrt
-
-    return safe_sqrt(sq)
+    return sq if distance == "squared" else safe_sqrt(sq)
 
 
 class LogRatioLoss(torch.nn.Module):
