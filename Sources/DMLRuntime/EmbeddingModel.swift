@@ -138,13 +138,14 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
     public struct LayerProfile: Sendable {
         public var name: String
         public var op: String
-        /// Seconds per forward pass of the profiled batch.
+        /// Seconds per forward pass of the profiled batch (fastest of the repeats).
         public var seconds: Double
         /// Floating-point operations per forward pass of the profiled batch (dense layers; 0 otherwise).
         public var flops: Int
     }
 
-    /// Runs `repeats` forward passes of `count` samples and reports the mean time per layer.
+    /// Runs `repeats` forward passes of `count` samples and reports each layer's fastest time
+    /// (the minimum filters out preemption on a busy machine).
     public func profile(batch inputs: [Float], count: Int, repeats: Int = 10) throws -> [LayerProfile] {
         guard count >= 1, count <= maxBatch, inputs.count == count * inputSize else {
             throw InferenceError.inputSizeMismatch(expected: count * inputSize, got: inputs.count, shape: inputShape)
@@ -152,14 +153,17 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let plan = preparedPlan()
+        var best = [Double](repeating: .infinity, count: graph.steps.count)
         var timings = [Double](repeating: 0, count: graph.steps.count)
         inputs.withUnsafeBufferPointer { plan.input.update(from: $0.baseAddress!, count: inputs.count) }
         plan.run(batch: count)  // warm-up
-        timings.withUnsafeMutableBufferPointer { t in
-            for _ in 0..<max(1, repeats) { plan.run(batch: count, timings: t.baseAddress) }
+        for _ in 0..<max(1, repeats) {
+            for i in timings.indices { timings[i] = 0 }
+            timings.withUnsafeMutableBufferPointer { plan.run(batch: count, timings: $0.baseAddress) }
+            for i in timings.indices { best[i] = min(best[i], timings[i]) }
         }
         return graph.steps.enumerated().map { index, step in
-            LayerProfile(name: step.name, op: step.op, seconds: timings[index] / Double(max(1, repeats)), flops: step.layer.flops * count)
+            LayerProfile(name: step.name, op: step.op, seconds: best[index], flops: step.layer.flops * count)
         }
     }
 

@@ -16,6 +16,22 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
+def peak_rss_mib():
+    """VmHWM of this process (the parent's wait4 rusage would carry its own high-water mark across fork + exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+
+
+def emit(result):
+    result["peak_rss_mib"] = peak_rss_mib()
+    print(json.dumps(result))
+
+
 def inputs(batch, shape, seed=0):
     return np.random.default_rng(seed).uniform(-1, 1, (batch, *shape)).astype(np.float32)
 
@@ -64,8 +80,7 @@ def main():
             run(x)
             times.append(time.perf_counter() - start)
         times.sort()
-        print(json.dumps({"median_ms": times[len(times) // 2] * 1e3, "min_ms": times[0] * 1e3,
-                          "p90_ms": times[len(times) * 9 // 10] * 1e3}))
+        emit({"median_ms": times[len(times) // 2] * 1e3, "min_ms": times[0] * 1e3, "p90_ms": times[len(times) * 9 // 10] * 1e3})
     else:
         count, batch, threads = numbers
         start = time.perf_counter()
@@ -76,7 +91,7 @@ def main():
             checksum += float(run(inputs(n, shape, seed=done))[0, 0])
             done += n
         seconds = time.perf_counter() - start
-        print(json.dumps({"seconds": seconds, "per_second": count / seconds, "checksum": checksum}))
+        emit({"seconds": seconds, "per_second": count / seconds, "checksum": checksum})
 
 
 if __name__ == "__main__":

@@ -20,6 +20,12 @@ struct Conv2dLayer: Layer {
     /// Narrow GEMMs (small feature maps) waste BLAS throughput, so several samples are lowered side by side
     /// until the GEMM is about this many columns wide.
     static let targetColumns = 512
+    /// Large maps are lowered in bands of output rows so each band's columns (about this many floats)
+    /// stay in cache between im2col and the GEMM that reads them.
+    static let columnTileFloats = 64 * 1024
+
+    /// Output rows per im2col band in the one-sample path.
+    var bandRows: Int { max(1, min(outHeight, Self.columnTileFloats / max(1, columnRows * outWidth))) }
 
     var inPerGroup: Int { inChannels / groups }
     var outPerGroup: Int { outChannels / groups }
@@ -33,7 +39,7 @@ struct Conv2dLayer: Layer {
     func workspaceCount(maxBatch: Int) -> Int {
         if isDepthwise { return 0 }
         let samples = samplesPerGemm(maxBatch)
-        if samples == 1 { return isPointwise ? 0 : columnRows * outHeight * outWidth }
+        if samples == 1 { return isPointwise ? 0 : columnRows * bandRows * outWidth }
         // Columns for `samples` samples, then the GEMM result before it is scattered to NCHW.
         return (columnRows + outPerGroup) * outHeight * outWidth * samples
     }
@@ -98,13 +104,21 @@ struct Conv2dLayer: Layer {
                     let columns: UnsafePointer<Float>
                     if isPointwise {
                         columns = groupInput
-                    } else {
-                        im2col(groupInput, workspace, rowStride: outPlane)
-                        columns = UnsafePointer(workspace)
+                        dml_sgemm(0, 0, Int32(outPerGroup), Int32(outPlane), Int32(columnRows), 1,
+                                  weight.pointer + g * outPerGroup * columnRows, Int32(columnRows),
+                                  columns, Int32(outPlane), 1, destination + g * outPerGroup * outPlane, Int32(outPlane))
+                        continue
                     }
-                    dml_sgemm(0, 0, Int32(outPerGroup), Int32(outPlane), Int32(columnRows), 1,
-                              weight.pointer + g * outPerGroup * columnRows, Int32(columnRows),
-                              columns, Int32(outPlane), 1, destination + g * outPerGroup * outPlane, Int32(outPlane))
+                    var top = 0
+                    while top < outHeight {
+                        let rows = min(bandRows, outHeight - top)
+                        let band = rows * outWidth
+                        im2col(groupInput, workspace, rowStride: band, outputRows: top..<(top + rows))
+                        dml_sgemm(0, 0, Int32(outPerGroup), Int32(band), Int32(columnRows), 1,
+                                  weight.pointer + g * outPerGroup * columnRows, Int32(columnRows),
+                                  workspace, Int32(band), 1, destination + g * outPerGroup * outPlane + top * outWidth, Int32(outPlane))
+                        top += rows
+                    }
                 }
             }
             if fusedReLU {
@@ -123,7 +137,8 @@ struct Conv2dLayer: Layer {
         let result = workspace + columnRows * wide
         for g in 0..<groups {
             for s in 0..<samples {
-                im2col(source + s * inChannels * height * width + g * inPerGroup * height * width, columns + s * plane, rowStride: wide)
+                im2col(source + s * inChannels * height * width + g * inPerGroup * height * width, columns + s * plane,
+                       rowStride: wide, outputRows: 0..<outHeight)
             }
             dml_sgemm(0, 0, Int32(outPerGroup), Int32(wide), Int32(columnRows), 1,
                       weight.pointer + g * outPerGroup * columnRows, Int32(columnRows),
@@ -161,9 +176,9 @@ struct Conv2dLayer: Layer {
         return low <= high ? low..<(high + 1) : 0..<0
     }
 
-    /// Unfolds one group's input into a `[columnRows, outHeight * outWidth]` block (rows `rowStride` apart),
-    /// zero where padding.
-    private func im2col(_ source: UnsafePointer<Float>, _ columns: UnsafeMutablePointer<Float>, rowStride: Int) {
+    /// Unfolds one group's input for output rows `outputRows` into a `[columnRows, rows * outWidth]` block
+    /// (rows of the block `rowStride` apart), zero where padding.
+    private func im2col(_ source: UnsafePointer<Float>, _ columns: UnsafeMutablePointer<Float>, rowStride: Int, outputRows: Range<Int>) {
         var row = 0
         for c in 0..<inPerGroup {
             let channel = source + c * height * width
@@ -174,8 +189,8 @@ struct Conv2dLayer: Layer {
                     let out = columns + row * rowStride
                     let x0 = kj * dilationW - padW
                     // Each element is written once: zeros where the tap falls in the padding, input elsewhere.
-                    for oy in 0..<outHeight {
-                        let outRow = out + oy * outWidth
+                    for oy in outputRows {
+                        let outRow = out + (oy - outputRows.lowerBound) * outWidth
                         guard ys.contains(oy) else {
                             outRow.update(repeating: 0, count: outWidth)
                             continue

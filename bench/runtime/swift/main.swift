@@ -16,7 +16,19 @@ func fail(_ message: String) -> Never {
 
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
 
+/// This process's peak resident set (VmHWM, MiB) where /proc exists. Read here rather than from the parent's
+/// wait4 rusage, which on Linux carries the high-water mark of the parent across fork + exec.
+func peakRSSMiB() -> Double? {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kib = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    else { return nil }
+    return kib / 1024
+}
+
 func emit(_ object: [String: Any]) {
+    var object = object
+    if let rss = peakRSSMiB() { object["peak_rss_mib"] = rss }
     guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { fail("cannot encode result") }
     print(String(decoding: data, as: UTF8.self))
 }

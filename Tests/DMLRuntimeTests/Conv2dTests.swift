@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+@testable import DMLRuntime
+
+/// The lowered convolution (im2col bands, several samples per GEMM, depthwise loop, fused ReLU) against a
+/// direct six-loop convolution, on shapes big enough to take every path.
+@Suite("Conv2d lowering")
+struct Conv2dTests {
+    struct Case: CustomStringConvertible, Sendable {
+        var cin, cout, h, w, k, stride, pad, dilation, groups, batch: Int
+        var relu = false
+        var description: String { "cin \(cin) cout \(cout) \(h)x\(w) k\(k) s\(stride) p\(pad) d\(dilation) g\(groups) batch \(batch)\(relu ? " relu" : "")" }
+    }
+
+    static let cases: [Case] = [
+        // Large map: one-sample path in several im2col bands (64 * 9 * 96 columns per row > tile).
+        Case(cin: 64, cout: 16, h: 12, w: 96, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, batch: 1),
+        // Small map: several samples per GEMM, with a remainder chunk.
+        Case(cin: 8, cout: 12, h: 12, w: 11, k: 3, stride: 2, pad: 1, dilation: 1, groups: 1, batch: 37, relu: true),
+        // Grouped + dilated, strided, odd sizes.
+        Case(cin: 12, cout: 6, h: 11, w: 9, k: 3, stride: 2, pad: 2, dilation: 2, groups: 3, batch: 3),
+        // Depthwise with channel multiplier 2.
+        Case(cin: 5, cout: 10, h: 9, w: 7, k: 5, stride: 2, pad: 2, dilation: 1, groups: 5, batch: 4, relu: true),
+        // Pointwise, strided 1x1 and plain 1x1.
+        Case(cin: 16, cout: 8, h: 7, w: 7, k: 1, stride: 2, pad: 0, dilation: 1, groups: 1, batch: 5),
+        Case(cin: 16, cout: 8, h: 30, w: 30, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1, batch: 2),
+    ]
+
+    static func values(_ count: Int, seed: UInt64) -> [Float] {
+        var state = seed
+        return (0..<count).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state >> 11) % 2001 - 1000) / 1000
+        }
+    }
+
+    @Test("matches a direct convolution", arguments: cases)
+    func matchesDirect(_ c: Case) throws {
+        let cinPerGroup = c.cin / c.groups, coutPerGroup = c.cout / c.groups
+        let weight = Self.values(c.cout * cinPerGroup * c.k * c.k, seed: 1)
+        let bias = Self.values(c.cout, seed: 2)
+        let input = Self.values(c.batch * c.cin * c.h * c.w, seed: 3)
+        var layer = try Conv2dLayer(
+            node: "conv", inputShape: [c.cin, c.h, c.w], weight: FloatBuffer(weight), weightShape: [c.cout, cinPerGroup, c.k, c.k],
+            bias: FloatBuffer(bias), stride: [c.stride, c.stride], padding: [c.pad, c.pad], dilation: [c.dilation, c.dilation],
+            groups: c.groups)
+        layer.fusedReLU = c.relu
+        let (ho, wo) = (layer.outHeight, layer.outWidth)
+        var output = [Float](repeating: .nan, count: c.batch * c.cout * ho * wo)
+        var workspace = [Float](repeating: .nan, count: max(1, layer.workspaceCount(maxBatch: c.batch)))
+        input.withUnsafeBufferPointer { i in
+            output.withUnsafeMutableBufferPointer { o in
+                workspace.withUnsafeMutableBufferPointer { layer.forward([i.baseAddress!], o.baseAddress!, batch: c.batch, workspace: $0.baseAddress!) }
+            }
+        }
+        var worst: Float = 0
+        for n in 0..<c.batch {
+            for oc in 0..<c.cout {
+                let g = oc / coutPerGroup
+                for oy in 0..<ho {
+                    for ox in 0..<wo {
+                        var sum = Double(bias[oc])
+                        for ic in 0..<cinPerGroup {
+                            for ki in 0..<c.k {
+                                for kj in 0..<c.k {
+                                    let iy = oy * c.stride - c.pad + ki * c.dilation, ix = ox * c.stride - c.pad + kj * c.dilation
+                                    guard iy >= 0, iy < c.h, ix >= 0, ix < c.w else { continue }
+                                    let x = input[((n * c.cin + g * cinPerGroup + ic) * c.h + iy) * c.w + ix]
+                                    sum += Double(weight[((oc * cinPerGroup + ic) * c.k + ki) * c.k + kj]) * Double(x)
+                                }
+                            }
+                        }
+                        let expected = c.relu ? max(Float(sum), 0) : Float(sum)
+                        worst = max(worst, abs(expected - output[((n * c.cout + oc) * ho + oy) * wo + ox]))
+                    }
+                }
+            }
+        }
+        #expect(worst <= 1e-4, "\(c): max abs error \(worst)")
+    }
+
+    @Test("the large case really is split into bands and the small one batched")
+    func pathsAreTaken() throws {
+        let big = Self.cases[0], small = Self.cases[1]
+        let bigLayer = try Conv2dLayer(node: "a", inputShape: [big.cin, big.h, big.w], weight: FloatBuffer([Float](repeating: 0, count: 16 * 64 * 9)),
+                                       weightShape: [16, 64, 3, 3], bias: nil, stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1)
+        #expect(bigLayer.bandRows < bigLayer.outHeight)
+        let smallLayer = try Conv2dLayer(node: "b", inputShape: [small.cin, small.h, small.w], weight: FloatBuffer([Float](repeating: 0, count: 12 * 8 * 9)),
+                                         weightShape: [12, 8, 3, 3], bias: nil, stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 1)
+        #expect(smallLayer.samplesPerGemm(small.batch) > 1)
+        #expect(small.batch % smallLayer.samplesPerGemm(small.batch) != 0)
+    }
+}
