@@ -35,6 +35,8 @@ public struct BertTokenizer: Sendable {
     private let specials: [(bytes: [UInt8], id: Int32)]
     /// Id of `[CLS]`, `[SEP]` and `[PAD]`.
     public let classID: Int32, separatorID: Int32, paddingID: Int32
+    /// Id of the unknown token.
+    public var unknownID: Int32 { wordPiece.unknownID }
 
     /// A tokenizer over `vocabulary`; fails when a special token is not in it.
     public init(vocabulary: Vocabulary, configuration: TokenizerConfiguration = .init()) throws {

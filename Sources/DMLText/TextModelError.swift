@@ -13,6 +13,9 @@ public enum TextModelError: Error, CustomStringConvertible, Equatable, Sendable 
     /// A weight tensor is absent, or its shape or dtype does not fit the configuration.
     case badTensor(name: String, reason: String)
 
+    /// Token-id input (the `Embedder` path) holds a value that is not a token id of this vocabulary.
+    case invalidTokenID(index: Int, value: Float)
+
     public var description: String {
         switch self {
         case let .missingFile(path): return "text model is missing \(path)"
@@ -21,6 +24,7 @@ public enum TextModelError: Error, CustomStringConvertible, Equatable, Sendable 
         case let .unsupportedConfig(file, key, value): return "\(file): unsupported \(key) = \(value)"
         case let .invalidVocabulary(reason): return "vocab.txt: \(reason)"
         case let .badTensor(name, reason): return "model.safetensors: tensor '\(name)' \(reason)"
+        case let .invalidTokenID(index, value): return "input value \(index) (\(value)) is not a token id of the vocabulary"
         }
     }
 }

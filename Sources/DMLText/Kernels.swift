@@ -1,0 +1,61 @@
+import CDMLBlas
+import Foundation
+
+/// The element-wise pieces of the encoder. Matrices are row-major; GEMMs go through the BLAS seam.
+enum Kernels {
+    /// `c[m, n] = a[m, k] · w[n, k]ᵀ + bias[n]` (a PyTorch `Linear` with weight `[out, in]`).
+    static func linear(_ a: UnsafePointer<Float>, rows m: Int, inFeatures k: Int, weight: UnsafePointer<Float>,
+                       bias: UnsafePointer<Float>, outFeatures n: Int, into c: UnsafeMutablePointer<Float>) {
+        for r in 0..<m { (c + r * n).update(from: bias, count: n) }
+        dml_sgemm(0, 1, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), weight, Int32(k), 1, c, Int32(n))
+    }
+
+    /// In place: `x[r] = LayerNorm(x[r] + residual[r])` over rows of width `n` (two-pass mean and variance).
+    static func addLayerNorm(_ x: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?, rows: Int, width n: Int,
+                             weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, epsilon: Float) {
+        for r in 0..<rows {
+            let row = x + r * n
+            if let residual {
+                let add = residual + r * n
+                for j in 0..<n { row[j] += add[j] }
+            }
+            var sum: Float = 0
+            for j in 0..<n { sum += row[j] }
+            let mean = sum / Float(n)
+            var squares: Float = 0
+            for j in 0..<n { let d = row[j] - mean; squares += d * d }
+            let inverse = 1 / (squares / Float(n) + epsilon).squareRoot()
+            for j in 0..<n { row[j] = (row[j] - mean) * inverse * weight[j] + bias[j] }
+        }
+    }
+
+    /// In place, exact GELU: `x · Φ(x) = 0.5 x (1 + erf(x / √2))`, as BERT's `gelu`.
+    static func gelu(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count {
+            let v = x[i]
+            x[i] = 0.5 * v * (1 + erff(v * 0.70710678118654752))
+        }
+    }
+
+    /// In place, row-wise softmax of `rows` rows of width `n` (row stride `stride`), each first scaled by `scale`.
+    static func softmax(_ x: UnsafeMutablePointer<Float>, rows: Int, width n: Int, stride: Int, scale: Float) {
+        for r in 0..<rows {
+            let row = x + r * stride
+            var peak = -Float.infinity
+            for j in 0..<n { peak = max(peak, row[j]) }
+            var sum: Float = 0
+            for j in 0..<n { let e = expf((row[j] - peak) * scale); row[j] = e; sum += e }
+            let inverse = 1 / sum
+            for j in 0..<n { row[j] *= inverse }
+        }
+    }
+
+    /// In place L2 normalisation of a vector (a zero vector stays zero).
+    static func l2Normalize(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        var squares: Float = 0
+        for j in 0..<count { squares += x[j] * x[j] }
+        guard squares > 0 else { return }
+        let inverse = 1 / squares.squareRoot()
+        for j in 0..<count { x[j] *= inverse }
+    }
+}
