@@ -56,6 +56,7 @@ let package = Package(
         .executableTarget(name: "index-bench", dependencies: ["DMLIndex", "DMLNpy"], path: "bench/index/swift"),
         .testTarget(name: "DMLNpyTests", dependencies: ["DMLNpy"]),
         .testTarget(name: "DMLIndexTests", dependencies: ["DMLIndex", "DMLNpy"]),
+        .testTarget(name: "DMLKitTests", dependencies: ["DMLKit", "DMLNpy"]),
         .testTarget(name: "DMLRuntimeTests", dependencies: ["DMLRuntime"]),
         .testTarget(name: "DMLTextTests", dependencies: ["DMLText", "DMLRuntime", "DMLNpy"]),
         // Runtime benchmark driver (bench/runtime/bench.py runs it side by side with PyTorch and onnxruntime).
