@@ -12,7 +12,7 @@ from .coco import PersonRecord, load_captions, load_coco_keypoints, parse_coco_k
 from .dataset import PeopleArrays, crop_person, load_people
 from .distance import (MIN_SHARED_JOINTS, MIN_TORSO_LENGTH, PoseDistanceError, is_valid_pose, normalize_pose,
                        normalize_poses, pose_distance, pose_distance_matrix)
-from .generate import generate_dataset
+from .writer import generate_dataset
 from .keypoints import FLIP_INDEX, KEYPOINT_NAMES, NUM_KEYPOINTS, as_keypoints, mirror_keypoints
 from .synth import PersonSample, sample_person
 
