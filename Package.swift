@@ -44,7 +44,9 @@ let package = Package(
         .target(name: "DMLRuntime", dependencies: ["CDMLBlas"]),
         // WordPiece tokenizer and BERT/MiniLM encoder over a Hugging Face model directory.
         .target(name: "DMLText", dependencies: ["DMLRuntime", "CDMLBlas"]),
-        .target(name: "DMLKit", dependencies: ["DMLIndex", "DMLRuntime", "DMLNpy", "DMLText"]),
+        // The system SQLite library: the gallery's store.
+        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "DMLKit", dependencies: ["CSQLite", "DMLIndex", "DMLRuntime", "DMLNpy", "DMLText"]),
         .executableTarget(
             name: "dml",
             dependencies: [
@@ -59,6 +61,8 @@ let package = Package(
         .testTarget(name: "DMLKitTests", dependencies: ["DMLKit", "DMLNpy"]),
         .testTarget(name: "DMLRuntimeTests", dependencies: ["DMLRuntime"]),
         .testTarget(name: "DMLTextTests", dependencies: ["DMLText", "DMLRuntime", "DMLNpy"]),
+        // Text benchmark driver (bench/text/run.py runs it beside sentence-transformers and onnxruntime).
+        .executableTarget(name: "text-bench", dependencies: ["DMLText", "CDMLBlas"], path: "bench/text/swift"),
         // Runtime benchmark driver (bench/runtime/bench.py runs it side by side with PyTorch and onnxruntime).
         .executableTarget(name: "runtime-bench", dependencies: ["DMLRuntime", "CDMLBlas"], path: "bench/runtime/swift"),
     ],

@@ -1,0 +1,255 @@
+import DMLIndex
+import Foundation
+
+/// A gallery of items, searchable by embedding and by pose.
+///
+/// A gallery is a directory. `gallery.sqlite` is the source of truth: items (key, image reference, caption, pose,
+/// class label, metadata JSON), their embeddings per space, each space's embedder fingerprint, and a generation
+/// counter bumped by every committed change. The FAISS indexes beside it (`SPACE.faiss`, `pose.faiss`) are derived:
+/// an index whose recorded generation differs from the store's, or that is missing or unreadable, is rebuilt from
+/// the store when the gallery opens. Adds and removes commit to SQLite first, in one transaction, so a process
+/// killed mid-add leaves either the whole batch or none of it, and the indexes catch up on the next open.
+///
+/// Searches may run concurrently; adds and removes are serialised.
+public final class Gallery: @unchecked Sendable {
+    /// The gallery directory.
+    public let directory: URL
+    /// The embedding spaces this handle searches.
+    public let spaces: [EmbeddingSpace]
+
+    static let poseSpace = "pose"
+    private let database: SQLiteDatabase
+    private let databaseLock = NSLock()
+    private let writeLock = NSLock()
+    private var indexes: [String: VectorIndex] = [:]
+    private var poseIndex: VectorIndex
+
+    // MARK: Opening
+
+    /// Opens the gallery at `directory`, creating it if needed. Spaces already stored must match `spaces`
+    /// (dimension, metric and embedder fingerprint); new ones are added.
+    public init(directory: URL, spaces: [EmbeddingSpace]) throws {
+        self.directory = directory
+        self.spaces = spaces
+        guard Set(spaces.map(\.name)).count == spaces.count else { throw GalleryError.spaceMismatch("space names must be unique") }
+        guard !spaces.contains(where: { $0.name == Self.poseSpace }) else {
+            throw GalleryError.spaceMismatch("'\(Self.poseSpace)' is reserved for the pose-label index")
+        }
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            database = try SQLiteDatabase(path: directory.appendingPathComponent("gallery.sqlite").path)
+            try GallerySchema.create(in: database)
+            try GallerySchema.register(spaces, in: database)
+        } catch let error as GalleryError {
+            throw error
+        } catch {
+            throw GalleryError.storage("\(error)")
+        }
+        poseIndex = try VectorIndex(dimension: 34, factory: "Flat", metric: .l2)
+        for space in spaces {
+            indexes[space.name] = try loadOrRebuild(space.name, dimension: space.dimension, metric: space.metric, factory: space.factory)
+        }
+        poseIndex = try loadOrRebuild(Self.poseSpace, dimension: 34, metric: .l2, factory: "Flat")
+    }
+
+    /// Items in the gallery.
+    public var count: Int { (try? locked { try database.query("SELECT COUNT(*) FROM items").first?.int(0) ?? 0 }).map(Int.init) ?? 0 }
+
+    /// The store's generation: bumped by every committed add or remove.
+    public var generation: Int64 { (try? locked { try GallerySchema.generation(database) }) ?? 0 }
+
+    /// The item stored under `key`.
+    public func item(key: String) throws -> GalleryItem {
+        guard let (_, item) = try locked({ try GallerySchema.items(database, where: "key = ?", [.text(key)]) }).first else {
+            throw GalleryError.unknownKey(key)
+        }
+        return item
+    }
+
+    // MARK: Changing
+
+    /// Adds items with their embeddings (`embeddings[space]`: row-major, one row per item, for every space).
+    /// Returns the ids the items were given. All or nothing: a bad item or vector fails the whole batch.
+    @discardableResult
+    public func add(_ items: [GalleryItem], embeddings: [String: [Float]]) throws -> [Int64] {
+        try writeLock.withLock {
+            try validate(items, embeddings)
+            let ids: [Int64] = try locked {
+                try database.transaction { try GallerySchema.insert(items, embeddings: embeddings, spaces: spaces, into: database) }
+            }
+            do {
+                for space in spaces {
+                    try indexes[space.name]?.add(embeddings[space.name] ?? [], ids: ids)
+                }
+                let posed = zip(ids, items).compactMap { id, item in (try? item.pose?.normalized()).flatMap { $0 }.map { (id, $0.labelVector) } }
+                if !posed.isEmpty { try poseIndex.add(posed.flatMap(\.1), ids: posed.map(\.0)) }
+                try saveIndexes()
+            } catch let error as VectorIndexError {
+                // The store has the items; the indexes are rebuilt from it on the next open.
+                throw GalleryError.index(error)
+            }
+            return ids
+        }
+    }
+
+    /// Removes the items with these keys; returns how many were found.
+    @discardableResult
+    public func remove(keys: [String]) throws -> Int {
+        try writeLock.withLock {
+            let ids = try locked { try database.transaction { try GallerySchema.delete(keys: keys, from: database) } }
+            guard !ids.isEmpty else { return 0 }
+            do {
+                for index in indexes.values { try index.remove(ids: ids) }
+                try poseIndex.remove(ids: ids)
+                try saveIndexes()
+            } catch let error as VectorIndexError {
+                throw GalleryError.index(error)
+            }
+            return ids.count
+        }
+    }
+
+    // MARK: Searching
+
+    /// The `k` items whose embeddings in `space` are closest to `embedding`.
+    public func search(embedding: [Float], space: String, k: Int, allowedKeys: [String]? = nil) throws -> [GalleryHit] {
+        guard let index = indexes[space] else { throw GalleryError.unknownSpace(space) }
+        guard index.count > 0 else { throw GalleryError.emptyGallery }
+        var parameters = SearchParameters()
+        if let allowedKeys { parameters.allowedIDs = try ids(forKeys: allowedKeys) }
+        let neighbors: [Neighbor]
+        do {
+            neighbors = try index.search(vector: embedding, k: min(k, index.count), parameters: parameters)
+        } catch let error as VectorIndexError {
+            throw GalleryError.index(error)
+        }
+        let items = try fetch(neighbors.map(\.id))
+        return neighbors.compactMap { n in items[n.id].map { GalleryHit(id: n.id, item: $0, score: n.distance) } }
+    }
+
+    /// The `k` items whose poses are closest to `pose` by the pose distance (see `Pose.distance`), nearest first.
+    /// Candidates come from the pose-label index and are re-ranked exactly, visibility-aware.
+    public func search(pose: Pose, k: Int, mirror: Bool = false) throws -> [GalleryHit] {
+        guard k >= 1 else { throw GalleryError.invalidQuery("k must be at least 1") }
+        let query: NormalizedPose
+        do {
+            query = try pose.normalized()
+        } catch {
+            throw GalleryError.invalidQuery("\(error)")
+        }
+        guard poseIndex.count > 0 else { throw GalleryError.emptyGallery }
+        let candidateCount = min(poseIndex.count, max(10 * k, 200))
+        var candidates: [Neighbor]
+        do {
+            candidates = try poseIndex.search(vector: query.labelVector, k: candidateCount)
+            if mirror {
+                candidates += try poseIndex.search(vector: query.mirrored.labelVector, k: candidateCount)
+            }
+        } catch let error as VectorIndexError {
+            throw GalleryError.index(error)
+        }
+        let items = try fetch(Array(Set(candidates.map(\.id))))
+        var scored: [(Int64, GalleryItem, Double)] = []
+        for (id, item) in items {
+            guard let other = try? item.pose?.normalized(), let d = try? query.distance(to: other, mirror: mirror) else { continue }
+            scored.append((id, item, d))
+        }
+        scored.sort { $0.2 < $1.2 || ($0.2 == $1.2 && $0.0 < $1.0) }
+        return scored.prefix(k).map { GalleryHit(id: $0.0, item: $0.1, score: Float($0.2), poseDistance: $0.2) }
+    }
+
+    /// All stored embeddings of a space with their ids, in id order (for evaluation and export).
+    public func embeddings(space: String) throws -> (ids: [Int64], vectors: [Float]) {
+        guard spaces.contains(where: { $0.name == space }) else { throw GalleryError.unknownSpace(space) }
+        return try locked { try GallerySchema.vectors(database, space: space) }
+    }
+
+    // MARK: Internals
+
+    private func locked<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try databaseLock.withLock(body)
+        } catch let error as SQLiteError {
+            throw GalleryError.storage(error.description)
+        }
+    }
+
+    private func ids(forKeys keys: [String]) throws -> [Int64] {
+        try locked { try keys.compactMap { try database.query("SELECT id FROM items WHERE key = ?", [.text($0)]).first?.int(0) } }
+    }
+
+    private func fetch(_ ids: [Int64]) throws -> [Int64: GalleryItem] {
+        guard !ids.isEmpty else { return [:] }
+        let placeholders = Array(repeating: "?", count: ids.count).joined(separator: ",")
+        let rows = try locked { try GallerySchema.items(database, where: "id IN (\(placeholders))", ids.map { .integer($0) }) }
+        return Dictionary(rows, uniquingKeysWith: { a, _ in a })
+    }
+
+    private func validate(_ items: [GalleryItem], _ embeddings: [String: [Float]]) throws {
+        var keys = Set<String>()
+        for item in items {
+            guard !item.key.isEmpty else { throw GalleryError.invalidItem("empty key") }
+            guard keys.insert(item.key).inserted else { throw GalleryError.duplicateKey(item.key) }
+        }
+        if let existing = try ids(forKeys: Array(keys)).first {
+            let key = try locked { try database.query("SELECT key FROM items WHERE id = ?", [.integer(existing)]).first?.text(0) }
+            throw GalleryError.duplicateKey(key ?? "?")
+        }
+        for name in embeddings.keys where !spaces.contains(where: { $0.name == name }) { throw GalleryError.unknownSpace(name) }
+        for space in spaces {
+            guard let vectors = embeddings[space.name] else {
+                throw GalleryError.invalidItem("no '\(space.name)' embeddings given")
+            }
+            guard vectors.count == items.count * space.dimension else {
+                throw GalleryError.invalidItem("'\(space.name)' embeddings hold \(vectors.count) floats, expected \(items.count) x \(space.dimension)")
+            }
+            for row in 0..<items.count {
+                let v = vectors[row * space.dimension..<(row + 1) * space.dimension]
+                guard v.allSatisfy(\.isFinite) else { throw GalleryError.invalidItem("'\(space.name)' embedding of '\(items[row].key)' has NaN or infinity") }
+                if space.metric == .cosine, !v.contains(where: { $0 != 0 }) {
+                    throw GalleryError.invalidItem("'\(space.name)' embedding of '\(items[row].key)' is all zeros")
+                }
+            }
+        }
+    }
+
+    private func indexURL(_ space: String) -> URL { directory.appendingPathComponent("\(space).faiss") }
+
+    /// Writes every index and records the generation it reflects.
+    private func saveIndexes() throws {
+        let generation = try locked { try GallerySchema.generation(database) }
+        for (name, index) in indexes.map({ ($0.key, $0.value) }) + [(Self.poseSpace, poseIndex)] {
+            try index.save(to: indexURL(name))
+            try locked { try GallerySchema.setIndexGeneration(database, space: name, generation) }
+        }
+    }
+
+    /// The index for `space`: loaded if its file reflects the store's generation, rebuilt from the store otherwise.
+    private func loadOrRebuild(_ space: String, dimension: Int, metric: Metric, factory: String) throws -> VectorIndex {
+        let url = indexURL(space)
+        let (current, recorded) = try locked { (try GallerySchema.generation(database), try GallerySchema.indexGeneration(database, space: space)) }
+        if recorded == current, FileManager.default.fileExists(atPath: url.path),
+           let index = try? VectorIndex.load(contentsOf: url), index.dimension == dimension, index.metric == metric
+        {
+            return index
+        }
+        do {
+            let index = try VectorIndex(dimension: dimension, factory: factory, metric: metric)
+            let (ids, vectors): ([Int64], [Float])
+            if space == Self.poseSpace {
+                let posed = try locked { try GallerySchema.items(database, where: "pose IS NOT NULL", []) }
+                    .compactMap { id, item in (try? item.pose?.normalized()).flatMap { $0 }.map { (id, $0.labelVector) } }
+                (ids, vectors) = (posed.map(\.0), posed.flatMap(\.1))
+            } else {
+                (ids, vectors) = try locked { try GallerySchema.vectors(database, space: space) }
+            }
+            if !index.isTrained && !ids.isEmpty { try index.train(vectors) }
+            if !ids.isEmpty { try index.add(vectors, ids: ids) }
+            try index.save(to: url)
+            try locked { try GallerySchema.setIndexGeneration(database, space: space, current) }
+            return index
+        } catch let error as VectorIndexError {
+            throw GalleryError.index(error)
+        }
+    }
+}

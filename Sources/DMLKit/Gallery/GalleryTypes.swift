@@ -1,0 +1,88 @@
+import DMLIndex
+import Foundation
+
+/// One gallery item: a key the app chooses, and what is known about it.
+public struct GalleryItem: Sendable, Equatable {
+    /// Unique key (e.g. a photo's identifier).
+    public var key: String
+    /// Where the image lives (path or URL), if anywhere.
+    public var image: String?
+    public var caption: String?
+    public var pose: Pose?
+    /// A class label, for class-based evaluation.
+    public var classLabel: Int64?
+    /// Free-form metadata as JSON text.
+    public var metadata: String?
+
+    public init(key: String, image: String? = nil, caption: String? = nil, pose: Pose? = nil, classLabel: Int64? = nil,
+                metadata: String? = nil)
+    {
+        self.key = key
+        self.image = image
+        self.caption = caption
+        self.pose = pose
+        self.classLabel = classLabel
+        self.metadata = metadata
+    }
+}
+
+/// An embedding space of the gallery: vectors from one embedder, indexed by one FAISS index.
+public struct EmbeddingSpace: Sendable, Equatable {
+    /// Name, e.g. "image" or "caption".
+    public var name: String
+    public var dimension: Int
+    /// The embedder's fingerprint; a gallery opened with a different one is refused.
+    public var fingerprint: String
+    public var metric: Metric
+    /// FAISS factory string of the derived index.
+    public var factory: String
+
+    public init(name: String, dimension: Int, fingerprint: String, metric: Metric = .cosine, factory: String = "Flat") {
+        self.name = name
+        self.dimension = dimension
+        self.fingerprint = fingerprint
+        self.metric = metric
+        self.factory = factory
+    }
+}
+
+/// A search result.
+public struct GalleryHit: Sendable, Equatable {
+    /// The gallery's id of the item (stable, also the FAISS id).
+    public var id: Int64
+    public var item: GalleryItem
+    /// Score in the space's metric (cosine similarity by default); for pose queries the pose distance.
+    public var score: Float
+    /// Pose distance to the query pose, where both have poses.
+    public var poseDistance: Double?
+}
+
+/// Why a gallery call failed.
+public enum GalleryError: Error, CustomStringConvertible {
+    case fingerprintMismatch(space: String, stored: String, given: String)
+    case spaceMismatch(String)
+    case unknownSpace(String)
+    case duplicateKey(String)
+    case unknownKey(String)
+    case invalidItem(String)
+    case emptyGallery
+    case invalidQuery(String)
+    case storage(String)
+    case index(VectorIndexError)
+
+    public var description: String {
+        switch self {
+        case .fingerprintMismatch(let space, let stored, let given):
+            return "gallery space '\(space)' was built with model \(stored), not \(given): rebuild the gallery for this model"
+        case .spaceMismatch(let why): return why
+        case .unknownSpace(let s): return "the gallery has no embedding space '\(s)'"
+        case .duplicateKey(let k): return "an item with key '\(k)' is already in the gallery"
+        case .unknownKey(let k): return "no item with key '\(k)' in the gallery"
+        case .invalidItem(let why): return "invalid item: \(why)"
+        case .emptyGallery: return "the gallery is empty"
+        case .invalidQuery(let why): return "invalid query: \(why)"
+        case .storage(let why): return "gallery storage: \(why)"
+        case .index(let e): return "gallery index: \(e)"
+        }
+    }
+}

@@ -1,0 +1,224 @@
+@testable import DMLKit
+import Dispatch
+import Foundation
+import Testing
+
+/// SplitMix64: the same test data on every run.
+private struct Rng {
+    var state: UInt64
+    mutating func next() -> Double {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)
+    }
+}
+
+private let dim = 8
+private let space = EmbeddingSpace(name: "image", dimension: dim, fingerprint: "model-A")
+
+/// A standing person (COCO order, image coordinates) to jitter.
+private let basePose: [Double] = [
+    0, -3, 0.3, -3.2, -0.3, -3.2, 0.6, -3, -0.6, -3, 1, -2, -1, -2, 1.5, -1, -1.5, -1, 2, 0, -2, 0, 1, 0, -1, 0, 1, 2, -1, 2,
+    1, 4, -1, 4,
+]
+
+private func randomItems(_ n: Int, seed: UInt64, keyPrefix: String = "item") -> ([GalleryItem], [Float]) {
+    var rng = Rng(state: seed)
+    var items: [GalleryItem] = []
+    var vectors: [Float] = []
+    for i in 0..<n {
+        var values: [Double] = []
+        for j in 0..<17 {
+            let hidden = j > 12 && rng.next() < 0.2  // some legs unlabelled
+            values += [basePose[2 * j] + (rng.next() - 0.5) * 1.2, basePose[2 * j + 1] + (rng.next() - 0.5) * 1.2, hidden ? 0 : 2]
+            if hidden { values[values.count - 3] = 0; values[values.count - 2] = 0 }
+        }
+        let pose = try? Pose(coco: values)
+        items.append(GalleryItem(key: "\(keyPrefix)-\(i)", image: "img/\(i).png", caption: "person \(i)", pose: pose,
+                                 classLabel: Int64(i % 5), metadata: #"{"n": \#(i)}"#))
+        vectors += (0..<dim).map { _ in Float(rng.next() - 0.5) }
+    }
+    return (items, vectors)
+}
+
+private func temporaryGallery() -> URL {
+    FileManager.default.temporaryDirectory.appendingPathComponent("dmlkit-gallery-\(UUID().uuidString)")
+}
+
+private func cosineRanking(_ query: [Float], _ vectors: [Float], keys: [String]) -> [String] {
+    func norm(_ v: ArraySlice<Float>) -> Float { v.reduce(0) { $0 + $1 * $1 }.squareRoot() }
+    let scores = keys.indices.map { i -> Float in
+        let v = vectors[i * dim..<(i + 1) * dim]
+        return zip(query, v).reduce(0) { $0 + $1.0 * $1.1 } / (norm(query[...]) * norm(v))
+    }
+    return keys.indices.sorted { scores[$0] > scores[$1] }.map { keys[$0] }
+}
+
+@Suite struct GalleryStoreAndSearch {
+    @Test func embeddingSearchMatchesBruteForceAndItemsRoundTrip() throws {
+        let url = temporaryGallery()
+        defer { try? FileManager.default.removeItem(at: url) }
+        let gallery = try Gallery(directory: url, spaces: [space])
+        let (items, vectors) = randomItems(120, seed: 1)
+        let ids = try gallery.add(items, embeddings: ["image": vectors])
+        #expect(ids.count == 120 && gallery.count == 120 && gallery.generation == 1)
+        let query = Array(vectors[5 * dim..<6 * dim])
+        let hits = try gallery.search(embedding: query, space: "image", k: 10)
+        #expect(hits.map(\.item.key) == Array(cosineRanking(query, vectors, keys: items.map(\.key)).prefix(10)))
+        #expect(hits[0].item == items[5])
+        #expect(try gallery.item(key: "item-7") == items[7])
+        let filtered = try gallery.search(embedding: query, space: "image", k: 3, allowedKeys: ["item-1", "item-2", "item-3"])
+        #expect(Set(filtered.map(\.item.key)) == ["item-1", "item-2", "item-3"])
+    }
+
+    @Test func poseSearchEqualsAnExhaustiveRankingByPoseDistance() throws {
+        let url = temporaryGallery()
+        defer { try? FileManager.default.removeItem(at: url) }
+        let gallery = try Gallery(directory: url, spaces: [space])
+        let (items, vectors) = randomItems(150, seed: 2)
+        try gallery.add(items, embeddings: ["image": vectors])
+        let query = try #require(randomItems(1, seed: 99).0[0].pose)
+        for mirror in [false, true] {
+            let hits = try gallery.search(pose: query, k: 8, mirror: mirror)
+            let exact = items.compactMap { item -> (String, Double)? in
+                guard let p = item.pose, let d = try? Pose.distance(query, p, mirror: mirror) else { return nil }
+                return (item.key, d)
+            }.sorted { $0.1 < $1.1 }
+            #expect(hits.map(\.item.key) == exact.prefix(8).map(\.0))
+            for (hit, truth) in zip(hits, exact) { #expect(abs(hit.poseDistance! - truth.1) < 1e-12) }
+        }
+    }
+
+    @Test func removedItemsAreGoneFromStoreAndSearch() throws {
+        let url = temporaryGallery()
+        defer { try? FileManager.default.removeItem(at: url) }
+        let gallery = try Gallery(directory: url, spaces: [space])
+        let (items, vectors) = randomItems(40, seed: 3)
+        try gallery.add(items, embeddings: ["image": vectors])
+        #expect(try gallery.remove(keys: ["item-5", "nope"]) == 1)
+        #expect(gallery.count == 39)
+        let hits = try gallery.search(embedding: Array(vectors[5 * dim..<6 * dim]), space: "image", k: 39)
+        #expect(!hits.contains { $0.item.key == "item-5" })
+        #expect(throws: GalleryError.self) { try gallery.item(key: "item-5") }
+    }
+}
+
+@Suite struct GalleryDurability {
+    @Test func reopeningGivesTheSameResultsAndRebuildsDeletedIndexes() throws {
+        let url = temporaryGallery()
+        defer { try? FileManager.default.removeItem(at: url) }
+        let (items, vectors) = randomItems(60, seed: 4)
+        let query = Array(vectors[0..<dim])
+        let before: [GalleryHit]
+        do {
+            let gallery = try Gallery(directory: url, spaces: [space])
+            try gallery.add(items, embeddings: ["image": vectors])
+            before = try gallery.search(embedding: query, space: "image", k: 5)
+        }
+        try FileManager.default.removeItem(at: url.appendingPathComponent("image.faiss"))
+        try FileManager.default.removeItem(at: url.appendingPathComponent("pose.faiss"))
+        let reopened = try Gallery(directory: url, spaces: [space])
+        #expect(try reopened.search(embedding: query, space: "image", k: 5) == before)
+        #expect(FileManager.default.fileExists(atPath: url.appendingPathComponent("image.faiss").path))
+        #expect(try reopened.search(pose: items[0].pose!, k: 1).first?.item.key == "item-0")
+    }
+
+    @Test func aStaleIndexFromBeforeACommittedAddIsRebuilt() throws {
+        // As if the process died after committing to SQLite but before writing the index.
+        let url = temporaryGallery()
+        defer { try? FileManager.default.removeItem(at: url) }
+        let (first, firstVectors) = randomItems(30, seed: 5)
+        let (second, secondVectors) = randomItems(30, seed: 6, keyPrefix: "late")
+        let indexURL = url.appendingPathComponent("image.faiss")
+        do {
+            let gallery = try Gallery(directory: url, spaces: [space])
+            try gallery.add(first, embeddings: ["image": firstVectors])
+            let old = try Data(contentsOf: indexURL)
+            try gallery.add(second, embeddings: ["image": secondVectors])
+            // Put back the index file and its recorded generation from before the second add.
+            try old.write(to: indexURL)
+            let db = try SQLiteDatabase(path: url.appendingPathComponent("gallery.sqlite").path)
+            try db.query("UPDATE meta SET value = '1' WHERE key = 'index_generation:image'")
+        }
+        let reopened = try Gallery(directory: url, spaces: [space])
+        let hit = try reopened.search(embedding: Array(secondVectors[0..<dim]), space: "image", k: 1)
+        #expect(hit.first?.item.key == "late-0")
+    }
+
+    @Test func aGalleryFromAnotherModelIsRefused() throws {
+        let url = temporaryGallery()
+        defer { try? FileManager.default.removeItem(at: url) }
+        _ = try Gallery(directory: url, spaces: [space])
+        let other = EmbeddingSpace(name: "image", dimension: dim, fingerprint: "model-B")
+        #expect {
+            try Gallery(directory: url, spaces: [other])
+        } throws: { error in
+            guard case GalleryError.fingerprintMismatch(let s, let stored, let given) = error else { return false }
+            return s == "image" && stored == "model-A" && given == "model-B"
+        }
+    }
+
+    @Test func aCorruptDatabaseGivesAClearError() throws {
+        let url = temporaryGallery()
+        defer { try? FileManager.default.removeItem(at: url) }
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        try Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 7919) }).write(to: url.appendingPathComponent("gallery.sqlite"))
+        #expect(throws: GalleryError.self) { try Gallery(directory: url, spaces: [space]) }
+    }
+}
+
+@Suite struct GalleryBadInput {
+    @Test func badBatchesAreRefusedWholeAndLeaveTheGalleryAsItWas() throws {
+        let url = temporaryGallery()
+        defer { try? FileManager.default.removeItem(at: url) }
+        let gallery = try Gallery(directory: url, spaces: [space])
+        let (items, vectors) = randomItems(10, seed: 7)
+        try gallery.add(items, embeddings: ["image": vectors])
+        let (more, moreVectors) = randomItems(3, seed: 8, keyPrefix: "more")
+        var nan = moreVectors
+        nan[4] = .nan
+        #expect(throws: GalleryError.self) { try gallery.add(more, embeddings: ["image": nan]) }
+        #expect(throws: GalleryError.self) { try gallery.add(more, embeddings: ["image": Array(moreVectors.dropLast())]) }
+        #expect(throws: GalleryError.self) { try gallery.add(more, embeddings: [:]) }
+        #expect(throws: GalleryError.self) { try gallery.add([items[0]], embeddings: ["image": Array(vectors[0..<dim])]) }
+        #expect(throws: GalleryError.self) { try gallery.add(more + [more[0]], embeddings: ["image": moreVectors + moreVectors[0..<dim]]) }
+        #expect(gallery.count == 10 && gallery.generation == 1)
+    }
+
+    @Test func badQueries() throws {
+        let url = temporaryGallery()
+        defer { try? FileManager.default.removeItem(at: url) }
+        let gallery = try Gallery(directory: url, spaces: [space])
+        #expect(throws: GalleryError.self) { try gallery.search(embedding: [Float](repeating: 1, count: dim), space: "image", k: 3) }
+        let (items, vectors) = randomItems(10, seed: 9)
+        try gallery.add(items, embeddings: ["image": vectors])
+        #expect(throws: GalleryError.self) { try gallery.search(embedding: [1, 2], space: "image", k: 3) }
+        #expect(throws: GalleryError.self) { try gallery.search(embedding: [Float](repeating: 1, count: dim), space: "text", k: 3) }
+        var noHips: [Double] = (0..<17).flatMap { j in [basePose[2 * j], basePose[2 * j + 1], 2.0] }
+        noHips[3 * 11 + 2] = 0  // left hip unlabelled: the pose has no centre
+        #expect(throws: GalleryError.self) { try gallery.search(pose: try Pose(coco: noHips), k: 3) }
+    }
+
+    @Test func concurrentSearchesWhileAdding() throws {
+        let url = temporaryGallery()
+        defer { try? FileManager.default.removeItem(at: url) }
+        let gallery = try Gallery(directory: url, spaces: [space])
+        let (items, vectors) = randomItems(50, seed: 10)
+        try gallery.add(items, embeddings: ["image": vectors])
+        let query = Array(vectors[0..<dim])
+        DispatchQueue.concurrentPerform(iterations: 4) { worker in
+            if worker == 0 {
+                for batch in 0..<5 {
+                    let (more, moreVectors) = randomItems(10, seed: UInt64(100 + batch), keyPrefix: "batch\(batch)")
+                    _ = try? gallery.add(more, embeddings: ["image": moreVectors])
+                }
+            } else {
+                for _ in 0..<20 { _ = try? gallery.search(embedding: query, space: "image", k: 5) }
+            }
+        }
+        #expect(gallery.count == 100)
+        #expect(try gallery.search(embedding: query, space: "image", k: 1).first?.item.key == "item-0")
+    }
+}
