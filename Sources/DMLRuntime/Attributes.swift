@@ -12,7 +12,7 @@ struct Attributes {
             if let fallback { return fallback }
             throw fail(key, "is missing")
         }
-        guard let number = value.intValue else { throw fail(key, "must be an integer") }
+        guard let number = value.intValue, abs(number) <= RuntimeLimits.maxAttribute else { throw fail(key, "must be an integer of moderate size") }
         return number
     }
 
@@ -22,18 +22,23 @@ struct Attributes {
             if let fallback { return [fallback, fallback] }
             throw fail(key, "is missing")
         }
-        if let number = value.intValue { return [number, number] }
-        guard let array = value.arrayValue, array.count == 2, let a = array[0].intValue, let b = array[1].intValue else {
+        let pair: [Int]
+        if let number = value.intValue {
+            pair = [number, number]
+        } else if let array = value.arrayValue, array.count == 2, let a = array[0].intValue, let b = array[1].intValue {
+            pair = [a, b]
+        } else {
             throw fail(key, "must be an integer or a list of two integers")
         }
-        return [a, b]
+        guard pair.allSatisfy({ abs($0) <= RuntimeLimits.maxAttribute }) else { throw fail(key, "is out of range") }
+        return pair
     }
 
     /// A list of integers.
     func ints(_ key: String) throws -> [Int] {
         guard let array = node.attributes[key]?.arrayValue else { throw fail(key, "must be a list of integers") }
         return try array.map {
-            guard let number = $0.intValue else { throw fail(key, "must be a list of integers") }
+            guard let number = $0.intValue, abs(number) <= RuntimeLimits.maxAttribute else { throw fail(key, "must be a list of integers of moderate size") }
             return number
         }
     }

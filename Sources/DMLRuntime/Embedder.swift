@@ -21,10 +21,12 @@ extension Embedder {
 
     /// Embeds `count` samples stored back to back; returns `count * dimension` floats.
     public func embed(batch inputs: [Float], count: Int) throws -> [Float] {
-        guard count >= 0, inputs.count == count * inputSize else {
-            throw InferenceError.inputSizeMismatch(expected: max(count, 0) * inputSize, got: inputs.count, shape: inputShape)
+        guard let expected = checkedProduct(count, inputSize), inputs.count == expected,
+              let outputCount = checkedProduct(count, dimension)
+        else {
+            throw InferenceError.inputSizeMismatch(expected: checkedProduct(max(count, 0), inputSize) ?? Int.max, got: inputs.count, shape: inputShape)
         }
-        var output = [Float](repeating: 0, count: count * dimension)
+        var output = [Float](repeating: 0, count: outputCount)
         try inputs.withUnsafeBufferPointer { source in
             try output.withUnsafeMutableBufferPointer { try embed(batch: source, count: count, into: $0) }
         }

@@ -97,10 +97,12 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
     /// Input must be finite: NaN or infinity is refused with `InferenceError.nonFiniteInput`.
     public func forward(batch inputs: UnsafeBufferPointer<Float>, count: Int, into output: UnsafeMutableBufferPointer<Float>) throws {
         let sampleSize = inputSize
-        guard count >= 0, inputs.count == count * sampleSize else {
-            throw InferenceError.inputSizeMismatch(expected: max(count, 0) * sampleSize, got: inputs.count, shape: inputShape)
+        guard let expected = checkedProduct(count, sampleSize), inputs.count == expected else {
+            throw InferenceError.inputSizeMismatch(expected: checkedProduct(max(count, 0), sampleSize) ?? Int.max, got: inputs.count, shape: inputShape)
         }
-        guard output.count >= count * dimension else { throw InferenceError.outputTooSmall(expected: count * dimension, got: output.count) }
+        guard let needed = checkedProduct(count, dimension), output.count >= needed else {
+            throw InferenceError.outputTooSmall(expected: checkedProduct(count, dimension) ?? Int.max, got: output.count)
+        }
         guard count > 0, let source = inputs.baseAddress, let destination = output.baseAddress else { return }
         if let bad = inputs.firstIndex(where: { !$0.isFinite }) { throw InferenceError.nonFiniteInput(index: bad) }
         lock.lock()
@@ -119,8 +121,9 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
     /// Embeds 8-bit images (`count` images of `width` x `height`, back to back) using the model's preprocessing.
     public func embed(pixels: UnsafeBufferPointer<UInt8>, width: Int, height: Int, format: PixelFormat, count: Int = 1) throws -> [Float] {
         guard let preprocessing = spec.preprocessing else { throw InferenceError.preprocessing("the model declares no image preprocessing") }
-        let imageBytes = width * height * format.channels
-        guard count >= 1, width > 0, height > 0, pixels.count == imageBytes * count else {
+        guard count >= 1, width > 0, height > 0, let imageBytes = [width, height, format.channels].checkedElementCount,
+              checkedProduct(imageBytes, count) == pixels.count
+        else {
             throw InferenceError.preprocessing("\(pixels.count) bytes do not hold \(count) image(s) of \(width)x\(height)x\(format.channels)")
         }
         var tensor = [Float](repeating: 0, count: count * inputSize)
@@ -147,7 +150,7 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
     /// Runs `repeats` forward passes of `count` samples and reports each layer's fastest time
     /// (the minimum filters out preemption on a busy machine).
     public func profile(batch inputs: [Float], count: Int, repeats: Int = 10) throws -> [LayerProfile] {
-        guard count >= 1, count <= maxBatch, inputs.count == count * inputSize else {
+        guard count >= 1, count <= maxBatch, inputs.count == checkedProduct(count, inputSize) else {
             throw InferenceError.inputSizeMismatch(expected: count * inputSize, got: inputs.count, shape: inputShape)
         }
         lock.lock()

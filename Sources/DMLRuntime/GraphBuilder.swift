@@ -87,6 +87,11 @@ struct GraphBuilder {
                     op += "+relu"
                 }
             }
+            guard layer.outputShape.allSatisfy({ $0 >= 1 }), let size = layer.outputShape.checkedElementCount,
+                  size <= RuntimeLimits.maxValueElements
+            else {
+                throw ModelError.shapeMismatch(node: node.name, reason: "output shape \(layer.outputShape) is empty or too large")
+            }
             steps.append(.init(name: node.name, op: op, layer: layer, inputs: inputs, output: shapes.count))
             valueOf[node.name] = shapes.count
             shapes.append(layer.outputShape)
@@ -188,9 +193,9 @@ struct GraphBuilder {
             return (ReshapeLayer(outputShape: Array(shape[..<(start - 1)]) + [merged] + Array(shape[end...])), nil)
         case "reshape":
             var target = try attrs.ints("shape")
-            let known = target.filter { $0 != -1 }.reduce(1, *)
+            let known = target.filter { $0 != -1 }.checkedElementCount ?? 0
             if let wildcard = target.firstIndex(of: -1), known > 0 { target[wildcard] = shape.elementCount / known }
-            guard target.allSatisfy({ $0 > 0 }), target.elementCount == shape.elementCount else {
+            guard target.allSatisfy({ $0 > 0 }), target.checkedElementCount == shape.elementCount else {
                 throw ModelError.shapeMismatch(node: node.name, reason: "cannot reshape \(shape) to \(try attrs.ints("shape"))")
             }
             return (ReshapeLayer(outputShape: target), nil)

@@ -81,6 +81,9 @@ public struct ModelSpec: Sendable {
             return dim
         }
         guard !inputShape.isEmpty else { throw ModelError.invalidArchitecture("input.shape is empty") }
+        guard let elements = inputShape.checkedElementCount, elements <= RuntimeLimits.maxValueElements else {
+            throw ModelError.invalidArchitecture("input.shape \(inputShape) is too large")
+        }
         guard let nodeValues = root["nodes"]?.arrayValue else { throw ModelError.invalidArchitecture("missing nodes") }
         nodes = try nodeValues.enumerated().map { try Self.parseNode($0.element, index: $0.offset) }
         guard let outputValues = root["outputs"]?.arrayValue, !outputValues.isEmpty else {

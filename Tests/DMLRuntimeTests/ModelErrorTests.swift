@@ -77,6 +77,38 @@ struct ModelErrorTests {
         #expect(throws: InferenceError.nonFiniteInput(index: model.inputSize + 7)) { _ = try model.embed(batch: input, count: 2) }
     }
 
+    @Test("absurd attribute values are refused, not overflowed")
+    func hugeAttribute() throws {
+        let file = try editedModel("resnet-f32.safetensors") { $0.replacingOccurrences(of: #""padding":[1,1]"#, with: #""padding":[1099511627776,1]"#) }
+        #expect(throws: ModelError.self) { try EmbeddingModel(file: file) }
+    }
+
+    @Test("an input shape too large to allocate is refused")
+    func hugeInputShape() throws {
+        let file = try editedModel("mlp-f32.safetensors") { $0.replacingOccurrences(of: #""shape":[32]"#, with: #""shape":[16000000,16000000,32]"#) }
+        #expect(throws: ModelError.self) { try EmbeddingModel(file: file) }
+    }
+
+    @Test("a layer with an empty output is refused")
+    func emptyOutput() throws {
+        // fc4 with zero output features: an empty weight [0, 48] and bias [0].
+        let source = try SafetensorsFile(contentsOf: Fixtures.url("mlp-f32.safetensors"))
+        let tensors = try source.tensors.keys.sorted().map { name -> (String, String, [Int], [UInt8]) in
+            if name == "fc4.weight" { return (name, "F32", [0, 48], []) }
+            if name == "fc4.bias" { return (name, "F32", [0], []) }
+            return (name, try source.info(name).dtype.rawValue, try source.info(name).shape, Array(try source.rawBytes(name)))
+        }
+        let file = try SafetensorsFile(bytes: SafetensorsBytes(tensors: tensors, metadata: source.metadata).bytes())
+        #expect(throws: ModelError.self) { try EmbeddingModel(file: file) }
+    }
+
+    @Test("a sample count whose size overflows is refused")
+    func overflowingCount() throws {
+        let model = try EmbeddingModel(contentsOf: Fixtures.url("mlp-f32.safetensors"))
+        #expect(throws: InferenceError.self) { _ = try model.embed(batch: [Float](repeating: 0, count: 32), count: Int.max / 2) }
+        #expect(throws: InferenceError.self) { _ = try model.embed(batch: [], count: -1) }
+    }
+
     @Test("errors read as one clear line")
     func messages() {
         #expect(ModelError.unknownOp(node: "n1", op: "foo").description == "unknown op 'foo' in node 'n1'")

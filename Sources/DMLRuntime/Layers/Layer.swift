@@ -25,6 +25,31 @@ extension Layer {
 extension Array where Element == Int {
     /// Product of the dimensions.
     var elementCount: Int { reduce(1, *) }
+
+    /// Product of the dimensions, or nil when a dimension is negative or the product overflows.
+    var checkedElementCount: Int? {
+        var product = 1
+        for dim in self {
+            guard dim >= 0 else { return nil }
+            let (next, overflow) = product.multipliedReportingOverflow(by: dim)
+            if overflow { return nil }
+            product = next
+        }
+        return product
+    }
+}
+
+/// `a * b`, or nil on overflow or a negative factor (sizes computed from caller-supplied counts).
+func checkedProduct(_ a: Int, _ b: Int) -> Int? {
+    guard a >= 0, b >= 0 else { return nil }
+    let (product, overflow) = a.multipliedReportingOverflow(by: b)
+    return overflow ? nil : product
+}
+
+/// Limits that keep a hostile model file from requesting absurd buffers: per-sample floats of any value.
+enum RuntimeLimits {
+    static let maxValueElements = 1 << 28
+    static let maxAttribute = 1 << 24
 }
 
 /// Copies `count` floats unless source and destination are the same buffer (an op run in place).
