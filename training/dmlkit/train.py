@@ -33,6 +33,7 @@ def seed_everything(seed: int) -> None:
 
 
 def pick_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` (error if unavailable) or ``auto`` (CUDA when present)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -61,6 +62,7 @@ def evaluate(model, data, device, ks) -> dict:
 
 
 def primary_metric(metrics: dict) -> str:
+    """The metric that picks ``best.pt``: MAP@R for classes, the first nDCG@K for continuous labels."""
     return "map@r" if "map@r" in metrics else next(k for k in metrics if k.startswith("ndcg@"))
 
 
