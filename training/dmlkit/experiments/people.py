@@ -1,0 +1,308 @@
+"""Pose-aware image embedder on synthetic people (issue 6, first slice): a small CNN trained with the
+log-ratio loss on dense-triplet batches, label = pose, evaluated on held-out people by nDCG and mean
+label distance against the pose distance.
+
+    python -m dmlkit.experiments.people --data out/people/synth-s0-n10000 --count 10000 \
+        --train 8000 --queries 400 --gallery 1600 --dim 128 --steps 1500 --seed 0 --out out/people/pose-lr
+
+The data set is generated into ``--data`` if it is not there yet (``dmlkit.data.people.generate``).
+Every method here sees the same images, batches and optimiser; the comparison rows are the trained
+model, the same CNN untrained (random init), raw pixels and the label-space oracle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.people import generate_dataset, load_people, pose_distance_matrix
+from ..losses import BinaryTripletLoss, DenseTripletMarginLoss, LogRatioLoss
+from ..miners import DenseTripletBatchSampler
+from ..models import L2Normalize
+
+PIXEL_MEAN, PIXEL_STD = 0.5, 0.25
+LOSSES = ("log_ratio", "dense_triplet", "binary_triplet")
+
+
+def make_loss(name: str, k: int) -> nn.Module:
+    """The loss of a row: log-ratio (squared distances in both spaces, every sample an anchor), or the
+    paper's triplet baselines on the same batches (dense triplets, margin 0.05; binary triplets with
+    the k label-space neighbours as positives, margin 0.2)."""
+    if name == "log_ratio":
+        return LogRatioLoss(distance="squared", anchors="all")
+    if name == "dense_triplet":
+        return DenseTripletMarginLoss(margin=0.05)
+    if name == "binary_triplet":
+        return BinaryTripletLoss(k=k, margin=0.2)
+    raise ValueError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")
+
+
+class PoseCNN(nn.Module):
+    """64 x 64 RGB -> four stride-2 conv blocks -> 4 x 4 x 128 map -> flatten -> linear -> dim,
+    L2-normalised. The flatten keeps where things are, which a pose embedding needs (global pooling
+    would throw the layout away)."""
+
+    def __init__(self, dim: int = 128, size: int = 64, width: int = 32) -> None:
+        super().__init__()
+        chans = [3, width, 2 * width, 3 * width, 4 * width]
+        layers = []
+        for cin, cout in zip(chans, chans[1:]):
+            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+        self.features = nn.Sequential(*layers)
+        side = size // 16
+        self.head = nn.Linear(chans[-1] * side * side, dim)
+        self.norm = L2Normalize()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.head(torch.flatten(self.features(x), 1)))
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float (N, 3, H, W), standardised like the exported preprocessing."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    return (x - PIXEL_MEAN) / PIXEL_STD
+
+
+def label_distances(a: np.ndarray, b: np.ndarray | None = None, fill: float | None = None) -> np.ndarray:
+    """Pose distances (no mirror invariance: a mirrored pose looks different in an image). Pairs that
+    share too few joints get ``fill`` (default: the largest finite distance)."""
+    d = pose_distance_matrix(a, b, mirror=False, too_few="nan")
+    bad = np.isnan(d)
+    if bad.any():
+        d[bad] = np.nanmax(d) if fill is None else fill
+    return d
+
+
+def pose_neighbours(keypoints: np.ndarray, k: int, chunk: int = 256) -> np.ndarray:
+    """(N, k) indices of each pose's k nearest other poses (ties by lower index)."""
+    n = len(keypoints)
+    out = np.empty((n, k), dtype=np.int64)
+    for s in range(0, n, chunk):
+        d = label_distances(keypoints[s:s + chunk], keypoints, fill=np.inf)
+        d[np.arange(len(d)), np.arange(s, s + len(d))] = np.inf
+        out[s:s + chunk] = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return out
+
+
+def graded_metrics_from_distances(query: np.ndarray, gallery: np.ndarray, label_d: np.ndarray,
+                                  ks=(10, 50, 100), top=(1, 5, 10)) -> dict:
+    """nDCG@K (gain 1/(1+d), discount 1/log2(rank+1), ideal = gallery sorted by label distance) and
+    mean label distance of the top K, ranking the gallery by Euclidean embedding distance (ties by
+    index). The same definitions as :func:`dmlkit.evaluation.graded_metrics`, for label distances
+    that are given as a matrix rather than as vectors."""
+    q, g = np.asarray(query, np.float64), np.asarray(gallery, np.float64)
+    emb_d = ((q[:, None, :] - g[None, :, :]) ** 2).sum(-1)
+    order = np.argsort(emb_d, axis=1, kind="stable")
+    lab = np.take_along_axis(label_d, order, axis=1)
+    ideal = np.sort(label_d, axis=1)
+    kmax = max(max(ks), max(top))
+    disc = 1.0 / np.log2(np.arange(2, kmax + 2))
+    out = {}
+    for k in ks:
+        w = min(k, lab.shape[1])  # a gallery smaller than K: all of it
+        dcg = (disc[:w] / (1 + lab[:, :w])).sum(1)
+        idcg = (disc[:w] / (1 + ideal[:, :w])).sum(1)
+        out[f"ndcg@{k}"] = float((dcg / idcg).mean())
+    for k in top:
+        out[f"label_distance@{k}"] = float(lab[:, :k].mean())
+    return out
+
+
+def embed(model: nn.Module, images: np.ndarray, batch: int = 256) -> np.ndarray:
+    model.eval()
+    with torch.no_grad():
+        return np.concatenate([model(to_tensor(images[s:s + batch])).numpy() for s in range(0, len(images), batch)])
+
+
+def train(images: np.ndarray, keypoints: np.ndarray, dim: int, steps: int, seed: int, batch: int = 32, k: int = 5,
+          lr: float = 1e-3, loss: str = "log_ratio", width: int = 32, log=print) -> tuple[nn.Module, dict]:
+    """Train a :class:`PoseCNN` with ``loss`` (see :func:`make_loss`) on dense-triplet batches: an
+    anchor, its k pose neighbours and random others. The log-ratio loss gets squared pose distances
+    (it compares squared embedding distances); the triplet losses only use their order."""
+    torch.manual_seed(seed)
+    model = PoseCNN(dim, images.shape[1], width)
+    t0 = time.time()
+    neighbours = pose_neighbours(keypoints, k)
+    t_nn = time.time() - t0
+    sampler = DenseTripletBatchSampler(np.arange(len(images)), batch, k=k, num_batches=steps, seed=seed,
+                                       neighbours=torch.from_numpy(neighbours))
+    loss_fn = make_loss(loss, k)
+    power = 2 if loss == "log_ratio" else 1
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    x_all = to_tensor(images)
+    model.train()
+    t0, running = time.time(), []
+    for step, idx in enumerate(sampler, 1):
+        idx = np.asarray(idx)
+        dy = torch.from_numpy(label_distances(keypoints[idx]) ** power)
+        value = loss_fn(model(x_all[idx]), label_distances=dy)
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+        sched.step()
+        running.append(value.item())
+        if step % 100 == 0 or step == steps:
+            log(f"step {step}/{steps} loss {np.mean(running[-100:]):.4f} ({time.time() - t0:.0f} s)")
+    return model, {"train_seconds": round(time.time() - t0, 1), "neighbour_seconds": round(t_nn, 1),
+                   "final_loss": float(np.mean(running[-100:]))}
+
+
+def raw_pixels(images: np.ndarray, size: int = 16) -> np.ndarray:
+    """Downsampled, standardised pixels as an embedding (the raw-pixel bound)."""
+    x = torch.nn.functional.adaptive_avg_pool2d(to_tensor(images), size).flatten(1).numpy()
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def f16_parity(model: nn.Module, images: np.ndarray) -> float:
+    """Smallest cosine similarity between the model's embeddings and those of a copy whose weights are
+    rounded to float16 (what an f16 export stores), over ``images``."""
+    import copy
+
+    rounded = copy.deepcopy(model)
+    with torch.no_grad():
+        for t in list(rounded.parameters()) + list(rounded.buffers()):
+            if t.is_floating_point():
+                t.copy_(t.half().float())
+    a, b = embed(model, images), embed(rounded, images)
+    return float((np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
+
+
+def export(model: nn.Module, path: str, dtype: str, metadata: dict, size: int = 64) -> dict:
+    """Write the model for the Swift runtime (8-bit RGB pixels in, L2-normalised embedding out)."""
+    from ..export import export_model
+
+    model.eval()
+    example = torch.zeros(1, 3, size, size)
+    return export_model(model, example, path, metadata={k: str(v) for k, v in metadata.items()}, dtype=dtype,
+                        preprocessing={"channel_order": "rgb", "scale": 1.0 / 255.0, "mean": PIXEL_MEAN,
+                                       "std": PIXEL_STD})
+
+
+def model_card(result: dict, fingerprint: str, command: str) -> str:
+    """Markdown model card of an exported run."""
+    c, m = result["config"], result["metrics"]
+    cols = ["ndcg@10", "ndcg@50", "ndcg@100", "label_distance@1", "label_distance@5", "label_distance@10"]
+    table = ["| row | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for name, row in m.items():
+        table.append(f"| {name} | " + " | ".join(f"{row[k]:.4f}" for k in cols) + " |")
+    return f"""# {os.path.basename(result['export']['path'])}
+
+Pose-aware image embedder: 64x64 RGB image of one person -> {c['dim']}-d L2-normalised embedding whose
+distances follow pose distance (`dmlkit.data.people.pose_distance`, no mirror invariance).
+
+- **Architecture**: `dmlkit.experiments.people.PoseCNN(dim={c['dim']}, width={c['width']})`: four stride-2
+  conv3x3/BN/ReLU blocks, flatten, linear, L2 normalisation. Preprocessing: pixels / 255, minus
+  {PIXEL_MEAN}, divided by {PIXEL_STD} (stored in the file). Weights stored as {result['export']['dtype']}
+  (smallest cosine to the float32 model on the held-out queries: {result['f16_min_cosine']:.6f}).
+- **Data**: synthetic people from `dmlkit.data.people` (seed {c['data_seed']}, {c['count']} generated): the first
+  {c['train']} train; held out: {c['queries']} queries against a gallery of {c['gallery']} (never seen in training).
+- **Training**: loss `{c['loss']}` ({'log-ratio, squared distances in both spaces, every sample an anchor' if c['loss'] == 'log_ratio' else 'triplet baseline'}),
+  dense-triplet batches of {c['batch']} (anchor, its 5 pose neighbours, random others), Adam lr {c['lr']} with cosine
+  decay, {c['steps']} steps, seed {c['seed']}, CPU, 1 thread: {result['train']['train_seconds']} s
+  (+ {result['train']['neighbour_seconds']} s neighbour search).
+- **Fingerprint**: `{fingerprint}`
+
+## Held-out retrieval (gain 1/(1+d), d = pose distance in torso lengths)
+
+{chr(10).join(table)}
+
+One seed, one small run: see `models/RESULTS.md` (when written) for the comparison across losses and seeds.
+
+## Reproduce
+
+```
+{command}
+```
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m dmlkit.experiments.people", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, help="data set directory (generated there if missing)")
+    p.add_argument("--count", type=int, default=10000, help="people to generate if --data is empty")
+    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--train", type=int, default=8000, help="first N people train, the rest is held out")
+    p.add_argument("--queries", type=int, default=400)
+    p.add_argument("--gallery", type=int, default=1600)
+    p.add_argument("--dim", type=int, default=128)
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--loss", choices=LOSSES, default="log_ratio")
+    p.add_argument("--width", type=int, default=32, help="channels of the first conv block")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy small CPU)")
+    p.add_argument("--out", help="directory for metrics.json and the checkpoint")
+    p.add_argument("--export", help="also write the trained model here (.safetensors, f16 if parity allows) "
+                                    "and its model card next to it (.md)")
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    kp_json = os.path.join(a.data, "person_keypoints.json")
+    if not os.path.exists(kp_json):
+        print(f"generating {a.count} people into {a.data}", flush=True)
+        generate_dataset(a.data, a.count, a.data_seed, 64, progress=True)
+    need = a.train + a.queries + a.gallery
+    data = load_people(kp_json, os.path.join(a.data, "images"), limit=need)
+    if len(data.images) < need:
+        print(f"error: {a.data} has {len(data.images)} people, need {need}", file=sys.stderr)
+        return 1
+    tr = slice(0, a.train)
+    qs = slice(a.train, a.train + a.queries)
+    gs = slice(a.train + a.queries, need)
+    label_qg = label_distances(data.keypoints[qs], data.keypoints[gs])
+
+    model, info = train(data.images[tr], data.keypoints[tr], a.dim, a.steps, a.seed, a.batch, lr=a.lr,
+                        loss=a.loss, width=a.width, log=lambda m: print(m, flush=True))
+    rows = {a.loss: graded_metrics_from_distances(
+        embed(model, data.images[qs]), embed(model, data.images[gs]), label_qg)}
+    torch.manual_seed(a.seed)
+    untrained = PoseCNN(a.dim, data.images.shape[1], a.width)
+    rows["random-init CNN"] = graded_metrics_from_distances(
+        embed(untrained, data.images[qs]), embed(untrained, data.images[gs]), label_qg)
+    rows["raw pixels (16x16)"] = graded_metrics_from_distances(
+        raw_pixels(data.images[qs]), raw_pixels(data.images[gs]), label_qg)
+    rows["label-space oracle"] = _oracle(label_qg)
+    result = {"config": vars(a), "train": info, "metrics": rows,
+              "f16_min_cosine": f16_parity(model, data.images[qs])}
+    if a.export:
+        dtype = "f16" if result["f16_min_cosine"] >= 0.999 else "f32"
+        arch = export(model, a.export, dtype, {
+            "people.task": "pose", "people.loss": a.loss, "people.dim": a.dim, "people.seed": a.seed,
+            "people.data": f"dmlkit.data.people seed {a.data_seed}, first {a.train} of {a.count} people, 64x64",
+            "people.steps": a.steps})
+        result["export"] = {"path": a.export, "dtype": dtype, "output_dim": arch["output_dim"]}
+        from safetensors import safe_open
+
+        with safe_open(a.export, "np") as f:
+            fingerprint = f.metadata()["dml.fingerprint"]
+        command = "cd training && python -m dmlkit.experiments.people " + " ".join(argv if argv is not None
+                                                                                    else sys.argv[1:])
+        with open(os.path.splitext(a.export)[0] + ".md", "w") as f:
+            f.write(model_card(result, fingerprint, command))
+    print(json.dumps(result, indent=1))
+    if a.out:
+        os.makedirs(a.out, exist_ok=True)
+        with open(os.path.join(a.out, "metrics.json"), "w") as f:
+            json.dump(result, f, indent=1)
+        torch.save(model.state_dict(), os.path.join(a.out, "model.pt"))
+    return 0
+
+
+def _oracle(label_d: np.ndarray, top=(1, 5, 10), ks=(10, 50, 100)) -> dict:
+    """The label-space oracle: ranks by the label distance itself (nDCG = 1 by construction)."""
+    lab = np.sort(label_d, axis=1)
+    out = {f"ndcg@{k}": 1.0 for k in ks}
+    out.update({f"label_distance@{k}": float(lab[:, :k].mean()) for k in top})
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The pose-aware embedder experiment: metrics from label-distance matrices and a tiny training run."""
+
+import numpy as np
+import pytest
+
+from dmlkit.data.people import pose_distance, sample_person
+from dmlkit.evaluation import graded_metrics
+from dmlkit.experiments import people
+
+
+def test_graded_metrics_from_distances_equal_the_library_for_euclidean_labels():
+    rng = np.random.default_rng(0)
+    q, g = rng.normal(size=(15, 4)), rng.normal(size=(60, 4))
+    yq, yg = rng.normal(size=(15, 3)), rng.normal(size=(60, 3))
+    label_d = np.linalg.norm(yq[:, None] - yg[None], axis=-1)
+    ours = people.graded_metrics_from_distances(q, g, label_d, ks=(5, 10), top=(1, 5))
+    ref = graded_metrics(q, yq, g, yg, ks=(1, 5, 10))
+    for key in ("ndcg@5", "ndcg@10", "label_distance@1", "label_distance@5"):
+        assert abs(ours[key] - ref[key]) < 1e-12, key
+
+
+def test_neighbours_are_the_nearest_poses():
+    kps = np.stack([sample_person(np.random.default_rng([3, i]), 32).keypoints for i in range(12)])
+    nn = people.pose_neighbours(kps, 3, chunk=5)
+    for i in range(12):
+        d = [pose_distance(kps[i], kps[j]) if j != i else np.inf for j in range(12)]
+        assert sorted(d)[:3] == [d[j] for j in nn[i]]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    samples = [sample_person(np.random.default_rng([5, i]), 64) for i in range(24)]
+    return np.stack([s.image for s in samples]), np.stack([s.keypoints for s in samples])
+
+
+@pytest.mark.parametrize("loss", people.LOSSES)
+def test_tiny_training_run_gives_unit_embeddings(tiny, loss):
+    images, kps = tiny
+    model, info = people.train(images, kps, dim=8, steps=2, seed=0, batch=10, k=3, loss=loss, width=8,
+                               log=lambda m: None)
+    assert np.isfinite(info["final_loss"])
+    e = people.embed(model, images[:5])
+    assert e.shape == (5, 8) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5)
+
+
+def test_unknown_loss_is_rejected():
+    with pytest.raises(ValueError, match="unknown loss"):
+        people.make_loss("hinge", 5)
+
+
+def test_command_line_trains_evaluates_exports_and_writes_a_card(tmp_path):
+    from safetensors import safe_open
+
+    data, model = tmp_path / "data", tmp_path / "pose.safetensors"
+    argv = ["--data", str(data), "--count", "30", "--train", "16", "--queries", "4", "--gallery", "10",
+            "--steps", "2", "--batch", "8", "--dim", "8", "--width", "8", "--out", str(tmp_path / "run"),
+            "--export", str(model)]
+    assert people.main(argv) == 0
+    with safe_open(str(model), "np") as f:
+        meta = f.metadata()
+    assert meta["people.loss"] == "log_ratio" and "dml.fingerprint" in meta
+    card = (tmp_path / "pose.md").read_text()
+    assert meta["dml.fingerprint"] in card and "--export" in card and "| label-space oracle |" in card
+    assert people.main(argv[:2] + ["--train", "100"]) == 1  # not enough people
