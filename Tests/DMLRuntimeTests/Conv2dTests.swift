@@ -17,6 +17,10 @@ struct Conv2dTests {
         Case(cin: 64, cout: 16, h: 12, w: 96, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, batch: 1),
         // Small map: several samples per GEMM, with a remainder chunk.
         Case(cin: 8, cout: 12, h: 12, w: 11, k: 3, stride: 2, pad: 1, dilation: 1, groups: 1, batch: 37, relu: true),
+        // Stride 1 with "same" padding and dilation 2 (the one-copy-per-tap im2col), small map batched.
+        Case(cin: 6, cout: 4, h: 5, w: 7, k: 3, stride: 1, pad: 2, dilation: 2, groups: 1, batch: 9),
+        // Stride 1, "same" 5x5 on a map narrower than the kernel reach.
+        Case(cin: 3, cout: 5, h: 3, w: 2, k: 5, stride: 1, pad: 2, dilation: 1, groups: 1, batch: 2),
         // Grouped + dilated, strided, odd sizes.
         Case(cin: 12, cout: 6, h: 11, w: 9, k: 3, stride: 2, pad: 2, dilation: 2, groups: 3, batch: 3),
         // Depthwise with channel multiplier 2.

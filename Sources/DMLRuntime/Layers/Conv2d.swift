@@ -188,6 +188,11 @@ struct Conv2dLayer: Layer {
                     let xs = Self.validRange(size: width, outSize: outWidth, stride: strideW, pad: padW, offset: kj * dilationW)
                     let out = columns + row * rowStride
                     let x0 = kj * dilationW - padW
+                    if strideH == 1, strideW == 1, outWidth == width {
+                        sameSizeTap(channel, out, ys: ys, xs: xs, rowOffset: ki * dilationH - padH, x0: x0, outputRows: outputRows)
+                        row += 1
+                        continue
+                    }
                     // Each element is written once: zeros where the tap falls in the padding, input elsewhere.
                     for oy in outputRows {
                         let outRow = out + (oy - outputRows.lowerBound) * outWidth
@@ -206,6 +211,37 @@ struct Conv2dLayer: Layer {
                     }
                     row += 1
                 }
+            }
+        }
+    }
+
+    /// One kernel tap of a stride-1 conv whose output is as wide as its input ("same" padding): output pixel
+    /// `j` reads input pixel `j + offset` for one constant offset, so the whole band is one copy; the columns
+    /// that fall in the horizontal padding (which the copy filled from the neighbouring row) are zeroed after.
+    private func sameSizeTap(_ channel: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, ys: Range<Int>, xs: Range<Int>,
+                             rowOffset: Int, x0: Int, outputRows: Range<Int>) {
+        let lower = max(ys.lowerBound, outputRows.lowerBound)
+        let valid = lower..<max(lower, min(ys.upperBound, outputRows.upperBound))
+        let first = outputRows.lowerBound
+        // Rows entirely in the vertical padding.
+        out.update(repeating: 0, count: (valid.lowerBound - first) * outWidth)
+        (out + (valid.upperBound - first) * outWidth).update(repeating: 0, count: (outputRows.upperBound - valid.upperBound) * outWidth)
+        guard !valid.isEmpty else { return }
+        var destination = (valid.lowerBound - first) * outWidth
+        var source = valid.lowerBound * width + rowOffset * width + x0
+        var count = valid.count * width
+        if source < 0 {  // the skipped elements are padding columns, zeroed below
+            destination -= source
+            count += source
+            source = 0
+        }
+        count = min(count, height * width - source)
+        if count > 0 { (out + destination).update(from: channel + source, count: count) }
+        if xs.count < outWidth {
+            for oy in valid {
+                let line = out + (oy - first) * outWidth
+                for ox in 0..<min(xs.lowerBound, outWidth) { line[ox] = 0 }
+                for ox in max(xs.upperBound, xs.lowerBound)..<outWidth { line[ox] = 0 }
             }
         }
     }
