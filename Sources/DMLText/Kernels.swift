@@ -29,12 +29,34 @@ enum Kernels {
         }
     }
 
-    /// In place, exact GELU: `x · Φ(x) = 0.5 x (1 + erf(x / √2))`, as BERT's `gelu`.
+    /// In place GELU as BERT's `gelu`: `x · Φ(x) = 0.5 x (1 + erf(x / √2))`. erf is a rational approximation
+    /// (absolute error below 4e-7 in float, against 6e-8 for libm's `erff`) written without calls so the loop
+    /// vectorises; libm's `erff` took a sixth of the encoder's time.
     static func gelu(_ x: UnsafeMutablePointer<Float>, count: Int) {
         for i in 0..<count {
             let v = x[i]
-            x[i] = 0.5 * v * (1 + erff(v * 0.70710678118654752))
+            x[i] = 0.5 * v * (1 + erf(v * 0.70710678118654752))
         }
+    }
+
+    /// erf(z) ≈ z·P(z²)/Q(z²) on [-4, 4] (least-squares fit to erf, weighted by 1/Q); |erf| > 1 - 2e-8 beyond.
+    @inline(__always)
+    static func erf(_ value: Float) -> Float {
+        let z = min(max(value, -4), 4)
+        let z2 = z * z
+        var p: Float = 2.0272865729475953e-06
+        p = p * z2 + 0.0002861879973596014
+        p = p * z2 + 0.0038447062794883216
+        p = p * z2 + 0.052981763018867464
+        p = p * z2 + 0.19230819351724018
+        p = p * z2 + 1.1283790461431706
+        var q: Float = 3.792855606667145e-05
+        q = q * z2 + 0.0011810574145033805
+        q = q * z2 + 0.015124428893252462
+        q = q * z2 + 0.11487953582775484
+        q = q * z2 + 0.5037605983866931
+        q = q * z2 + 1
+        return z * p / q
     }
 
     /// In place, row-wise softmax of `rows` rows of width `n` (row stride `stride`), each first scaled by `scale`.

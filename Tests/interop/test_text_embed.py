@@ -33,7 +33,7 @@ def dml(*args, check=True):
 
 def corpus_lines():
     # Split on "\n" only, as dml does (str.splitlines would also split on \x0b, \x1c, \u2028, ...).
-    lines = CORPUS.read_text(encoding="utf-8").split("\n")
+    lines = CORPUS.read_bytes().decode("utf-8").split("\n")
     return lines[:-1] if lines[-1] == "" else lines
 
 

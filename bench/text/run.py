@@ -1,0 +1,143 @@
+"""Text benchmark: DMLText (Swift) vs sentence-transformers (PyTorch CPU) vs onnxruntime embedding 1,000 captions
+with all-MiniLM-L6-v2, at batch 1 and batch 32, each framework in its own process at the same thread count.
+
+Sentences/s covers tokenisation + encoder + pooling + normalisation (everything after model load). Peak RSS is the
+process's VmHWM (model load included). Rewrites the text section of bench/RESULTS.md. Run with `make bench`
+(or this file with the venv's python).
+"""
+import argparse
+import json
+import os
+import pathlib
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+HERE = REPO / "bench" / "text"
+MODEL = REPO / "models" / "text" / "all-MiniLM-L6-v2"
+RESULTS = REPO / "bench" / "RESULTS.md"
+START, END = "<!-- text-bench:start -->", "<!-- text-bench:end -->"
+FRAMEWORKS = {"dmlkit": "DMLKit (Swift, OpenBLAS)", "st": "sentence-transformers (PyTorch CPU)", "ort": "onnxruntime"}
+
+
+def captions(count, seed=7):
+    """Captions like the people gallery's: who, pose, arms, place."""
+    rng = random.Random(seed)
+    who = ["a person", "a woman", "a man", "a child", "an athlete", "a dancer", "someone", "an older man", "a girl"]
+    pose = ["standing", "sitting on a bench", "crouching", "jumping", "running", "lying on the floor", "kneeling",
+            "stretching", "walking away from the camera", "balancing on one leg"]
+    arms = ["with both arms raised above the head", "with hands on hips", "waving with the left hand", "holding a ball",
+            "with arms crossed", "pointing to the right", "with one arm extended forward", "reaching up", ""]
+    place = ["in a park", "on a sunny beach", "in a crowded gym", "on a city street at night", "indoors", "near a wall", ""]
+    return [" ".join(x for x in (rng.choice(who), rng.choice(pose), rng.choice(arms), rng.choice(place)) if x)
+            for _ in range(count)]
+
+
+def export_onnx(path):
+    import torch
+    from transformers import AutoModel
+
+    class Embedder(torch.nn.Module):
+        """BERT + mean pooling over the mask + L2 norm, as sentence-transformers computes it."""
+        def __init__(self):
+            super().__init__()
+            self.bert = AutoModel.from_pretrained(str(MODEL), attn_implementation="eager")
+
+        def forward(self, input_ids, attention_mask):
+            tokens = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+            pooled = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=-1)
+
+    model = Embedder().eval()
+    ids = torch.ones(2, 8, dtype=torch.int64)
+    with torch.no_grad():
+        torch.onnx.export(model, (ids, torch.ones_like(ids)), str(path), input_names=["input_ids", "attention_mask"],
+                          output_names=["embedding"], opset_version=17, dynamo=False,
+                          dynamic_axes={"input_ids": {0: "n", 1: "t"}, "attention_mask": {0: "n", 1: "t"}, "embedding": {0: "n"}})
+
+
+def run(command, threads):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    out = subprocess.run([str(c) for c in command], env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{command[0]} failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1])
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; each cell keeps its best")
+    parser.add_argument("--bin", help="text-bench executable (default: build it in release)")
+    parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
+    args = parser.parse_args()
+    subprocess.run([str(REPO / "scripts" / "text-model.sh")], check=True)
+    binary = args.bin
+    if binary is None:
+        subprocess.run(["swift", "build", "-c", "release", "--product", "text-bench"], cwd=REPO, check=True)
+        bin_dir = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=REPO, check=True,
+                                 capture_output=True, text=True).stdout.strip()
+        binary = str(pathlib.Path(bin_dir) / "text-bench")
+    work = pathlib.Path(tempfile.mkdtemp(prefix="text-bench-"))
+    (work / "captions.txt").write_text("\n".join(captions(args.count)) + "\n", encoding="utf-8")
+    export_onnx(work / "minilm.onnx")
+    commands = {
+        "dmlkit": lambda b, t: [binary, MODEL, work / "captions.txt", b, t],
+        "st": lambda b, t: [sys.executable, HERE / "peer.py", "st", MODEL, work / "captions.txt", b, t],
+        "ort": lambda b, t: [sys.executable, HERE / "peer.py", "ort", MODEL, work / "captions.txt", b, t, work / "minilm.onnx"],
+    }
+    results = {}
+    for round_ in range(args.rounds):  # interleaved, so load from other work on the machine hits every framework
+        for t in args.threads:
+            for batch in (1, 32):
+                for fw in FRAMEWORKS:
+                    r = run(commands[fw](batch, t), t)
+                    key = (fw, batch, t)
+                    if key not in results or r["seconds"] < results[key]["seconds"]:
+                        results[key] = r
+                    print(round_, fw, batch, t, r, file=sys.stderr)
+    import torch
+    lines = [START, "## Text (DMLText vs sentence-transformers vs onnxruntime, all-MiniLM-L6-v2)", "",
+             "Reproduce: `make bench` (or `swift build -c release --product text-bench && .venv/bin/python bench/text/run.py`).", "",
+             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, shared with other engineers' builds "
+             f"while measured (numbers are noisy); {platform.system()}; torch {torch.__version__}. {args.count} generated people "
+             "captions (~13 tokens each), each framework in its own process at the stated thread count (OpenBLAS / torch / "
+             "onnxruntime intra-op threads). Sentences/s covers tokenising, encoding, pooling and normalising, after model load "
+             f"and one warm-up batch; best of {args.rounds} interleaved rounds. onnxruntime runs the model exported from "
+             "PyTorch (BERT + mean pooling + L2 norm), fed by HF tokenizers padding to the longest caption of each batch. "
+             "Peak RSS: the process's VmHWM.", "",
+             "| threads | framework | batch 1: sentences/s | batch 32: sentences/s | peak RSS (batch 32) |", "|---|---|---|---|---|"]
+    for t in args.threads:
+        for fw, label in FRAMEWORKS.items():
+            b1, b32 = results[(fw, 1, t)], results[(fw, 32, t)]
+            lines.append(f"| {t} | {label} | {b1['sentences_per_s']:.0f} | {b32['sentences_per_s']:.0f} | {b32['peak_rss_mib']:.0f} MiB |")
+    lines += ["", "Against the targets (DMLKit / peer):", ""]
+    for t in args.threads:
+        r = lambda fw, b: results[(fw, b, t)]  # noqa: E731
+        latency = r("st", 1)["sentences_per_s"] / r("dmlkit", 1)["sentences_per_s"]
+        throughput = r("dmlkit", 32)["sentences_per_s"] / r("ort", 32)["sentences_per_s"]
+        rss = r("dmlkit", 32)["peak_rss_mib"] / r("st", 32)["peak_rss_mib"]
+        lines.append(f"- {t} thread(s): batch-1 latency {latency:.2f}x sentence-transformers (target <= 0.5x); batch-32 "
+                     f"throughput {throughput:.2f}x onnxruntime (target >= 1x); peak RSS {rss:.2f}x sentence-transformers "
+                     "(target <= 0.25x).")
+    section = "\n".join(lines + [END])
+    print(section)
+    (HERE / "last-run.json").write_text(json.dumps({"|".join(map(str, k)): v for k, v in results.items()}, indent=1))
+    if not args.no_write:
+        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+        if START in text and END in text:
+            text = text[:text.index(START)] + section + text[text.index(END) + len(END):]
+        else:
+            text = text.rstrip("\n") + "\n\n" + section + "\n"
+        RESULTS.write_text(text)
+        print(f"wrote {RESULTS}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
