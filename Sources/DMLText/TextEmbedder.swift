@@ -44,7 +44,7 @@ public final class TextEmbedder: @unchecked Sendable {
     public init(directory: URL, options: Options = .init()) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw TextModelError.missingFile(directory.path + " (not a directory)")
+            throw TextModelError.notADirectory(directory.path)
         }
         guard options.maxBatch >= 1 else { throw TextModelError.invalidConfig(file: "options", key: "maxBatch", reason: "must be at least 1") }
         let configuration = try BertConfiguration(directory: directory)

@@ -1,5 +1,7 @@
 /// Problems loading a text model directory or tokenising its input. Each message names the file, key or tensor.
 public enum TextModelError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// The model directory does not exist (or is not a directory).
+    case notADirectory(String)
     /// A file the model needs is not in the directory.
     case missingFile(String)
     /// A file exists but cannot be read or parsed.
@@ -18,6 +20,7 @@ public enum TextModelError: Error, CustomStringConvertible, Equatable, Sendable 
 
     public var description: String {
         switch self {
+        case let .notADirectory(path): return "no text model directory at \(path)"
         case let .missingFile(path): return "text model is missing \(path)"
         case let .unreadableFile(path, reason): return "cannot read \(path): \(reason)"
         case let .invalidConfig(file, key, reason): return "\(file): '\(key)' \(reason)"

@@ -24,13 +24,17 @@ public struct Vocabulary: Sendable {
         self.longestPiece = longest
     }
 
-    /// Reads `vocab.txt` (UTF-8, `\n` line ends; a trailing `\r` is kept as part of the token, as `transformers` does).
+    /// Reads `vocab.txt` (UTF-8). Lines end with `\n` or `\r\n`, as Python's text mode reads them for `transformers`.
     public init(contentsOf url: URL) throws {
         guard let data = FileManager.default.contents(atPath: url.path) else { throw TextModelError.missingFile(url.lastPathComponent) }
         guard let text = String(validating: data, as: UTF8.self) else {
             throw TextModelError.invalidVocabulary("not valid UTF-8")
         }
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        // Split on scalars: as Characters, "\r\n" is one grapheme and would not split on "\n".
+        var lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            let trimmed = line.last == "\r" ? line.dropLast() : line
+            return String(String.UnicodeScalarView(trimmed))
+        }
         if lines.last == "" { lines.removeLast() }
         guard !lines.isEmpty else { throw TextModelError.invalidVocabulary("is empty") }
         guard lines.count <= Int(Int32.max) else { throw TextModelError.invalidVocabulary("has too many tokens") }

@@ -32,6 +32,7 @@ struct EmbedTextCommand: ParsableCommand {
         do {
             embedder = try TextEmbedder(directory: fileURL(model), options: .init(precision: precision, maxBatch: batch, threads: threads))
         } catch let error as TextModelError {
+            if case .notADirectory = error { throw error }
             throw CLIError("\(model): \(error)")  // the error names the file inside the directory; say which directory
         }
         let encodings = embedder.tokenizer.encode(lines)

@@ -74,4 +74,23 @@ import Testing
             #expect(abs(norm - 1) < 1e-5)
         }
     }
+
+    @Test func concurrentCallsGiveTheSameEmbeddingsAsSerialOnes() throws {
+        let embedder = try TextEmbedder(directory: try TextFixtures.modelDirectory(), options: .init(maxBatch: 4))
+        let corpus = try TextFixtures.corpus()
+        let sets = (0..<4).map { k in Array(corpus[(k * 40)..<(k * 40 + 12)]) }
+        let serial = sets.map { embedder.embed($0) }
+        let results = Results(count: sets.count)
+        DispatchQueue.concurrentPerform(iterations: sets.count) { k in results.set(k, embedder.embed(sets[k])) }
+        for k in sets.indices { #expect(results.get(k) == serial[k], "set \(k)") }
+    }
+}
+
+/// Collects per-thread results behind a lock.
+private final class Results: @unchecked Sendable {
+    private var values: [[Float]]
+    private let lock = NSLock()
+    init(count: Int) { values = Array(repeating: [], count: count) }
+    func set(_ k: Int, _ value: [Float]) { lock.lock(); values[k] = value; lock.unlock() }
+    func get(_ k: Int) -> [Float] { lock.lock(); defer { lock.unlock() }; return values[k] }
 }

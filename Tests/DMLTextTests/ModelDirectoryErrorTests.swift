@@ -4,7 +4,10 @@ import Testing
 
 /// A model directory that is incomplete or describes a model the encoder does not implement fails with an error
 /// naming the file, key or tensor, never a crash.
-@Suite struct ModelDirectoryErrorTests {
+@Suite final class ModelDirectoryErrorTests {
+    private var made: [URL] = []
+    deinit { for url in made { try? FileManager.default.removeItem(at: url) } }
+
     static let files = ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "sentence_bert_config.json", "1_Pooling/config.json"]
 
     /// A copy of the MiniLM directory made of links, leaving out `missing` and writing `replaced` files.
@@ -12,6 +15,7 @@ import Testing
         let source = try TextFixtures.modelDirectory()
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("dmltext-model-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url.appendingPathComponent("1_Pooling"), withIntermediateDirectories: true)
+        made.append(url)
         for file in Self.files where file != missing {
             let target = url.appendingPathComponent(file)
             if let text = replaced[file] {
@@ -37,8 +41,7 @@ import Testing
     }
 
     @Test func missingDirectoryIsNamed() throws {
-        let error = #expect(throws: TextModelError.self) { try TextEmbedder(directory: URL(fileURLWithPath: "/nonexistent/minilm")) }
-        #expect(error?.description.contains("/nonexistent/minilm") == true)
+        #expect(throws: TextModelError.notADirectory("/nonexistent/minilm")) { try TextEmbedder(directory: URL(fileURLWithPath: "/nonexistent/minilm")) }
     }
 
     @Test func unsupportedActivationIsNamed() throws {

@@ -84,6 +84,12 @@ import Testing
         #expect(tokenizer.encode("hello world hello").ids == [2, 5, 6, 3])
     }
 
+    @Test func vocabularyWithWindowsLineEndsReadsTheSameTokens() throws {
+        let url = try directory(["vocab.txt": vocab.replacingOccurrences(of: "\n", with: "\r\n"), "tokenizer_config.json": "{}"])
+        let tokenizer = try BertTokenizer(directory: url)
+        #expect(tokenizer.vocabulary.count == 9 && tokenizer.vocabulary["world"] == 6)
+    }
+
     @Test func missingVocabularyIsNamed() throws {
         let url = try directory(["tokenizer_config.json": "{}"])
         #expect(throws: TextModelError.missingFile("vocab.txt")) { try BertTokenizer(directory: url) }
