@@ -6,6 +6,7 @@ import pytest
 from dmlkit.data.people import pose_distance, sample_person
 from dmlkit.evaluation import graded_metrics
 from dmlkit.experiments import people
+from dmlkit.experiments.people_labels import CaptionLabels, PoseLabels
 
 
 def test_graded_metrics_from_distances_equal_the_library_for_euclidean_labels():
@@ -21,7 +22,7 @@ def test_graded_metrics_from_distances_equal_the_library_for_euclidean_labels():
 
 def test_neighbours_are_the_nearest_poses():
     kps = np.stack([sample_person(np.random.default_rng([3, i]), 32).keypoints for i in range(12)])
-    nn = people.pose_neighbours(kps, 3, chunk=5)
+    nn = PoseLabels(kps).neighbours(3, chunk=5)
     for i in range(12):
         d = [pose_distance(kps[i], kps[j]) if j != i else np.inf for j in range(12)]
         assert sorted(d)[:3] == [d[j] for j in nn[i]]
@@ -36,11 +37,27 @@ def tiny():
 @pytest.mark.parametrize("loss", people.LOSSES)
 def test_tiny_training_run_gives_unit_embeddings(tiny, loss):
     images, kps = tiny
-    model, info = people.train(images, kps, dim=8, steps=2, seed=0, batch=10, k=3, loss=loss, width=8,
-                               log=lambda m: None)
+    model, info = people.train(images, PoseLabels(kps), dim=8, steps=2, seed=0, batch=10, k=3, loss=loss,
+                               width=8, log=lambda m: None)
     assert np.isfinite(info["final_loss"])
     e = people.embed(model, images[:5])
     assert e.shape == (5, 8) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5)
+
+
+def test_caption_labels_are_euclidean_and_train(tiny):
+    images, _ = tiny
+    v = np.random.default_rng(1).normal(size=(24, 6))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    labels = CaptionLabels(v)
+    d = labels.distances([0, 3, 5], [1, 2])
+    assert np.allclose(d, np.linalg.norm(v[[0, 3, 5]][:, None] - v[[1, 2]][None], axis=-1))
+    nn = labels.neighbours(2)
+    full = np.linalg.norm(v[:, None] - v[None], axis=-1) + np.diag(np.full(24, np.inf))
+    assert np.array_equal(nn, np.argsort(full, axis=1, kind="stable")[:, :2])
+    model, info = people.train(images, labels, dim=4, steps=2, seed=0, batch=10, k=3, width=8, log=lambda m: None)
+    assert np.isfinite(info["final_loss"])
+    with pytest.raises(ValueError, match="labels"):
+        people.train(images[:5], labels, dim=4, steps=1, seed=0, log=lambda m: None)
 
 
 def test_unknown_loss_is_rejected():

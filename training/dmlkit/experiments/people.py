@@ -1,8 +1,8 @@
-"""Pose-aware image embedder on synthetic people (issue 6, first slice): a small CNN trained with the
-log-ratio loss on dense-triplet batches, label = pose, evaluated on held-out people by nDCG and mean
-label distance against the pose distance.
+"""Pose- and caption-aware image embedders on synthetic people (issue 6): a small CNN trained on
+dense-triplet batches with the log-ratio loss (or a triplet baseline), label = pose (pose distance)
+or caption (MiniLM caption embedding), evaluated on held-out people by nDCG and mean label distance.
 
-    python -m dmlkit.experiments.people --data out/people/synth-s0-n10000 --count 10000 \
+    python -m dmlkit.experiments.people --data out/people/synth-s0-n10000 --count 10000 --label pose \
         --train 8000 --queries 400 --gallery 1600 --dim 128 --steps 1500 --seed 0 --out out/people/pose-lr
 
 The data set is generated into ``--data`` if it is not there yet (``dmlkit.data.people.generate``).
@@ -22,10 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.people import generate_dataset, load_people, pose_distance_matrix
+from ..data.people import generate_dataset, load_people
 from ..losses import BinaryTripletLoss, DenseTripletMarginLoss, LogRatioLoss
 from ..miners import DenseTripletBatchSampler
 from ..models import L2Normalize
+from .people_labels import DEFAULT_TEXT_MODEL, CaptionLabels, PoseLabels, embed_captions
 
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.25
 LOSSES = ("log_ratio", "dense_triplet", "binary_triplet")
@@ -44,7 +45,7 @@ def make_loss(name: str, k: int) -> nn.Module:
     raise ValueError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")
 
 
-class PoseCNN(nn.Module):
+class PeopleCNN(nn.Module):
     """64 x 64 RGB -> four stride-2 conv blocks -> 4 x 4 x 128 map -> flatten -> linear -> dim,
     L2-normalised. The flatten keeps where things are, which a pose embedding needs (global pooling
     would throw the layout away)."""
@@ -68,27 +69,6 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> float (N, 3, H, W), standardised like the exported preprocessing."""
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
     return (x - PIXEL_MEAN) / PIXEL_STD
-
-
-def label_distances(a: np.ndarray, b: np.ndarray | None = None, fill: float | None = None) -> np.ndarray:
-    """Pose distances (no mirror invariance: a mirrored pose looks different in an image). Pairs that
-    share too few joints get ``fill`` (default: the largest finite distance)."""
-    d = pose_distance_matrix(a, b, mirror=False, too_few="nan")
-    bad = np.isnan(d)
-    if bad.any():
-        d[bad] = np.nanmax(d) if fill is None else fill
-    return d
-
-
-def pose_neighbours(keypoints: np.ndarray, k: int, chunk: int = 256) -> np.ndarray:
-    """(N, k) indices of each pose's k nearest other poses (ties by lower index)."""
-    n = len(keypoints)
-    out = np.empty((n, k), dtype=np.int64)
-    for s in range(0, n, chunk):
-        d = label_distances(keypoints[s:s + chunk], keypoints, fill=np.inf)
-        d[np.arange(len(d)), np.arange(s, s + len(d))] = np.inf
-        out[s:s + chunk] = np.argsort(d, axis=1, kind="stable")[:, :k]
-    return out
 
 
 def graded_metrics_from_distances(query: np.ndarray, gallery: np.ndarray, label_d: np.ndarray,
@@ -115,24 +95,36 @@ def graded_metrics_from_distances(query: np.ndarray, gallery: np.ndarray, label_
     return out
 
 
+def curves(query: np.ndarray, gallery: np.ndarray, label_d: np.ndarray, kmax: int = 100) -> dict:
+    """Mean label distance of the top K and nDCG@K for K = 1..kmax (the paper's curves)."""
+    ks = list(range(1, min(kmax, label_d.shape[1]) + 1))
+    m = graded_metrics_from_distances(query, gallery, label_d, ks=ks, top=ks)
+    return {"k": ks, "ndcg": [m[f"ndcg@{k}"] for k in ks], "label_distance": [m[f"label_distance@{k}"] for k in ks]}
+
+
 def embed(model: nn.Module, images: np.ndarray, batch: int = 256) -> np.ndarray:
     model.eval()
     with torch.no_grad():
         return np.concatenate([model(to_tensor(images[s:s + batch])).numpy() for s in range(0, len(images), batch)])
 
 
-def train(images: np.ndarray, keypoints: np.ndarray, dim: int, steps: int, seed: int, batch: int = 32, k: int = 5,
-          lr: float = 1e-3, loss: str = "log_ratio", width: int = 32, log=print) -> tuple[nn.Module, dict]:
-    """Train a :class:`PoseCNN` with ``loss`` (see :func:`make_loss`) on dense-triplet batches: an
-    anchor, its k pose neighbours and random others. The log-ratio loss gets squared pose distances
-    (it compares squared embedding distances); the triplet losses only use their order."""
+def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: int = 32, k: int = 5,
+          lr: float = 1e-3, loss: str = "log_ratio", width: int = 32, neighbours: np.ndarray | None = None,
+          log=print) -> tuple[nn.Module, dict]:
+    """Train a :class:`PeopleCNN` with ``loss`` (see :func:`make_loss`) on dense-triplet batches: an
+    anchor, its k label-space neighbours and random others. ``labels`` is a
+    :class:`~dmlkit.experiments.people_labels.PoseLabels` or ``CaptionLabels`` over the same samples.
+    The log-ratio loss gets squared label distances (it compares squared embedding distances); the
+    triplet losses only use their order."""
+    if len(labels) != len(images):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
     torch.manual_seed(seed)
-    model = PoseCNN(dim, images.shape[1], width)
+    model = PeopleCNN(dim, images.shape[1], width)
     t0 = time.time()
-    neighbours = pose_neighbours(keypoints, k)
+    neighbours = labels.neighbours(k) if neighbours is None else neighbours
     t_nn = time.time() - t0
     sampler = DenseTripletBatchSampler(np.arange(len(images)), batch, k=k, num_batches=steps, seed=seed,
-                                       neighbours=torch.from_numpy(neighbours))
+                                       neighbours=torch.from_numpy(np.asarray(neighbours)))
     loss_fn = make_loss(loss, k)
     power = 2 if loss == "log_ratio" else 1
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -142,7 +134,7 @@ def train(images: np.ndarray, keypoints: np.ndarray, dim: int, steps: int, seed:
     t0, running = time.time(), []
     for step, idx in enumerate(sampler, 1):
         idx = np.asarray(idx)
-        dy = torch.from_numpy(label_distances(keypoints[idx]) ** power)
+        dy = torch.from_numpy(labels.distances(idx) ** power)
         value = loss_fn(model(x_all[idx]), label_distances=dy)
         opt.zero_grad()
         value.backward()
@@ -186,6 +178,17 @@ def export(model: nn.Module, path: str, dtype: str, metadata: dict, size: int = 
                                        "std": PIXEL_STD})
 
 
+LOSS_TEXT = {"log_ratio": "log-ratio, squared distances in both spaces, every sample an anchor",
+             "dense_triplet": "triplet margin 0.05 on all dense triplets of the batch",
+             "binary_triplet": "triplet margin 0.2, the 5 label-space nearest as positives"}
+LABEL_TEXT = {
+    "pose": ("Pose", "pose distance (`dmlkit.data.people.pose_distance`, no mirror invariance)",
+             "pose distance in torso lengths"),
+    "caption": ("Caption", "the distance between the all-MiniLM-L6-v2 embeddings of the people's generated "
+                "captions", "Euclidean distance of unit caption embeddings"),
+}
+
+
 def model_card(result: dict, fingerprint: str, command: str) -> str:
     """Markdown model card of an exported run."""
     c, m = result["config"], result["metrics"]
@@ -195,22 +198,22 @@ def model_card(result: dict, fingerprint: str, command: str) -> str:
         table.append(f"| {name} | " + " | ".join(f"{row[k]:.4f}" for k in cols) + " |")
     return f"""# {os.path.basename(result['export']['path'])}
 
-Pose-aware image embedder: 64x64 RGB image of one person -> {c['dim']}-d L2-normalised embedding whose
-distances follow pose distance (`dmlkit.data.people.pose_distance`, no mirror invariance).
+{LABEL_TEXT[c['label']][0]}-aware image embedder: 64x64 RGB image of one person -> {c['dim']}-d L2-normalised
+embedding whose distances follow {LABEL_TEXT[c['label']][1]}.
 
-- **Architecture**: `dmlkit.experiments.people.PoseCNN(dim={c['dim']}, width={c['width']})`: four stride-2
+- **Architecture**: `dmlkit.experiments.people.PeopleCNN(dim={c['dim']}, width={c['width']})`: four stride-2
   conv3x3/BN/ReLU blocks, flatten, linear, L2 normalisation. Preprocessing: pixels / 255, minus
   {PIXEL_MEAN}, divided by {PIXEL_STD} (stored in the file). Weights stored as {result['export']['dtype']}
   (smallest cosine to the float32 model on the held-out queries: {result['f16_min_cosine']:.6f}).
 - **Data**: synthetic people from `dmlkit.data.people` (seed {c['data_seed']}, {c['count']} generated): the first
   {c['train']} train; held out: {c['queries']} queries against a gallery of {c['gallery']} (never seen in training).
-- **Training**: loss `{c['loss']}` ({'log-ratio, squared distances in both spaces, every sample an anchor' if c['loss'] == 'log_ratio' else 'triplet baseline'}),
-  dense-triplet batches of {c['batch']} (anchor, its 5 pose neighbours, random others), Adam lr {c['lr']} with cosine
-  decay, {c['steps']} steps, seed {c['seed']}, CPU, 1 thread: {result['train']['train_seconds']} s
-  (+ {result['train']['neighbour_seconds']} s neighbour search).
+- **Training**: loss `{c['loss']}` ({LOSS_TEXT[c['loss']]}), dense-triplet batches of {c['batch']}
+  (anchor, its 5 label-space neighbours, random others), Adam lr {c['lr']} with cosine decay, {c['steps']} steps,
+  seed {c['seed']}, CPU, 1 thread: {result['train']['train_seconds']} s (+ {result['train']['neighbour_seconds']} s
+  neighbour search).
 - **Fingerprint**: `{fingerprint}`
 
-## Held-out retrieval (gain 1/(1+d), d = pose distance in torso lengths)
+## Held-out retrieval (gain 1/(1+d), d = {LABEL_TEXT[c['label']][2]})
 
 {chr(10).join(table)}
 
@@ -237,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--loss", choices=LOSSES, default="log_ratio")
+    p.add_argument("--label", choices=("pose", "caption"), default="pose", help="what similarity means")
+    p.add_argument("--text-model", default=DEFAULT_TEXT_MODEL, help="sentence-transformers model for captions")
     p.add_argument("--width", type=int, default=32, help="channels of the first conv block")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy small CPU)")
@@ -250,32 +255,53 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generating {a.count} people into {a.data}", flush=True)
         generate_dataset(a.data, a.count, a.data_seed, 64, progress=True)
     need = a.train + a.queries + a.gallery
-    data = load_people(kp_json, os.path.join(a.data, "images"), limit=need)
+    captions = os.path.join(a.data, "captions.json") if a.label == "caption" else None
+    data = load_people(kp_json, os.path.join(a.data, "images"), captions, limit=need)
     if len(data.images) < need:
         print(f"error: {a.data} has {len(data.images)} people, need {need}", file=sys.stderr)
         return 1
     tr = slice(0, a.train)
     qs = slice(a.train, a.train + a.queries)
     gs = slice(a.train + a.queries, need)
-    label_qg = label_distances(data.keypoints[qs], data.keypoints[gs])
-
-    model, info = train(data.images[tr], data.keypoints[tr], a.dim, a.steps, a.seed, a.batch, lr=a.lr,
-                        loss=a.loss, width=a.width, log=lambda m: print(m, flush=True))
-    rows = {a.loss: graded_metrics_from_distances(
-        embed(model, data.images[qs]), embed(model, data.images[gs]), label_qg)}
+    if a.label == "pose":
+        labels = PoseLabels(data.keypoints)
+    else:
+        cache = os.path.join(a.data, f"caption_minilm_first{need}.npy")  # encoding takes a while: keep it
+        if os.path.exists(cache):
+            vectors = np.load(cache)
+        else:
+            vectors = embed_captions(data.captions, a.text_model)
+            np.save(cache, vectors)
+        labels = CaptionLabels(vectors)
+    label_qg = labels.distances(np.arange(need)[qs], np.arange(need)[gs])
+    train_labels = type(labels)(data.keypoints[tr] if a.label == "pose" else labels.vectors[tr])
+    # the neighbour search is the slow part of setting up; cache it beside the data
+    cache = os.path.join(a.data, f"{a.label}_neighbours_k5_first{a.train}.npy")
+    if os.path.exists(cache):
+        neighbours = np.load(cache)
+    else:
+        neighbours = train_labels.neighbours(5)
+        np.save(cache, neighbours)
+    model, info = train(data.images[tr], train_labels, a.dim, a.steps, a.seed, a.batch, lr=a.lr,
+                        loss=a.loss, width=a.width, neighbours=neighbours, log=lambda m: print(m, flush=True))
     torch.manual_seed(a.seed)
-    untrained = PoseCNN(a.dim, data.images.shape[1], a.width)
-    rows["random-init CNN"] = graded_metrics_from_distances(
-        embed(untrained, data.images[qs]), embed(untrained, data.images[gs]), label_qg)
-    rows["raw pixels (16x16)"] = graded_metrics_from_distances(
-        raw_pixels(data.images[qs]), raw_pixels(data.images[gs]), label_qg)
+    untrained = PeopleCNN(a.dim, data.images.shape[1], a.width)
+    embeddings = {a.loss: (embed(model, data.images[qs]), embed(model, data.images[gs])),
+                  "random-init CNN": (embed(untrained, data.images[qs]), embed(untrained, data.images[gs])),
+                  "raw pixels (16x16)": (raw_pixels(data.images[qs]), raw_pixels(data.images[gs]))}
+    rows = {name: graded_metrics_from_distances(q, g, label_qg) for name, (q, g) in embeddings.items()}
+    curve = {name: curves(q, g, label_qg) for name, (q, g) in embeddings.items()}
     rows["label-space oracle"] = _oracle(label_qg)
-    result = {"config": vars(a), "train": info, "metrics": rows,
+    ideal = np.sort(label_qg, axis=1)[:, :100]
+    ks = np.arange(1, ideal.shape[1] + 1)
+    curve["label-space oracle"] = {"k": ks.tolist(), "ndcg": [1.0] * len(ks),
+                                   "label_distance": (ideal.cumsum(1) / ks).mean(0).tolist()}
+    result = {"config": vars(a), "train": info, "metrics": rows, "curves": curve,
               "f16_min_cosine": f16_parity(model, data.images[qs])}
     if a.export:
         dtype = "f16" if result["f16_min_cosine"] >= 0.999 else "f32"
         arch = export(model, a.export, dtype, {
-            "people.task": "pose", "people.loss": a.loss, "people.dim": a.dim, "people.seed": a.seed,
+            "people.task": a.label, "people.loss": a.loss, "people.dim": a.dim, "people.seed": a.seed,
             "people.data": f"dmlkit.data.people seed {a.data_seed}, first {a.train} of {a.count} people, 64x64",
             "people.steps": a.steps})
         result["export"] = {"path": a.export, "dtype": dtype, "output_dim": arch["output_dim"]}
