@@ -133,6 +133,8 @@ def render(data, args):
         lines.append(f"- {name}: {p['total_ms']:.1f} ms per batch; {ops}. Dense layers run at {p['dense_gflops']:.1f} GFLOP/s "
                      f"= {100 * p['dense_gflops'] / peak:.0f}% of OpenBLAS sgemm's best measured {peak:.1f} GFLOP/s (target >= 60%).")
     lines.append("- OpenBLAS sgemm alone (m x n x k): " + "; ".join(f"{k}: {g:.1f} GFLOP/s" for k, g in sgemm.items()) + ".")
+    lines += ["", "Why the onnxruntime throughput target is missed, with a `perf` profile: bench/runtime/README.md. "
+              "Raw numbers of this run: bench/runtime/last-run.json."]
     return "\n".join(lines + [END])
 
 
