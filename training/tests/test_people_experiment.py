@@ -79,3 +79,29 @@ def test_command_line_trains_evaluates_exports_and_writes_a_card(tmp_path):
     card = (tmp_path / "pose.md").read_text()
     assert meta["dml.fingerprint"] in card and "--export" in card and "| label-space oracle |" in card
     assert people.main(argv[:2] + ["--train", "100"]) == 1  # not enough people
+
+
+def test_results_table_averages_seeds_and_keeps_bounds_apart(tmp_path):
+    import json
+
+    from dmlkit.experiments import people_results
+
+    cols = people_results.COLUMNS
+    for seed, value in ((0, 0.5), (1, 0.7)):
+        run = tmp_path / f"r{seed}"
+        run.mkdir()
+        metrics = {"log_ratio": {c: value for c in cols}, "random-init CNN": {c: 0.1 for c in cols},
+                   "label-space oracle": {c: 1.0 for c in cols}}
+        ks = [1, 2]
+        curves = {name: {"k": ks, "ndcg": [value, value], "label_distance": [1 - value, 1 - value]}
+                  for name in metrics}
+        (run / "metrics.json").write_text(json.dumps({"config": {"label": "pose", "loss": "log_ratio", "dim": 16,
+                                                                 "seed": seed}, "metrics": metrics, "curves": curves}))
+    runs = people_results.load_runs([str(tmp_path / "r0"), str(tmp_path / "r1"), str(tmp_path / "none")])
+    text = people_results.table(runs, "pose")
+    row = next(line for line in text.splitlines() if line.startswith("| log-ratio"))
+    assert "| 16 | 2 |" in row and "0.6000 ± 0.1414" in row  # mean and sample std of 0.5 and 0.7
+    assert any(line.startswith("| label-space oracle | - | 2 |") for line in text.splitlines())
+    people_results.plot_curves(runs, "pose", str(tmp_path / "c.png"))
+    assert (tmp_path / "c.png").stat().st_size > 1000
+    assert people_results.main([str(tmp_path / "none")]) == 1

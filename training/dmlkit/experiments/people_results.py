@@ -1,0 +1,136 @@
+"""Collect people-embedder runs (``metrics.json`` of ``dmlkit.experiments.people --out``) into the
+comparison table (mean +- sample std over seeds) and the paper-style curves.
+
+    python -m dmlkit.experiments.people_results RUN_DIR [RUN_DIR ...] --markdown table.md --plots DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from collections import defaultdict
+
+COLUMNS = ["ndcg@10", "ndcg@50", "ndcg@100", "label_distance@1", "label_distance@5", "label_distance@10"]
+BOUNDS = ("label-space oracle", "random-init CNN", "raw pixels (16x16)")
+LOSS_NAMES = {"log_ratio": "log-ratio", "dense_triplet": "dense triplet", "binary_triplet": "binary triplet"}
+
+
+def load_runs(dirs: list[str]) -> list[dict]:
+    """The ``metrics.json`` of each run directory (directories without one are skipped)."""
+    runs = []
+    for d in dirs:
+        path = os.path.join(d, "metrics.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                run = json.load(f)
+            run["dir"] = d
+            runs.append(run)
+    return runs
+
+
+def _key(run: dict) -> tuple[str, str, int]:
+    c = run["config"]
+    return c.get("label", "pose"), c.get("loss", "log_ratio"), int(c["dim"])
+
+
+def _trained_row(run: dict) -> dict:
+    loss = run["config"].get("loss", "log_ratio")
+    return run["metrics"].get(loss) or run["metrics"]["log-ratio (dense triplets)"]
+
+
+def _fmt(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def table(runs: list[dict], label: str) -> str:
+    """Markdown table for one label space: trained rows by (loss, dim) with seeds, then the bounds."""
+    groups: dict[tuple, dict[int, dict]] = defaultdict(dict)
+    bounds: dict[tuple, dict[int, dict]] = defaultdict(dict)
+    for run in runs:
+        lab, loss, dim = _key(run)
+        if lab != label:
+            continue
+        seed = int(run["config"]["seed"])
+        groups[(loss, dim)][seed] = _trained_row(run)  # one row per seed (a rerun replaces it)
+        for b in BOUNDS:
+            if b in run["metrics"]:
+                # the oracle and raw pixels do not depend on dim; the random-init CNN does
+                bkey = (b, dim) if b == "random-init CNN" else (b, None)
+                bounds[bkey][seed] = run["metrics"][b]
+    lines = ["| row | d | seeds | " + " | ".join(COLUMNS) + " |", "|---|---|---|" + "---|" * len(COLUMNS)]
+    order = sorted(groups, key=lambda k: (-k[1], list(LOSS_NAMES).index(k[0]) if k[0] in LOSS_NAMES else 9))
+    for loss, dim in order:
+        seeds = groups[(loss, dim)]
+        cells = [_fmt([seeds[s][c] for s in sorted(seeds)]) for c in COLUMNS]
+        lines.append(f"| {LOSS_NAMES.get(loss, loss)} | {dim} | {len(seeds)} | " + " | ".join(cells) + " |")
+    for (b, dim), seeds in sorted(bounds.items(), key=lambda kv: (BOUNDS.index(kv[0][0]), -(kv[0][1] or 0))):
+        cells = [_fmt([seeds[s][c] for s in sorted(seeds)]) for c in COLUMNS]
+        lines.append(f"| {b} | {dim if dim else '-'} | {len(seeds)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_curves(runs: list[dict], label: str, path: str) -> None:
+    """Mean label distance@K and nDCG@K against K (mean over seeds), one line per (loss, dim) plus
+    the bounds of the largest dim."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    lines: dict[str, list[dict]] = defaultdict(list)
+    for run in runs:
+        lab, loss, dim = _key(run)
+        if lab != label or "curves" not in run:
+            continue
+        lines[f"{LOSS_NAMES.get(loss, loss)}, d={dim}"].append(run["curves"][loss])
+        for b in BOUNDS:
+            if b in run["curves"]:
+                name = f"{b}, d={dim}" if b == "random-init CNN" else b
+                lines[name].append(run["curves"][b])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name in sorted(lines):
+        curves = lines[name]
+        k = curves[0]["k"]
+        for ax, key in zip(axes, ("label_distance", "ndcg")):
+            ax.plot(k, np.mean([c[key] for c in curves], axis=0), label=f"{name} ({len(curves)})",
+                    linestyle="--" if any(b in name for b in BOUNDS) else "-")
+    axes[0].set(xlabel="K", ylabel="mean label distance of the top K", title=f"{label}: label distance@K")
+    axes[1].set(xlabel="K", ylabel="nDCG@K (gain 1/(1+d))", title=f"{label}: nDCG@K")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m dmlkit.experiments.people_results",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", help="run directories (each with metrics.json)")
+    p.add_argument("--markdown", help="write the tables here")
+    p.add_argument("--plots", help="directory for <label>_curves.png")
+    a = p.parse_args(argv)
+    runs = load_runs(a.runs)
+    if not runs:
+        print("error: no metrics.json in the given directories", file=sys.stderr)
+        return 1
+    labels = sorted({_key(r)[0] for r in runs})
+    text = "\n\n".join(f"### {lab}\n\n{table(runs, lab)}" for lab in labels) + "\n"
+    print(text)
+    if a.markdown:
+        with open(a.markdown, "w") as f:
+            f.write(text)
+    if a.plots:
+        os.makedirs(a.plots, exist_ok=True)
+        for lab in labels:
+            plot_curves(runs, lab, os.path.join(a.plots, f"{lab}_curves.png"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
