@@ -1,7 +1,7 @@
 import DMLRuntime
 
-/// One encoder layer's parameters. Query, key and value are fused into one `[3H, H]` matrix so a single GEMM
-/// computes all three.
+/// One encoder layer's parameters. Weight matrices are stored transposed (`[in, out]`, see `Kernels.linear`);
+/// query, key and value are fused into one `[H, 3H]` matrix so a single GEMM computes all three.
 struct BertLayerWeights: Sendable {
     var qkvWeight: [Float], qkvBias: [Float]
     var attentionOutputWeight: [Float], attentionOutputBias: [Float]
@@ -44,19 +44,20 @@ struct BertWeights: Sendable {
         embeddingNormBias = try tensor("embeddings.LayerNorm.bias", [h])
         layers = try (0..<c.layerCount).map { l in
             let p = "encoder.layer.\(l)."
+            let qkv = try tensor(p + "attention.self.query.weight", [h, h], round: true)
+                + tensor(p + "attention.self.key.weight", [h, h], round: true)
+                + tensor(p + "attention.self.value.weight", [h, h], round: true)
             return BertLayerWeights(
-                qkvWeight: try tensor(p + "attention.self.query.weight", [h, h], round: true)
-                    + tensor(p + "attention.self.key.weight", [h, h], round: true)
-                    + tensor(p + "attention.self.value.weight", [h, h], round: true),
+                qkvWeight: Kernels.transposed(qkv, rows: 3 * h, columns: h),
                 qkvBias: try tensor(p + "attention.self.query.bias", [h]) + tensor(p + "attention.self.key.bias", [h])
                     + tensor(p + "attention.self.value.bias", [h]),
-                attentionOutputWeight: try tensor(p + "attention.output.dense.weight", [h, h], round: true),
+                attentionOutputWeight: Kernels.transposed(try tensor(p + "attention.output.dense.weight", [h, h], round: true), rows: h, columns: h),
                 attentionOutputBias: try tensor(p + "attention.output.dense.bias", [h]),
                 attentionNormWeight: try tensor(p + "attention.output.LayerNorm.weight", [h]),
                 attentionNormBias: try tensor(p + "attention.output.LayerNorm.bias", [h]),
-                intermediateWeight: try tensor(p + "intermediate.dense.weight", [i, h], round: true),
+                intermediateWeight: Kernels.transposed(try tensor(p + "intermediate.dense.weight", [i, h], round: true), rows: i, columns: h),
                 intermediateBias: try tensor(p + "intermediate.dense.bias", [i]),
-                outputWeight: try tensor(p + "output.dense.weight", [h, i], round: true),
+                outputWeight: Kernels.transposed(try tensor(p + "output.dense.weight", [h, i], round: true), rows: h, columns: i),
                 outputBias: try tensor(p + "output.dense.bias", [h]),
                 outputNormWeight: try tensor(p + "output.LayerNorm.weight", [h]),
                 outputNormBias: try tensor(p + "output.LayerNorm.bias", [h]))
