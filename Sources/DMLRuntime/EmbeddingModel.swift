@@ -5,12 +5,13 @@ import Foundation
 ///
 /// Loading validates the file, checks every shape, folds BatchNorm and dequantises int8/f16 weights to
 /// `Float`; aligned f32 weights stay in the memory-mapped file. Inference reuses buffers sized for
-/// `maxBatch` samples (larger batches run in chunks). Calls are serialised by a lock, so one instance
+/// the largest batch seen so far, up to `maxBatch` samples (larger batches run in chunks), so an app that
+/// embeds one input at a time holds buffers for one. Calls are serialised by a lock, so one instance
 /// can be shared across threads; BLAS itself runs multi-threaded per `threads`.
 public final class EmbeddingModel: Embedder, @unchecked Sendable {
     /// Load-time settings.
     public struct Options: Sendable {
-        /// Samples per forward pass; buffers are sized for this many.
+        /// Most samples per forward pass; buffers grow to this many at most.
         public var maxBatch: Int
         /// BLAS worker threads (process-wide); nil leaves the BLAS default.
         public var threads: Int?
@@ -27,7 +28,7 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
     public let file: SafetensorsFile
     /// Length of one embedding (all outputs concatenated).
     public let dimension: Int
-    /// Samples per forward pass.
+    /// Most samples per forward pass.
     public let maxBatch: Int
     let graph: CompiledGraph
 
@@ -107,7 +108,7 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         if let bad = inputs.firstIndex(where: { !$0.isFinite }) { throw InferenceError.nonFiniteInput(index: bad) }
         lock.lock()
         defer { lock.unlock() }
-        let plan = preparedPlan()
+        let plan = preparedPlan(batch: min(count, maxBatch))
         var start = 0
         while start < count {
             let chunk = min(maxBatch, count - start)
@@ -155,7 +156,7 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         }
         lock.lock()
         defer { lock.unlock() }
-        let plan = preparedPlan()
+        let plan = preparedPlan(batch: count)
         var best = [Double](repeating: .infinity, count: graph.steps.count)
         var timings = [Double](repeating: 0, count: graph.steps.count)
         inputs.withUnsafeBufferPointer { plan.input.update(from: $0.baseAddress!, count: inputs.count) }
@@ -170,9 +171,10 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         }
     }
 
-    private func preparedPlan() -> ExecutionPlan {
-        if let plan { return plan }
-        let fresh = ExecutionPlan(graph: graph, capacity: maxBatch)
+    /// The plan, reallocated when a batch larger than its capacity arrives (at most `maxBatch`).
+    private func preparedPlan(batch: Int) -> ExecutionPlan {
+        if let plan, plan.capacity >= batch { return plan }
+        let fresh = ExecutionPlan(graph: graph, capacity: batch)
         plan = fresh
         return fresh
     }

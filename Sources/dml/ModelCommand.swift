@@ -17,6 +17,8 @@ struct ModelCommand: ParsableCommand {
         let path: String
         let formatVersion: Int
         let fingerprint: String?
+        /// Whether the fingerprint recomputed from the file equals the stored one (nil when none is stored).
+        let fingerprintMatches: Bool?
         let weightDTypes: [String]
         let parameters: Int
         let fileBytes: Int
@@ -39,6 +41,7 @@ struct ModelCommand: ParsableCommand {
             let size = (try? FileManager.default.attributesOfItem(atPath: model)[.size] as? Int) ?? 0
             let summary = Summary(
                 path: model, formatVersion: spec.formatVersion, fingerprint: spec.fingerprint,
+                fingerprintMatches: try spec.fingerprint.map { try loaded.file.computeFingerprint() == $0 },
                 weightDTypes: loaded.weightDTypes, parameters: loaded.parameterCount, fileBytes: size,
                 inputShape: spec.inputShape,
                 preprocessing: spec.preprocessing.map {
@@ -56,7 +59,8 @@ struct ModelCommand: ParsableCommand {
         private func printText(_ s: Summary) {
             print("model:          \(s.path) (\(s.fileBytes) bytes)")
             print("format version: \(s.formatVersion)")
-            print("fingerprint:    \(s.fingerprint ?? "none")")
+            let check = s.fingerprintMatches.map { $0 ? " (matches the file)" : " (DOES NOT match: the file changed after export)" } ?? ""
+            print("fingerprint:    \(s.fingerprint ?? "none")\(check)")
             print("weights:        \(s.weightDTypes.joined(separator: ", ")), \(s.parameters) parameters")
             print("input:          \(s.inputShape)")
             if let p = s.preprocessing {

@@ -82,5 +82,5 @@ def test_model_info_reports_the_spec(tmp_path):
     assert info["inputShape"] == [3, 16, 16]
     assert info["outputDimension"] == 32
     assert info["weightDTypes"] == ["F32", "I8"]
-    assert info["fingerprint"].startswith("sha256:")
+    assert info["fingerprint"].startswith("sha256:") and info["fingerprintMatches"] is True
     assert sum(layer["op"].startswith("conv2d") for layer in info["layers"]) == 7
