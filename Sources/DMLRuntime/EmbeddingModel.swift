@@ -16,6 +16,7 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         /// BLAS worker threads (process-wide); nil leaves the BLAS default.
         public var threads: Int?
 
+        /// Settings with the given batch cap and BLAS thread count.
         public init(maxBatch: Int = 64, threads: Int? = nil) {
             self.maxBatch = maxBatch
             self.threads = threads
@@ -66,8 +67,11 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
 
     /// One computed layer: node name, op and per-sample output shape.
     public struct LayerInfo: Sendable, Equatable {
+        /// Node name from the architecture.
         public var name: String
+        /// Op, with `+relu` when a following ReLU was fused into it.
         public var op: String
+        /// Shape of one output sample.
         public var outputShape: [Int]
     }
 
@@ -89,6 +93,7 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         Set(spec.nodes.flatMap { $0.tensors.values }.compactMap { file.tensors[$0]?.dtype.rawValue }).sorted()
     }
 
+    /// Embeds `count` samples: the raw outputs (`forward`), L2-normalised unless the model declares `normalize: false`.
     public func embed(batch inputs: UnsafeBufferPointer<Float>, count: Int, into output: UnsafeMutableBufferPointer<Float>) throws {
         try forward(batch: inputs, count: count, into: output)
         if spec.normalize, let base = output.baseAddress { l2NormalizeRows(base, rows: count, width: dimension) }
@@ -140,7 +145,9 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
 
     /// Time spent in one layer, from `profile`.
     public struct LayerProfile: Sendable {
+        /// Node name from the architecture.
         public var name: String
+        /// Op, with `+relu` when a following ReLU was fused into it.
         public var op: String
         /// Seconds per forward pass of the profiled batch (fastest of the repeats).
         public var seconds: Double

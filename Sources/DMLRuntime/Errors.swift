@@ -17,6 +17,7 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable, Sendabl
     /// No tensor of that name is in the file.
     case missingTensor(String)
 
+    /// One line naming the problem.
     public var description: String {
         switch self {
         case let .io(path, reason): return "cannot read \(path): \(reason)"
@@ -52,6 +53,7 @@ public enum ModelError: Error, CustomStringConvertible, Equatable, Sendable {
     /// Shapes do not fit together (weights against inputs, or inputs against each other).
     case shapeMismatch(node: String, reason: String)
 
+    /// One line naming the problem.
     public var description: String {
         switch self {
         case let .missingMetadata(key): return "model file has no '\(key)' in __metadata__"
@@ -77,6 +79,7 @@ public enum InferenceError: Error, CustomStringConvertible, Equatable, Sendable 
     /// Pixels were handed to a model without image preprocessing, or in a form it cannot take.
     case preprocessing(String)
 
+    /// One line naming the problem.
     public var description: String {
         switch self {
         case let .inputSizeMismatch(expected, got, shape):

@@ -17,11 +17,17 @@ public struct NodeSpec: Sendable, Equatable {
 public struct ImagePreprocessing: Sendable, Equatable {
     /// Channel order the model expects.
     public enum ChannelOrder: String, Sendable { case rgb, bgr, gray }
+    /// Model input height in pixels.
     public var height: Int
+    /// Model input width in pixels.
     public var width: Int
+    /// Channel order the model was trained on.
     public var channelOrder: ChannelOrder
+    /// Factor applied to 8-bit values first (usually 1/255).
     public var scale: Float
+    /// Per-channel mean subtracted after scaling.
     public var mean: [Float]
+    /// Per-channel standard deviation divided by last.
     public var std: [Float]
     /// Number of channels the model takes (3 for rgb/bgr, 1 for gray).
     public var channels: Int { channelOrder == .gray ? 1 : 3 }
@@ -33,6 +39,7 @@ public struct ModelSpec: Sendable {
     /// The format version this runtime reads.
     public static let supportedFormatVersion = 1
 
+    /// `dml.format_version` of the file.
     public var formatVersion: Int
     /// Shape of one input sample (without the batch dimension), e.g. `[3, 224, 224]` or `[128]`.
     public var inputShape: [Int]
