@@ -235,3 +235,18 @@ def test_committed_fixtures_match_this_exporter(tmp_path, name):
     _, fresh = load(tmp_path / "g.safetensors")
     assert np.abs(golden["input"] - fresh["input"]).max() == 0
     assert np.abs(golden["output"] - fresh["output"]).max() <= 1e-5
+
+
+def test_training_models_export(tmp_path):
+    """The embedders dmlkit.train produces export and run the same through the runtime's graph."""
+    from dmlkit.models import MLPEmbedder, MultiHeadEmbedder
+
+    torch.manual_seed(0)
+    for model in (MLPEmbedder(12, hidden=(32, 16), dim=8), MultiHeadEmbedder(12, hidden=(32,), head_dims=(4, 6))):
+        model.eval()
+        x = torch.randn(9, 12)
+        path = tmp_path / "m.safetensors"
+        arch = export_model(model, x, path, dtype="f32")
+        assert arch["output_dim"] == model.dim
+        with torch.no_grad():
+            assert np.abs(run_graph(path, x) - reference(model, x)).max() <= 1e-5
