@@ -37,7 +37,9 @@ struct EmbedCommand: ParsableCommand {
             guard sample.reduce(1, *) == embedder.inputSize else {
                 throw CLIError("\(input): samples of shape \(sample) do not fit the model input \(embedder.inputShape)")
             }
-            embeddings = try embedder.embed(batch: try array.floats(), count: count)
+            let values: [Float]
+            do { values = try array.floats() } catch { throw CLIError("\(input): \(error)") }
+            embeddings = try embedder.embed(batch: values, count: count)
         }
         try Npy.write(embeddings, shape: [count, embedder.dimension], to: fileURL(output))
         print("embedded \(count) inputs -> \(output) (\(count) x \(embedder.dimension))")
