@@ -79,6 +79,12 @@ def test_command_line_trains_evaluates_exports_and_writes_a_card(tmp_path):
     card = (tmp_path / "pose.md").read_text()
     assert meta["dml.fingerprint"] in card and "--export" in card and "| label-space oracle |" in card
     assert people.main(argv[:2] + ["--train", "100"]) == 1  # not enough people
+    from dmlkit.experiments.people_results import retrieval_examples
+
+    retrieval_examples(str(tmp_path / "run"), str(tmp_path / "ex.png"), n=2, top=3, scale=1)
+    from PIL import Image
+
+    assert Image.open(tmp_path / "ex.png").size == (4 * 64 + 8, 2 * 64)
 
 
 def test_results_table_averages_seeds_and_keeps_bounds_apart(tmp_path):

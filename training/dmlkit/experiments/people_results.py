@@ -108,12 +108,43 @@ def plot_curves(runs: list[dict], label: str, path: str) -> None:
     plt.close(fig)
 
 
+def retrieval_examples(run_dir: str, path: str, n: int = 8, top: int = 6, scale: int = 2) -> None:
+    """A PNG grid: the first ``n`` held-out queries of a run (left column) and their ``top`` nearest
+    gallery images under the run's trained model (``model.pt``), nearest first."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from ..data.people import load_people
+    from .people import PeopleCNN, embed
+
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        c = json.load(f)["config"]
+    model = PeopleCNN(int(c["dim"]), 64, int(c.get("width", 32)))
+    model.load_state_dict(torch.load(os.path.join(run_dir, "model.pt")))
+    need = c["train"] + c["queries"] + c["gallery"]
+    data = load_people(os.path.join(c["data"], "person_keypoints.json"), os.path.join(c["data"], "images"),
+                       limit=need)
+    q = data.images[c["train"]:c["train"] + n]
+    g = data.images[c["train"] + c["queries"]:need]
+    eq, eg = embed(model, q), embed(model, g)
+    order = np.argsort(((eq[:, None] - eg[None]) ** 2).sum(-1), axis=1, kind="stable")[:, :top]
+    side = q.shape[1] * scale
+    sheet = Image.new("RGB", ((top + 1) * side + 8, n * side), "white")
+    for i in range(n):
+        sheet.paste(Image.fromarray(q[i]).resize((side, side)), (0, i * side))
+        for j, gi in enumerate(order[i]):
+            sheet.paste(Image.fromarray(g[gi]).resize((side, side)), ((j + 1) * side + 8, i * side))
+    sheet.save(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dmlkit.experiments.people_results",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", help="run directories (each with metrics.json)")
     p.add_argument("--markdown", help="write the tables here")
     p.add_argument("--plots", help="directory for <label>_curves.png")
+    p.add_argument("--examples", help="run directory whose model draws retrieval examples (with --plots)")
     a = p.parse_args(argv)
     runs = load_runs(a.runs)
     if not runs:
@@ -129,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         os.makedirs(a.plots, exist_ok=True)
         for lab in labels:
             plot_curves(runs, lab, os.path.join(a.plots, f"{lab}_curves.png"))
+        if a.examples:
+            retrieval_examples(a.examples, os.path.join(a.plots, "retrieval_examples.png"))
     return 0
 
 
