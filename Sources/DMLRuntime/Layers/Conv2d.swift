@@ -16,6 +16,10 @@ struct Conv2dLayer: Layer {
     let outputShape: [Int]
     /// A ReLU that read only this conv's output, applied in the epilogue (set by the graph builder).
     var fusedReLU = false
+    /// For each kernel row / column: the output rows / columns whose tap lands inside the input
+    /// (geometry only, so computed once rather than per channel and call).
+    let rowRanges: [Range<Int>]
+    let columnRanges: [Range<Int>]
 
     /// Narrow GEMMs (small feature maps) waste BLAS throughput, so several samples are lowered side by side
     /// until the GEMM is about this many columns wide.
@@ -77,6 +81,10 @@ struct Conv2dLayer: Layer {
               outHeight >= 1, outWidth >= 1
         else { throw fail("kernel does not fit the padded input \(inputShape)") }
         outputShape = [outChannels, outHeight, outWidth]
+        let (h, w, oh, ow) = (height, width, outHeight, outWidth)
+        let (sh, sw, ph, pw, dh, dw) = (strideH, strideW, padH, padW, dilationH, dilationW)
+        rowRanges = (0..<kernelH).map { Self.validRange(size: h, outSize: oh, stride: sh, pad: ph, offset: $0 * dh) }
+        columnRanges = (0..<kernelW).map { Self.validRange(size: w, outSize: ow, stride: sw, pad: pw, offset: $0 * dw) }
     }
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
@@ -183,9 +191,9 @@ struct Conv2dLayer: Layer {
         for c in 0..<inPerGroup {
             let channel = source + c * height * width
             for ki in 0..<kernelH {
-                let ys = Self.validRange(size: height, outSize: outHeight, stride: strideH, pad: padH, offset: ki * dilationH)
+                let ys = rowRanges[ki]
                 for kj in 0..<kernelW {
-                    let xs = Self.validRange(size: width, outSize: outWidth, stride: strideW, pad: padW, offset: kj * dilationW)
+                    let xs = columnRanges[kj]
                     let out = columns + row * rowStride
                     let x0 = kj * dilationW - padW
                     if strideH == 1, strideW == 1, outWidth == width {
@@ -253,9 +261,9 @@ struct Conv2dLayer: Layer {
             let out = destination + oc * outHeight * outWidth
             let taps = weight.pointer + oc * kernelH * kernelW
             for ki in 0..<kernelH {
-                let ys = Self.validRange(size: height, outSize: outHeight, stride: strideH, pad: padH, offset: ki * dilationH)
+                let ys = rowRanges[ki]
                 for kj in 0..<kernelW {
-                    let xs = Self.validRange(size: width, outSize: outWidth, stride: strideW, pad: padW, offset: kj * dilationW)
+                    let xs = columnRanges[kj]
                     let w = taps[ki * kernelW + kj]
                     let x0 = kj * dilationW - padW
                     for oy in ys {
