@@ -3,13 +3,21 @@ import Foundation
 /// The encoder's shape, read from a Hugging Face `config.json`. Only what this encoder implements is accepted:
 /// a BERT model with absolute position embeddings and exact (erf) GELU.
 public struct BertConfiguration: Sendable, Equatable {
+    /// Rows of the word-embedding table (`vocab_size`).
     public var vocabularySize: Int
+    /// Width of every token vector and of the sentence embedding (`hidden_size`).
     public var hiddenSize: Int
+    /// Encoder layers (`num_hidden_layers`).
     public var layerCount: Int
+    /// Attention heads per layer (`num_attention_heads`); must divide `hiddenSize`.
     public var headCount: Int
+    /// Width of the feed-forward block (`intermediate_size`).
     public var intermediateSize: Int
+    /// Rows of the position-embedding table: the longest sequence the model takes (`max_position_embeddings`).
     public var maxPositions: Int
+    /// Rows of the token-type table (`type_vocab_size`); single sentences use type 0.
     public var typeVocabularySize: Int
+    /// LayerNorm epsilon (`layer_norm_eps`).
     public var layerNormEpsilon: Float
 
     /// Size of one attention head.

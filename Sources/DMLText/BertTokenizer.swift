@@ -68,14 +68,21 @@ public struct BertTokenizer: Sendable {
     }
 
     /// The word-piece ids of `text` without `[CLS]`/`[SEP]` and without truncation.
-    public func pieces(_ text: String) -> [Int32] {
+    public func pieces(_ text: String) -> [Int32] { pieces(text, limit: .max) }
+
+    /// The pieces, stopping at the first word that ends beyond `limit` ids: truncation keeps only the start, so
+    /// the ids are those of a full run cut to the same length.
+    private func pieces(_ text: String, limit: Int) -> [Int32] {
         var ids: [Int32] = []
         forEachSegment(of: text) { segment in
+            guard ids.count <= limit else { return }
             switch segment {
             case let .special(id): ids.append(id)
             case let .text(piece):
                 let normalized = normalizer.normalize(piece)
-                BertPreTokenizer.forEachWord(in: normalized) { wordPiece.tokenize($0, into: &ids) }
+                BertPreTokenizer.forEachWord(in: normalized) { word in
+                    if ids.count <= limit { wordPiece.tokenize(word, into: &ids) }
+                }
             }
         }
         return ids
@@ -83,8 +90,8 @@ public struct BertTokenizer: Sendable {
 
     /// `[CLS] pieces [SEP]`, keeping the first `maxLength - 2` pieces.
     public func encode(_ text: String) -> Encoding {
-        var pieces = pieces(text)
         let room = configuration.maxLength - 2
+        var pieces = pieces(text, limit: room)
         let truncated = pieces.count > room
         if truncated { pieces.removeSubrange(room...) }
         return Encoding(ids: [classID] + pieces + [separatorID], truncated: truncated)
