@@ -44,9 +44,14 @@ let package = Package(
         .target(name: "DMLRuntime", dependencies: ["CDMLBlas"]),
         // WordPiece tokenizer and BERT/MiniLM encoder over a Hugging Face model directory.
         .target(name: "DMLText", dependencies: ["DMLRuntime", "CDMLBlas"]),
+        // PNG/JPEG in and PNG out through Debian's libpng and libjpeg-turbo.
+        .target(
+            name: "CImageIO",
+            linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg")]
+        ),
         // The system SQLite library: the gallery's store.
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
-        .target(name: "DMLKit", dependencies: ["CSQLite", "DMLIndex", "DMLRuntime", "DMLNpy", "DMLText"]),
+        .target(name: "DMLKit", dependencies: ["CSQLite", "CImageIO", "DMLIndex", "DMLRuntime", "DMLNpy", "DMLText"]),
         .executableTarget(
             name: "dml",
             dependencies: [
