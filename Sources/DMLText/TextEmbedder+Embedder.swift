@@ -2,7 +2,8 @@ import DMLRuntime
 
 /// `Embedder` conformance, so galleries can hold a text model next to image models. The protocol passes floats,
 /// so a text arrives as its token ids: one row of `maxLength` values per text, `[CLS] … [SEP]` followed by the
-/// padding id (`tokenIDs(for:)` builds such rows). Callers holding strings should use `embed(_:)` directly.
+/// padding id (`tokenIDs(for:)` builds such rows); a row that starts with the padding id holds no tokens and embeds
+/// as zeros. Callers holding strings should use `embed(_:)` directly.
 extension TextEmbedder: Embedder {
     /// `[maxLength]`: one row of token ids.
     public var inputShape: [Int] { [tokenizer.configuration.maxLength] }
