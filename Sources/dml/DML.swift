@@ -7,7 +7,7 @@ struct DML: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dml",
         abstract: "DMLKit: embeddings, FAISS indexes and galleries for deep-metric-learning retrieval.",
-        subcommands: [IndexCommand.self, EmbedCommand.self, EmbedTextCommand.self, ModelCommand.self, EvalCommand.self, DemoCommand.self]
+        subcommands: [IndexCommand.self, EmbedCommand.self, EmbedTextCommand.self, ModelCommand.self, EvalCommand.self, GalleryCommand.self, DemoCommand.self]
     )
 
     /// Every failure, usage errors included, exits 1 with one line on stderr (help still prints in full).

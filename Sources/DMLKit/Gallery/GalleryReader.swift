@@ -1,0 +1,87 @@
+import DMLIndex
+import Foundation
+
+/// Read access to a gallery's store without knowing its embedders: what `dml gallery info`, `eval` and searches by
+/// stored key need before (or instead of) opening a `Gallery` with a model.
+public struct GalleryReader {
+    /// The gallery directory.
+    public let directory: URL
+    private let database: SQLiteDatabase
+
+    /// Opens the store of an existing gallery; a directory without `gallery.sqlite` is an error (nothing is created).
+    public init(directory: URL) throws {
+        self.directory = directory
+        let file = directory.appendingPathComponent("gallery.sqlite")
+        guard FileManager.default.fileExists(atPath: file.path) else {
+            throw GalleryError.storage("no gallery at \(directory.path) (no gallery.sqlite)")
+        }
+        do {
+            database = try SQLiteDatabase(path: file.path)
+        } catch {
+            throw GalleryError.storage("\(error)")
+        }
+    }
+
+    fileprivate func run<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as SQLiteError { throw GalleryError.storage(error.description) }
+    }
+
+    /// The embedding spaces stored, by name.
+    public func spaces() throws -> [EmbeddingSpace] {
+        try run {
+            try database.query("SELECT name, dimension, fingerprint, metric, factory FROM spaces ORDER BY name").compactMap { row in
+                guard let name = row.text(0), let dimension = row.int(1), let fingerprint = row.text(2),
+                      let metric = row.text(3).flatMap(Metric.init(rawValue:)), let factory = row.text(4)
+                else { return nil }
+                return EmbeddingSpace(name: name, dimension: Int(dimension), fingerprint: fingerprint, metric: metric, factory: factory)
+            }
+        }
+    }
+
+    /// Items stored.
+    public func count() throws -> Int {
+        try run { Int(try database.query("SELECT COUNT(*) FROM items").first?.int(0) ?? 0) }
+    }
+
+    /// The store's generation (bumped by every committed change).
+    public func generation() throws -> Int64 { try run { try GallerySchema.generation(database) } }
+
+    /// The generation each derived index file was last saved at, by index name.
+    public func indexGenerations() throws -> [String: Int64] {
+        try run {
+            let prefix = "index_generation:"
+            var result: [String: Int64] = [:]
+            for row in try database.query("SELECT key, value FROM meta WHERE key LIKE 'index_generation:%'") {
+                guard let key = row.text(0), let value = row.text(1).flatMap({ Int64($0) }) else { continue }
+                result[String(key.dropFirst(prefix.count))] = value
+            }
+            return result
+        }
+    }
+
+    /// Every item with its id, in id order.
+    public func items() throws -> [(id: Int64, item: GalleryItem)] {
+        try run { try GallerySchema.items(database, where: "1 ORDER BY id", []).map { (id: $0.0, item: $0.1) } }
+    }
+
+    /// The stored embedding of the item `key` in `space`.
+    public func embedding(key: String, space: String) throws -> [Float] {
+        let rows = try run {
+            try database.query("""
+                SELECT e.vector FROM items i LEFT JOIN embeddings e ON e.item_id = i.id AND e.space = ? WHERE i.key = ?
+                """, [.text(space), .text(key)])
+        }
+        guard let row = rows.first else { throw GalleryError.unknownKey(key) }
+        guard let blob = row.blob(0) else { throw GalleryError.unknownSpace(space) }
+        // Copied element by element: a blob's bytes carry no alignment promise.
+        return blob.withUnsafeBytes { raw in (0..<raw.count / 4).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
+    }
+}
+
+extension GalleryReader {
+    /// Every stored embedding of `space`, with item ids, in id order.
+    public func embeddings(space: String) throws -> (ids: [Int64], vectors: [Float]) {
+        let (ids, vectors) = try run { try GallerySchema.vectors(database, space: space) }
+        return (ids, vectors)
+    }
+}

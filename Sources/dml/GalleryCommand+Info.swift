@@ -1,0 +1,51 @@
+import ArgumentParser
+import DMLKit
+import Foundation
+
+/// `dml gallery info`: what a gallery holds, and whether its derived indexes are current.
+struct GalleryInfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "info", abstract: "Show a gallery's items, spaces and index files.")
+
+    @Argument(help: "Gallery directory.") var directory: String
+    @Flag(help: "Print as JSON.") var json = false
+
+    struct Space: Encodable {
+        var name: String, dimension: Int, metric: String, factory: String, fingerprint: String
+    }
+
+    struct IndexFile: Encodable {
+        var name: String, file: String, bytes: Int?, generation: Int64?, current: Bool
+    }
+
+    struct Info: Encodable {
+        var directory: String, count: Int, generation: Int64, spaces: [Space], indexes: [IndexFile]
+    }
+
+    func run() throws {
+        let reader = try openReader(directory)
+        let generation = try reader.generation()
+        let recorded = try reader.indexGenerations()
+        let spaces = try reader.spaces()
+        let indexes = (spaces.map(\.name) + ["pose"]).map { name -> IndexFile in
+            let file = reader.directory.appendingPathComponent("\(name).faiss")
+            let bytes = (try? FileManager.default.attributesOfItem(atPath: file.path))?[.size] as? Int
+            return IndexFile(name: name, file: file.lastPathComponent, bytes: bytes, generation: recorded[name],
+                             current: bytes != nil && recorded[name] == generation)
+        }
+        let info = Info(
+            directory: directory, count: try reader.count(), generation: generation,
+            spaces: spaces.map { Space(name: $0.name, dimension: $0.dimension, metric: $0.metric.rawValue, factory: $0.factory, fingerprint: $0.fingerprint) },
+            indexes: indexes)
+        if json { return try printJSON(info) }
+        print("gallery     \(directory)")
+        print("items       \(info.count)")
+        print("generation  \(generation)")
+        for s in info.spaces {
+            print("space       \(s.name): \(s.dimension)-d \(s.metric) \(s.factory), embedder \(s.fingerprint)")
+        }
+        for i in indexes {
+            let state = i.bytes == nil ? "missing (rebuilt on next open)" : (i.current ? "current" : "stale (rebuilt on next open)")
+            print("index       \(i.file): \(i.bytes.map { "\($0) bytes" } ?? "-"), \(state)")
+        }
+    }
+}
