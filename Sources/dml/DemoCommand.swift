@@ -1,111 +1,175 @@
 import ArgumentParser
 import DMLIndex
+import DMLKit
+import DMLNpy
+import DMLRuntime
 import Foundation
 
-/// `dml demo`: the main job on generated data, no arguments needed.
-///
-/// For now: a labelled set of clustered vectors stands in for embeddings; it is indexed exactly (Flat) and
-/// approximately (HNSW32, IVF), searched, scored against the exact answer and the labels, saved and reloaded.
+/// `dml demo`: the main job end to end with no arguments. Generates synthetic people with the shipped Python
+/// generator, embeds them with the shipped pose model (and captions with the MiniLM text model when
+/// `models/text` holds it), builds a gallery, queries it by example, by pose and by caption, prints the results and
+/// graded metrics against pose distance, and writes a contact sheet of the queries and their top results.
+/// Run from the repository root (`make demo`).
 struct DemoCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "demo", abstract: "Run the main job on generated data.")
+    static let configuration = CommandConfiguration(commandName: "demo", abstract: "Build and query a gallery of synthetic people.")
 
-    @Option(help: "Gallery size.") var count = 20_000
-    @Option(help: "Vector dimension.") var dim = 64
-    @Option(help: "Queries.") var queries = 500
-    @Option(help: "Random seed.") var seed: UInt64 = 7
+    @Option(help: "People in the gallery.") var count = 2000
+    @Option(help: "Queries for the metrics table.") var evalQueries = 200
+    @Option(help: "Random seed of the generated people.") var seed = 7
+    @Option(help: "Output folder.") var out = "out/demo"
+    @Option(help: "Image model.") var model = "models/pose-logratio-d128.safetensors"
+    @Option(help: "Text model directory (or a folder holding one); skipped when absent.") var textModel = "models/text"
 
     func run() throws {
-        guard count >= 100, dim >= 2, queries >= 1 else { throw CLIError("demo needs --count >= 100, --dim >= 2, --queries >= 1") }
-        let classes = 50
-        var rng = DemoRandom(seed: seed)
-        print("Generating \(count) gallery vectors and \(queries) queries (dimension \(dim), \(classes) classes)…")
-        let (gallery, galleryLabels) = labelledVectors(count, classes: classes, rng: &rng)
-        let (probe, probeLabels) = labelledVectors(queries, classes: classes, rng: &rng)
+        guard count >= 60, evalQueries >= 1 else { throw CLIError("demo needs --count >= 60 and --eval-queries >= 1") }
+        var clock = StepClock()
+        let root = fileURL(out)
+        let python = try locatePython()
+        let textDirectory = locateTextModel(textModel)
 
-        let exact = try VectorIndex(dimension: dim, factory: "Flat", metric: .cosine)
-        try exact.add(gallery)
-        let truth = try exact.search(probe, k: 10)
+        try clock.step("generate \(count) people + 6 queries") {
+            try generate(python: python, into: root.appendingPathComponent("people"), count: count, seed: seed)
+            try generate(python: python, into: root.appendingPathComponent("queries"), count: 6, seed: seed + 1)
+        }
+        var imageModel: EmbeddingModel?
+        var captionModel: CaptionModel?
+        try clock.step("load models") {
+            imageModel = try loadImageModel(model)
+            captionModel = try textDirectory.map { try CaptionModel(directory: $0) }
+        }
+        guard let imageModel else { return }
+        if textDirectory == nil { print("(no text model in \(textModel): run `make text-model` for caption queries)") }
 
-        print("\n| index | build | search (\(queries) queries) | recall@10 vs exact | label precision@10 |")
-        print("|---|---|---|---|---|")
-        for (factory, parameters) in [("Flat", SearchParameters()), ("HNSW32", SearchParameters(efSearch: 64)),
-                                      ("IVF256,Flat", SearchParameters(nprobe: 16))] {
-            let index = try VectorIndex(dimension: dim, factory: factory, metric: .cosine)
-            let build = try timed {
-                if !index.isTrained { try index.train(gallery) }
-                try index.add(gallery)
+        let galleryURL = root.appendingPathComponent("gallery")
+        try clock.step("build gallery (embed + index)") {
+            try? FileManager.default.removeItem(at: galleryURL)
+            let people = root.appendingPathComponent("people")
+            let summary = try GalleryBuilder(imageModel: imageModel, captionModel: captionModel).build(
+                directory: galleryURL, coco: people.appendingPathComponent("person_keypoints.json").path,
+                imageDirectory: people.appendingPathComponent("images").path,
+                captions: captionModel == nil ? nil : people.appendingPathComponent("captions.json").path)
+            print("gallery: \(summary.added) items, spaces \(summary.spaces.joined(separator: ", ")) + pose, in \(galleryURL.path)")
+        }
+
+        var rows: [[RGBImage?]] = []
+        try clock.step("queries") {
+            rows = try runQueries(gallery: galleryURL, queries: root.appendingPathComponent("queries"), imageModel: imageModel,
+                                  captionModel: captionModel)
+        }
+        try clock.step("metrics (\(evalQueries) queries, leave-one-out)") {
+            try printMetrics(gallery: galleryURL, hasCaptions: captionModel != nil)
+        }
+        let sheet = root.appendingPathComponent("contact-sheet.png")
+        try clock.step("contact sheet") {
+            let image = try ContactSheet(cellSize: 96, gap: 4, queryGap: 20).render(rows)
+            try image.pngData().write(to: sheet, options: .atomic)
+            print("contact sheet: \(sheet.path) (\(image.width)x\(image.height); each row a query, then its top results)")
+        }
+        print("\n| step | seconds |\n|---|---|")
+        for (name, seconds) in clock.steps { print("| \(name) | \(String(format: "%.1f", seconds)) |") }
+        print("| total | \(String(format: "%.1f", clock.steps.map(\.1).reduce(0, +))) |")
+    }
+
+    // MARK: Steps
+
+    private func locatePython() throws -> String {
+        let path = ProcessInfo.processInfo.environment["DML_PYTHON"] ?? ".venv/bin/python"
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw CLIError("no Python at \(path): run `make setup-python` from the repository root, or set DML_PYTHON")
+        }
+        return path
+    }
+
+    /// `models/text` itself when it is a model directory, else the first model directory inside it.
+    private func locateTextModel(_ path: String) -> String? {
+        let manager = FileManager.default
+        if manager.fileExists(atPath: path + "/config.json") { return path }
+        let children = (try? manager.contentsOfDirectory(atPath: path))?.sorted() ?? []
+        return children.map { path + "/" + $0 }.first { manager.fileExists(atPath: $0 + "/config.json") }
+    }
+
+    private func generate(python: String, into folder: URL, count: Int, seed: Int) throws {
+        let process = Process()
+        process.executableURL = fileURL(python)
+        process.arguments = ["-m", "dmlkit.data.people.generate", "--out", folder.path, "--count", "\(count)", "--seed", "\(seed)",
+                             "--size", "64", "--quiet", "--workers", "\(min(2, ProcessInfo.processInfo.activeProcessorCount))"]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        do { try process.run() } catch { throw CLIError("cannot run \(python): \(error.localizedDescription)") }
+        let message = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            let last = String(decoding: message, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? "exit \(process.terminationStatus)"
+            throw CLIError("the people generator failed: \(last)")
+        }
+    }
+
+    /// Runs the example, pose and caption queries; returns contact-sheet rows (query image, then results).
+    private func runQueries(gallery url: URL, queries: URL, imageModel: EmbeddingModel, captionModel: CaptionModel?) throws -> [[RGBImage?]] {
+        var spaces = [try imageSpace(imageModel)]
+        if let captionModel { spaces.append(captionModel.space) }
+        let gallery = try Gallery(directory: url, spaces: spaces)
+        let query = GalleryQuery(reader: try GalleryReader(directory: url))
+        let people = try COCOKeypoints.read(contentsOf: queries.appendingPathComponent("person_keypoints.json"))
+        let shown = 8
+        var rows: [[RGBImage?]] = []
+
+        func show(_ title: String, _ hits: [GalleryHit], queryImage: RGBImage?, queryPose: Pose?) throws {
+            print("\n\(title)")
+            try printHits(Array(query.annotate(hits, queryPose: queryPose).prefix(5)), json: false)
+            rows.append([queryImage] + hits.prefix(shown).map { hit in hit.item.image.flatMap { try? RGBImage(contentsOf: fileURL($0)) } })
+        }
+
+        for person in people.prefix(3) {
+            let image = try decodeImage(queries.appendingPathComponent("images").appendingPathComponent(person.fileName).path)
+            let hits = try gallery.search(embedding: try embedImages([image], with: imageModel), space: "image", k: shown)
+            try show("By example: query image \(person.fileName) (held out), pose model", hits, queryImage: image, queryPose: person.pose)
+        }
+        for person in people.dropFirst(3).prefix(2) {
+            let image = try? RGBImage(contentsOf: queries.appendingPathComponent("images").appendingPathComponent(person.fileName))
+            let hits = try gallery.search(pose: person.pose, k: shown)
+            try show("By pose: keypoints of \(person.fileName) (held out), exact pose distance", hits, queryImage: image, queryPose: person.pose)
+        }
+        if let captionModel {
+            for text in ["a person sitting cross-legged", "someone lying face down", "a person jumping with legs apart"] {
+                let hits = try gallery.search(caption: text, embedder: captionModel.embedder, k: shown)
+                try show("By caption: \"\(text)\" (MiniLM; contact-sheet row starts with an empty cell)", hits, queryImage: nil, queryPose: nil)
             }
-            var results: SearchResults?
-            let search = try timed { results = try index.search(probe, k: 10, parameters: parameters) }
-            guard let results else { continue }
-            let recall = recallAt10(results, truth)
-            let precision = labelPrecision(results, galleryLabels: galleryLabels, queryLabels: probeLabels)
-            print("| \(factory) | \(ms(build)) | \(ms(search)) | \(String(format: "%.3f", recall)) | \(String(format: "%.3f", precision)) |")
         }
-
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dml-demo-\(getpid())")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let file = folder.appendingPathComponent("gallery.faiss")
-        try exact.save(to: file)
-        let reloaded = try VectorIndex.load(contentsOf: file)
-        let same = try reloaded.search(probe, k: 10) == truth
-        print("\nSaved the exact index as a plain FAISS file and reloaded it: \(reloaded.count) vectors, identical results: \(same ? "yes" : "NO")")
-        let first = truth.neighbors(ofQuery: 0).prefix(5).map { "#\($0.id) (class \(galleryLabels[Int($0.id)]), cos \(String(format: "%.3f", $0.distance)))" }
-        print("Query 0 (class \(probeLabels[0])) → \(first.joined(separator: ", "))")
-        if !same { throw CLIError("reloaded index gave different results") }
+        return rows
     }
 
-    private func labelledVectors(_ n: Int, classes: Int, rng: inout DemoRandom) -> ([Float], [Int]) {
-        var centres = DemoRandom(seed: seed &+ 1000)  // same class centres for gallery and queries
-        let means = (0..<classes * dim).map { _ in centres.normal() }
-        var vectors = [Float](repeating: 0, count: n * dim)
-        var labels = [Int](repeating: 0, count: n)
-        for i in 0..<n {
-            let c = Int(rng.next() % UInt64(classes))
-            labels[i] = c
-            for j in 0..<dim { vectors[i * dim + j] = means[c * dim + j] + 1.6 * rng.normal() }
+    private func printMetrics(gallery url: URL, hasCaptions: Bool) throws {
+        let evaluation = GalleryEvaluation(reader: try GalleryReader(directory: url))
+        var reports = [("pose model (image space)", try evaluation.evaluate(space: "image", queries: evalQueries, seed: 1))]
+        if hasCaptions {
+            reports.append(("MiniLM caption space", try evaluation.evaluate(space: Gallery.captionSpace, queries: evalQueries, seed: 1)))
         }
-        return (vectors, labels)
-    }
+        // Chance level: random unit vectors rank the gallery in random order.
+        let (ids, _) = try evaluation.reader.embeddings(space: "image")
+        var rng = SplitMix64(seed: 99)
+        let random = FloatMatrix(rows: ids.count, columns: 16, values: (0..<ids.count * 16).map { _ in Float(rng.next() >> 40) / Float(1 << 24) - 0.5 })
+        reports.append(("random ranking", try evaluation.evaluate(random, ids: ids, name: "random", queries: evalQueries, seed: 1)))
 
-    private func recallAt10(_ r: SearchResults, _ truth: SearchResults) -> Double {
-        var hits = 0
-        for q in 0..<r.queryCount {
-            hits += Set(r.neighbors(ofQuery: q).map(\.id)).intersection(truth.neighbors(ofQuery: q).map(\.id)).count
-        }
-        return Double(hits) / Double(r.queryCount * 10)
+        print("\nGraded retrieval against pose distance (gain 1/(1+d); pose d = mean pose distance of the top K, torso lengths):")
+        guard let first = reports.first else { return }
+        print(first.1.table(title: first.0))
+        for (title, report) in reports.dropFirst() { print(report.row(title)) }
     }
-
-    private func labelPrecision(_ r: SearchResults, galleryLabels: [Int], queryLabels: [Int]) -> Double {
-        var same = 0
-        for q in 0..<r.queryCount { same += r.neighbors(ofQuery: q).filter { galleryLabels[Int($0.id)] == queryLabels[q] }.count }
-        return Double(same) / Double(r.queryCount * 10)
-    }
-
-    private func timed(_ body: () throws -> Void) rethrows -> Double {
-        let start = DispatchTime.now().uptimeNanoseconds
-        try body()
-        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-    }
-
-    private func ms(_ s: Double) -> String { s >= 1 ? String(format: "%.2f s", s) : String(format: "%.1f ms", s * 1000) }
 }
 
-/// SplitMix64 with a Box–Muller normal: reproducible demo data on every platform.
-struct DemoRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func normal() -> Float {
-        let u1 = max(Double(next() >> 11) / Double(1 << 53), 1e-300)
-        let u2 = Double(next() >> 11) / Double(1 << 53)
-        return Float((-2 * log(u1)).squareRoot() * cos(2 * .pi * u2))
+/// Wall-clock time per named step, printed as it goes.
+struct StepClock {
+    private(set) var steps: [(String, Double)] = []
+
+    mutating func step(_ name: String, _ body: () throws -> Void) throws {
+        fflush(nil)  // all C streams: keep stdout and the stderr step lines in order when both go to one terminal
+        FileHandle.standardError.write(Data("» \(name)…\n".utf8))
+        let start = DispatchTime.now().uptimeNanoseconds
+        try body()
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        steps.append((name, seconds))
+        print("[\(name): \(String(format: "%.1f", seconds)) s]")
     }
 }

@@ -40,7 +40,7 @@ struct GalleryEvaluation {
         /// A Markdown table row set for one space.
         func table(title: String) -> String {
             let ks = ndcg.keys.compactMap(Int.init).sorted()
-            var lines = ["| \(title) | " + ks.map { "nDCG@\($0)" }.joined(separator: " | ") + " | "
+            var lines = ["| space | " + ks.map { "nDCG@\($0)" }.joined(separator: " | ") + " | "
                 + ks.map { "pose d@\($0)" }.joined(separator: " | ") + " | Spearman | queries |"]
             lines.append("|---|" + String(repeating: "---|", count: 2 * ks.count + 2))
             lines.append(row(title))
