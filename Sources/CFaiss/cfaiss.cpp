@@ -177,6 +177,13 @@ std::vector<idx_t> internal_positions(const faiss::IndexIDMap* idmap, const int6
     return positions;
 }
 
+// The allow-list in the ids the search target stores: positions under an IDMap, the ids themselves otherwise.
+std::vector<idx_t> allowed_for_target(const faiss::IndexIDMap* idmap, const cfaiss_search_params* p) {
+    if (!has_filter(p)) return {};
+    if (idmap) return internal_positions(idmap, p->allowed_ids, p->allowed_count);
+    return std::vector<idx_t>(p->allowed_ids, p->allowed_ids + p->allowed_count);
+}
+
 void translate_labels(const faiss::IndexIDMap* idmap, size_t count, idx_t* labels) {
     for (size_t i = 0; i < count; i++) {
         if (labels[i] >= 0) labels[i] = idmap->id_map[size_t(labels[i])];
@@ -368,17 +375,10 @@ cfaiss_status cfaiss_index_search(const cfaiss_index* index, int64_t n, const fl
     if (!index || n < 0 || k <= 0 || (n > 0 && (!x || !distances || !labels)))
         return fail(CFAISS_INVALID_ARGUMENT, "bad search arguments");
     return guarded(CFAISS_FAISS_ERROR, [&] {
-        const faiss::Index* top = unwrap(index);
-        const faiss::IndexIDMap* idmap = as_idmap(top);
-        const faiss::Index* target = idmap ? idmap->index : top;
+        const faiss::IndexIDMap* idmap = as_idmap(unwrap(index));
+        const faiss::Index* target = search_target(unwrap(index));
         bool filtered = has_filter(params);
-
-        // The selector works on the ids the target stores: positions under an IDMap, the ids themselves otherwise.
-        std::vector<idx_t> allowed;
-        if (filtered) {
-            allowed = idmap ? internal_positions(idmap, params->allowed_ids, params->allowed_count)
-                            : std::vector<idx_t>(params->allowed_ids, params->allowed_ids + params->allowed_count);
-        }
+        std::vector<idx_t> allowed = allowed_for_target(idmap, params);
         bool exact_hnsw = false;
         target = filtered_target(target, filtered, &exact_hnsw);
         bool native = !filtered || supports_native_selector(target);
@@ -404,15 +404,10 @@ cfaiss_status cfaiss_index_range_search(const cfaiss_index* index, int64_t n, co
     if (!index || !out || n < 0 || (n > 0 && !x)) return fail(CFAISS_INVALID_ARGUMENT, "bad range search arguments");
     *out = nullptr;
     return guarded(CFAISS_UNSUPPORTED, [&] {
-        const faiss::Index* top = unwrap(index);
-        const faiss::IndexIDMap* idmap = as_idmap(top);
-        const faiss::Index* target = idmap ? idmap->index : top;
+        const faiss::IndexIDMap* idmap = as_idmap(unwrap(index));
+        const faiss::Index* target = search_target(unwrap(index));
         bool filtered = has_filter(params);
-        std::vector<idx_t> allowed;
-        if (filtered) {
-            allowed = idmap ? internal_positions(idmap, params->allowed_ids, params->allowed_count)
-                            : std::vector<idx_t>(params->allowed_ids, params->allowed_ids + params->allowed_count);
-        }
+        std::vector<idx_t> allowed = allowed_for_target(idmap, params);
         faiss::IDSelectorBatch selector(allowed.size(), allowed.data());
         CallParams call;
         std::string problem = prepare_params(target, params, filtered ? &selector : nullptr, call);
