@@ -75,33 +75,40 @@ def table(runs: list[dict], label: str) -> str:
 
 
 def plot_curves(runs: list[dict], label: str, path: str) -> None:
-    """Mean label distance@K and nDCG@K against K (mean over seeds), one line per (loss, dim) plus
-    the bounds of the largest dim."""
+    """Mean label distance@K and nDCG@K against K (mean over seeds, one curve per seed counted once),
+    one line per (loss, dim) plus the bounds. Colour = loss, solid = d 128 (largest), dotted = smaller."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    lines: dict[str, list[dict]] = defaultdict(list)
+    lines: dict[tuple, dict[int, dict]] = defaultdict(dict)
     for run in runs:
         lab, loss, dim = _key(run)
         if lab != label or "curves" not in run:
             continue
-        lines[f"{LOSS_NAMES.get(loss, loss)}, d={dim}"].append(run["curves"][loss])
+        seed = int(run["config"]["seed"])
+        lines[(loss, dim)][seed] = run["curves"][loss]
         for b in BOUNDS:
             if b in run["curves"]:
-                name = f"{b}, d={dim}" if b == "random-init CNN" else b
-                lines[name].append(run["curves"][b])
+                lines[(b, dim if b == "random-init CNN" else None)][seed] = run["curves"][b]
+    colours = {"log_ratio": "C0", "dense_triplet": "C1", "binary_triplet": "C2", "label-space oracle": "C4",
+               "random-init CNN": "0.5", "raw pixels (16x16)": "C5"}
+    dims = sorted({k[1] for k in lines if k[1] is not None})
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for name in sorted(lines):
-        curves = lines[name]
+    for (name, dim), seeds in sorted(lines.items(), key=lambda kv: (kv[0][0] in BOUNDS, kv[0][0], -(kv[0][1] or 0))):
+        curves = [seeds[s] for s in sorted(seeds)]
         k = curves[0]["k"]
+        bound = name in BOUNDS
+        style = "--" if bound else ("-" if dim == dims[-1] else ":")
+        text = f"{LOSS_NAMES.get(name, name)}" + (f", d={dim}" if dim else "") + f" ({len(curves)} seeds)"
         for ax, key in zip(axes, ("label_distance", "ndcg")):
-            ax.plot(k, np.mean([c[key] for c in curves], axis=0), label=f"{name} ({len(curves)})",
-                    linestyle="--" if any(b in name for b in BOUNDS) else "-")
-    axes[0].set(xlabel="K", ylabel="mean label distance of the top K", title=f"{label}: label distance@K")
-    axes[1].set(xlabel="K", ylabel="nDCG@K (gain 1/(1+d))", title=f"{label}: nDCG@K")
+            ax.plot(k, np.mean([c[key] for c in curves], axis=0), style, color=colours.get(name), label=text,
+                    linewidth=1.0 if bound else 1.6)
+    axes[0].set(xlabel="K", ylabel="mean label distance of the top K (lower is better)",
+                title=f"{label}: label distance@K")
+    axes[1].set(xlabel="K", ylabel="nDCG@K, gain 1/(1+d)", title=f"{label}: nDCG@K")
     axes[1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
