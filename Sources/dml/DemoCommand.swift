@@ -89,6 +89,10 @@ struct DemoCommand: ParsableCommand {
     }
 
     private func generate(python: String, into folder: URL, count: Int, seed: Int) throws {
+        if alreadyGenerated(folder, count: count, seed: seed) {
+            print("reusing \(folder.path) (same count and seed; delete it to regenerate)")
+            return
+        }
         let process = Process()
         process.executableURL = fileURL(python)
         process.arguments = ["-m", "dmlkit.data.people.generate", "--out", folder.path, "--count", "\(count)", "--seed", "\(seed)",
@@ -103,6 +107,19 @@ struct DemoCommand: ParsableCommand {
             let last = String(decoding: message, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? "exit \(process.terminationStatus)"
             throw CLIError("the people generator failed: \(last)")
         }
+    }
+
+    /// True when `folder` holds a complete earlier run of the generator with these settings.
+    private func alreadyGenerated(_ folder: URL, count: Int, seed: Int) -> Bool {
+        guard let data = try? Data(contentsOf: folder.appendingPathComponent("person_keypoints.json")),
+              let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
+              let info = root["info"] as? [String: Any],
+              (info["count"] as? NSNumber)?.intValue == count, (info["seed"] as? NSNumber)?.intValue == seed,
+              (info["size"] as? NSNumber)?.intValue == 64
+        else { return false }
+        let last = folder.appendingPathComponent("images").appendingPathComponent(String(format: "%06d.png", count - 1))
+        return FileManager.default.fileExists(atPath: folder.appendingPathComponent("captions.json").path)
+            && FileManager.default.fileExists(atPath: last.path)
     }
 
     /// Runs the example, pose and caption queries; returns contact-sheet rows (query image, then results).
@@ -156,6 +173,7 @@ struct DemoCommand: ParsableCommand {
         guard let first = reports.first else { return }
         print(first.1.table(title: first.0))
         for (title, report) in reports.dropFirst() { print(report.row(title)) }
+        print(first.1.idealRow("ideal (ranked by pose distance)"))
     }
 }
 

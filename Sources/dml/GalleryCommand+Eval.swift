@@ -18,6 +18,7 @@ struct GalleryEvalCommand: ParsableCommand {
         let report = try GalleryEvaluation(reader: try openReader(directory)).evaluate(space: space, queries: queries, seed: seed)
         if json { return try printJSON(report) }
         print(report.table(title: space))
+        print(report.idealRow("ideal (ranked by pose distance)"))
     }
 }
 
@@ -31,10 +32,13 @@ struct GalleryEvaluation {
         var skippedQueries: Int
         var ndcg: [String: Double]
         var meanPoseDistance: [String: Double]
+        /// The floor: mean pose distance of the K nearest items by pose distance itself.
+        var idealMeanPoseDistance: [String: Double]
         var spearman: Double?
 
         enum CodingKeys: String, CodingKey {
-            case space, queries, skippedQueries = "skipped_queries", ndcg, meanPoseDistance = "mean_pose_distance", spearman
+            case space, queries, skippedQueries = "skipped_queries", ndcg, meanPoseDistance = "mean_pose_distance",
+                 idealMeanPoseDistance = "ideal_mean_pose_distance", spearman
         }
 
         /// A Markdown table row set for one space.
@@ -45,6 +49,13 @@ struct GalleryEvaluation {
             lines.append("|---|" + String(repeating: "---|", count: 2 * ks.count + 2))
             lines.append(row(title))
             return lines.joined(separator: "\n")
+        }
+
+        /// The row a perfect ranking (by pose distance itself) would get.
+        func idealRow(_ title: String) -> String {
+            let ks = ndcg.keys.compactMap(Int.init).sorted()
+            let cells = ks.map { _ in "1" } + ks.map { String(format: "%.4f", idealMeanPoseDistance[String($0)] ?? .nan) }
+            return "| \(title) | " + cells.joined(separator: " | ") + " | 1 | \(queries) |"
         }
 
         func row(_ title: String) -> String {
@@ -86,6 +97,7 @@ struct GalleryEvaluation {
             space: name, queries: report.queryCount, skippedQueries: report.skippedQueries,
             ndcg: Dictionary(uniqueKeysWithValues: m.ndcg.map { (String($0.key), $0.value) }),
             meanPoseDistance: Dictionary(uniqueKeysWithValues: m.labelDistance.map { (String($0.key), $0.value) }),
+            idealMeanPoseDistance: Dictionary(uniqueKeysWithValues: report.idealLabelDistance.map { (String($0.key), $0.value) }),
             spearman: m.spearman.isNaN ? nil : m.spearman)
     }
 }

@@ -66,7 +66,7 @@ private func bruteSpearman(_ x: [Double], _ y: [Double]) -> Double? {
         let ks = [1, 3, 8]
         let report = try RetrievalMetrics.gradedMetrics(embeddings: embeddings, queries: queries, ks: ks, labelDistance: undefined)
 
-        var ndcg = [Double](repeating: 0, count: ks.count), mean = ndcg
+        var ndcg = [Double](repeating: 0, count: ks.count), mean = ndcg, floor = ndcg
         var rho = 0.0, counted = 0
         for q in queries where q % 7 != 0 {
             let refs = (0..<n).filter { $0 != q && $0 % 7 != 0 }
@@ -78,6 +78,7 @@ private func bruteSpearman(_ x: [Double], _ y: [Double]) -> Double? {
                 let idcg = (0..<k).reduce(0.0) { $0 + 1 / (1 + best[$1]) / log2(Double($1) + 2) }
                 ndcg[i] += dcg / idcg
                 mean[i] += d.prefix(k).reduce(0, +) / Double(k)
+                floor[i] += best.prefix(k).reduce(0, +) / Double(k)
             }
             rho += bruteSpearman(refs.map { distance(embeddings, q, $0) }, d) ?? 0
             counted += 1
@@ -86,6 +87,7 @@ private func bruteSpearman(_ x: [Double], _ y: [Double]) -> Double? {
         for (i, k) in ks.enumerated() {
             #expect(abs((report.metrics.ndcg[k] ?? .nan) - ndcg[i] / Double(counted)) < 1e-9)
             #expect(abs((report.metrics.labelDistance[k] ?? .nan) - mean[i] / Double(counted)) < 1e-9)
+            #expect(abs((report.idealLabelDistance[k] ?? .nan) - floor[i] / Double(counted)) < 1e-9)
         }
         #expect(abs(report.metrics.spearman - rho / Double(counted)) < 1e-9)
     }

@@ -144,7 +144,7 @@ def test_eval_equals_numpy_over_the_stored_embeddings(built):
     x = np.stack([np.frombuffer(v, dtype="<f4") for v, _ in rows]).astype(np.float64)
     poses = [np.array([float(t) for t in p.split(",")]).reshape(17, 3) for _, p in rows]
     ks = [1, 10, 50]
-    ndcg, mean, rhos, counted = {k: 0.0 for k in ks}, {k: 0.0 for k in ks}, [], 0
+    ndcg, mean, floor, rhos, counted = {k: 0.0 for k in ks}, {k: 0.0 for k in ks}, {k: 0.0 for k in ks}, [], 0
     for q in range(len(rows)):
         refs = []
         for j in range(len(rows)):
@@ -163,12 +163,14 @@ def test_eval_equals_numpy_over_the_stored_embeddings(built):
         for k in ks:
             ndcg[k] += (disc[:k] / (1 + d[:k])).sum() / (disc[:k] / (1 + ideal[:k])).sum()
             mean[k] += d[:k].mean()
+            floor[k] += ideal[:k].mean()
         rhos.append(spearmanr([r[0] for r in refs], d).correlation)
         counted += 1
     assert report["queries"] == counted and report["skipped_queries"] == N - counted
     for k in ks:
         assert abs(report["ndcg"][str(k)] - ndcg[k] / counted) < 1e-6
         assert abs(report["mean_pose_distance"][str(k)] - mean[k] / counted) < 1e-6
+        assert abs(report["ideal_mean_pose_distance"][str(k)] - floor[k] / counted) < 1e-6
     assert abs(report["spearman"] - np.mean(rhos)) < 1e-6
 
 

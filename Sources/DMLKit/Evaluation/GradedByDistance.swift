@@ -5,6 +5,9 @@ import Foundation
 public struct GradedReport: Codable, Equatable, Sendable {
     /// nDCG@K, mean label distance@K and Spearman, averaged over the queries counted.
     public var metrics: GradedMetrics
+    /// The best possible mean label distance@K: the K references with the smallest label distances, averaged
+    /// like `metrics.labelDistance` (the floor a perfect embedding would reach).
+    public var idealLabelDistance: [Int: Double]
     /// Queries evaluated.
     public var queryCount: Int
     /// Queries left out because fewer than the largest K references had a defined label distance to them.
@@ -39,6 +42,7 @@ extension RetrievalMetrics {
         let discount = (0..<last).map { 1 / log2(Double($0) + 2) }
         var ndcg = [Int: Double](uniqueKeysWithValues: ks.map { ($0, 0) })
         var meanDistance = ndcg
+        var idealDistance = ndcg
         var rhoSum = 0.0, rhoCount = 0, counted = 0, skipped = 0
         for q in queries {
             // Only references with a defined label distance take part, ranked by embedding distance (ties by index).
@@ -63,6 +67,7 @@ extension RetrievalMetrics {
                 }
                 ndcg[k, default: 0] += dcg / idcg
                 meanDistance[k, default: 0] += sum / Double(k)
+                idealDistance[k, default: 0] += ideal.prefix(k).reduce(0, +) / Double(k)
             }
             if let rho = spearman(candidates.map(\.embedding), labels) {
                 rhoSum += rho
@@ -76,6 +81,7 @@ extension RetrievalMetrics {
         let c = Double(counted)
         let metrics = GradedMetrics(ndcg: ndcg.mapValues { $0 / c }, labelDistance: meanDistance.mapValues { $0 / c },
                                     spearman: rhoCount > 0 ? rhoSum / Double(rhoCount) : .nan)
-        return GradedReport(metrics: metrics, queryCount: counted, skippedQueries: skipped)
+        return GradedReport(metrics: metrics, idealLabelDistance: idealDistance.mapValues { $0 / c }, queryCount: counted,
+                            skippedQueries: skipped)
     }
 }
