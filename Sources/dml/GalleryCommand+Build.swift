@@ -54,6 +54,9 @@ struct GalleryBuilder {
         let captionsByImage = try captions.map(readCaptions) ?? [:]
         var spaces = [try imageSpace(imageModel, factory: factory)]
         if let captionModel { spaces.append(captionModel.space) }
+        if let existing = try? GalleryReader(directory: directory), let count = try? existing.count(), count > 0 {
+            throw CLIError("\(directory.path) already holds a gallery of \(count) items: build into a new directory")
+        }
         let gallery = try Gallery(directory: directory, spaces: spaces)
 
         // One person per image keys by file stem; images with several people key each by annotation id too.

@@ -199,6 +199,9 @@ def test_bad_input_exits_1_with_one_line(built, tmp_path):
     con.close()
     fails("gallery", "search", other, "--example", people / "images" / records[0].file_name, "--model", MODEL, "-k", 3,
           contains="another-model")
+    # Building over an existing gallery is refused (it would mix two builds).
+    fails("gallery", "build", gallery, "--coco", people / "person_keypoints.json", "--images", people / "images",
+          "--model", MODEL, contains="already holds")
     # A corrupt image stops a build with one line.
     bad_images = tmp_path / "images"
     shutil.copytree(people / "images", bad_images)
