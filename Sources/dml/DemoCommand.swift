@@ -151,7 +151,9 @@ struct DemoCommand: ParsableCommand {
         if let captionModel {
             for text in ["a person sitting cross-legged", "someone lying face down", "a person jumping with legs apart"] {
                 let hits = try gallery.search(caption: text, embedder: captionModel.embedder, k: shown)
-                try show("By caption: \"\(text)\" (MiniLM; contact-sheet row starts with an empty cell)", hits, queryImage: nil, queryPose: nil)
+                // A text query has no picture: a grey tile marks its row on the contact sheet.
+                let tile = try RGBImage(width: 64, height: 64, pixels: [UInt8](repeating: 210, count: 64 * 64 * 3))
+                try show("By caption: \"\(text)\" (MiniLM; contact-sheet row starts with a grey tile)", hits, queryImage: tile, queryPose: nil)
             }
         }
         return rows
