@@ -115,7 +115,7 @@ def plot_curves(runs: list[dict], label: str, path: str) -> None:
     plt.close(fig)
 
 
-def retrieval_examples(run_dir: str, path: str, n: int = 8, top: int = 6, scale: int = 2) -> None:
+def retrieval_examples(run_dir: str, path: str, n: int = 8, top: int = 6, scale: int = 1) -> None:
     """A PNG grid: the first ``n`` held-out queries of a run (left column) and their ``top`` nearest
     gallery images under the run's trained model (``model.pt``), nearest first."""
     import numpy as np
