@@ -29,15 +29,18 @@ from ..models import L2Normalize
 from .people_labels import DEFAULT_TEXT_MODEL, CaptionLabels, PoseLabels, embed_captions
 
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.25
-LOSSES = ("log_ratio", "dense_triplet", "binary_triplet")
+LOSSES = ("log_ratio", "log_ratio_first", "dense_triplet", "binary_triplet")
 
 
 def make_loss(name: str, k: int) -> nn.Module:
-    """The loss of a row: log-ratio (squared distances in both spaces, every sample an anchor), or the
-    paper's triplet baselines on the same batches (dense triplets, margin 0.05; binary triplets with
-    the k label-space neighbours as positives, margin 0.2)."""
+    """The loss of a row: log-ratio (squared distances in both spaces, every sample an anchor; or
+    ``log_ratio_first``: only the batch's first sample, the one whose neighbours the batch holds), or
+    the paper's triplet baselines on the same batches (dense triplets, margin 0.05; binary triplets
+    with the k label-space neighbours as positives, margin 0.2)."""
     if name == "log_ratio":
         return LogRatioLoss(distance="squared", anchors="all")
+    if name == "log_ratio_first":
+        return LogRatioLoss(distance="squared", anchors="first")
     if name == "dense_triplet":
         return DenseTripletMarginLoss(margin=0.05)
     if name == "binary_triplet":
@@ -126,7 +129,7 @@ def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: in
     sampler = DenseTripletBatchSampler(np.arange(len(images)), batch, k=k, num_batches=steps, seed=seed,
                                        neighbours=torch.from_numpy(np.asarray(neighbours)))
     loss_fn = make_loss(loss, k)
-    power = 2 if loss == "log_ratio" else 1
+    power = 2 if loss.startswith("log_ratio") else 1
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     x_all = to_tensor(images)
@@ -179,6 +182,7 @@ def export(model: nn.Module, path: str, dtype: str, metadata: dict, size: int = 
 
 
 LOSS_TEXT = {"log_ratio": "log-ratio, squared distances in both spaces, every sample an anchor",
+             "log_ratio_first": "log-ratio, squared distances in both spaces, only the batch's first sample an anchor",
              "dense_triplet": "triplet margin 0.05 on all dense triplets of the batch",
              "binary_triplet": "triplet margin 0.2, the 5 label-space nearest as positives"}
 LABEL_TEXT = {

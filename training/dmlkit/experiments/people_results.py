@@ -15,7 +15,8 @@ from collections import defaultdict
 
 COLUMNS = ["ndcg@10", "ndcg@50", "ndcg@100", "label_distance@1", "label_distance@5", "label_distance@10"]
 BOUNDS = ("label-space oracle", "random-init CNN", "raw pixels (16x16)")
-LOSS_NAMES = {"log_ratio": "log-ratio", "dense_triplet": "dense triplet", "binary_triplet": "binary triplet"}
+LOSS_NAMES = {"log_ratio": "log-ratio", "log_ratio_first": "log-ratio, first-sample anchor",
+              "dense_triplet": "dense triplet", "binary_triplet": "binary triplet"}
 
 
 def load_runs(dirs: list[str]) -> list[dict]:
@@ -93,7 +94,8 @@ def plot_curves(runs: list[dict], label: str, path: str) -> None:
         for b in BOUNDS:
             if b in run["curves"]:
                 lines[(b, dim if b == "random-init CNN" else None)][seed] = run["curves"][b]
-    colours = {"log_ratio": "C0", "dense_triplet": "C1", "binary_triplet": "C2", "label-space oracle": "C4",
+    colours = {"log_ratio": "C0", "log_ratio_first": "C3", "dense_triplet": "C1", "binary_triplet": "C2",
+               "label-space oracle": "C4",
                "random-init CNN": "0.5", "raw pixels (16x16)": "C5"}
     dims = sorted({k[1] for k in lines if k[1] is not None})
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
