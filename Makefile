@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export OMP_NUM_THREADS ?= 2
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup setup-system setup-python text-model build release test test-swift test-tsan test-python demo bench clean
+.PHONY: setup setup-system setup-python text-model build release test test-swift test-tsan test-python demo models bench clean
 
 setup: setup-system setup-python
 
@@ -42,6 +42,10 @@ test-python: setup text-model
 
 demo: release text-model
 	"$$($(SWIFT) build -c release --show-bin-path)/dml" demo
+
+# Retrains the shipped models from scratch with fixed seeds (models/*.md say how each was made).
+models: setup-python
+	scripts/models.sh
 
 bench: release setup-python
 	scripts/bench.sh
