@@ -104,8 +104,8 @@ def render(data, args):
     lines = [START, "## Runtime (DMLRuntime vs PyTorch CPU vs onnxruntime)", "",
              "Reproduce: `make bench` (or `swift build -c release --product runtime-bench && "
              f".venv/bin/python bench/runtime/run.py --threads {t}`).", "",
-             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, shared with other work while "
-             f"measured (load average 4-7 on 2 cores), {platform.system()}; torch {torch.__version__}; every framework at {t} "
+             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (1-minute load average when the "
+             f"table was written: {os.getloadavg()[0]:.1f}), {platform.system()}; torch {torch.__version__}; every framework at {t} "
              "thread(s), one process each. Models: bench/runtime/models.py, 64x64 RGB in, 128-d out, f32 weights (BatchNorm "
              f"folded by the exporter). Latency is the median of repeated calls on the same batch, best of {args.rounds} "
              f"interleaved rounds; embed is a fresh process embedding {args.count} inputs in batches of 64 (start-up and model "
