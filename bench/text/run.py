@@ -110,8 +110,8 @@ def main():
     import torch
     lines = [START, "## Text (DMLText vs sentence-transformers vs onnxruntime, all-MiniLM-L6-v2)", "",
              "Reproduce: `make bench` (or `swift build -c release --product text-bench && .venv/bin/python bench/text/run.py`).", "",
-             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, shared with other engineers' builds "
-             f"while measured (numbers are noisy); {platform.system()}; torch {torch.__version__}. {args.count} generated people "
+             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (1-minute load average when the table "
+             f"was written: {os.getloadavg()[0]:.1f}); {platform.system()}; torch {torch.__version__}. {args.count} generated people "
              "captions (~13 tokens each), each framework in its own process at the stated thread count (OpenBLAS / torch / "
              "onnxruntime intra-op threads). Sentences/s covers tokenising, encoding, pooling and normalising, after model load "
              f"and one warm-up batch; best of {args.rounds} interleaved rounds. onnxruntime runs the model exported from "
