@@ -50,6 +50,11 @@ def label_neighbours(labels: torch.Tensor, k: int, distance: LabelDistance = euc
 class DenseTripletBatchSampler(Sampler[list]):
     """Batches of [anchor, its k label-space neighbours, batch_size - 1 - k random others].
 
+    With ``groups`` = g > 1 a batch holds g such groups, [anchor_1, its neighbours, anchor_2, its
+    neighbours, ...] then random others, so that a loss with every sample as an anchor sees g anchors
+    whose near neighbours are in the batch (a neighbour already in the batch is not repeated; the
+    batch is topped up with random others).
+
     Args:
         labels: continuous labels, (N,) or (N, L); only used to find neighbours.
         batch_size: samples per batch (>= k + 2, so every batch has at least one random other).
@@ -58,21 +63,26 @@ class DenseTripletBatchSampler(Sampler[list]):
         seed: base seed; epoch e uses ``seed + e`` so runs are reproducible (call ``set_epoch``).
         distance: label distance function, Euclidean by default (pass e.g. a pose distance).
         neighbours: precomputed (N, >= k) neighbour indices, skipping the search.
+        groups: anchors (each with its k neighbours) per batch; batch_size must be >= groups * (k + 1) + 1.
 
     Anchors are drawn without replacement within an epoch (reshuffled per epoch). Random others are
     drawn without replacement from the samples that are neither the anchor nor its neighbours.
     """
 
     def __init__(self, labels, batch_size: int, k: int = 5, num_batches: int | None = None, seed: int = 0,
-                 distance: LabelDistance = euclidean_label_distance, neighbours: torch.Tensor | None = None) -> None:
+                 distance: LabelDistance = euclidean_label_distance, neighbours: torch.Tensor | None = None,
+                 groups: int = 1) -> None:
         n = len(labels)
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        if batch_size < k + 2:
-            raise ValueError(f"batch_size must be >= k + 2 = {k + 2}, got {batch_size}")
+        if groups < 1:
+            raise ValueError(f"groups must be >= 1, got {groups}")
+        if batch_size < groups * (k + 1) + 1:
+            raise ValueError(f"batch_size must be >= groups * (k + 1) + 1 = {groups * (k + 1) + 1}, got {batch_size}")
         if batch_size > n:
             raise ValueError(f"batch_size {batch_size} exceeds the {n} samples")
         self.n, self.batch_size, self.k, self.seed, self.epoch = n, batch_size, k, seed, 0
+        self.groups = groups
         self.num_batches = num_batches if num_batches is not None else max(1, n // batch_size)
         if self.num_batches < 1:
             raise ValueError(f"num_batches must be >= 1, got {num_batches}")
@@ -92,16 +102,18 @@ class DenseTripletBatchSampler(Sampler[list]):
 
     def __iter__(self) -> Iterator[list]:
         rng = np.random.default_rng(self.seed + self.epoch)
-        anchors = np.concatenate([rng.permutation(self.n) for _ in range(-(-self.num_batches // self.n))])
-        n_random = self.batch_size - 1 - self.k
-        for anchor in anchors[: self.num_batches]:
-            near = self.neighbours[anchor]
+        need = self.num_batches * self.groups
+        anchors = np.concatenate([rng.permutation(self.n) for _ in range(-(-need // self.n))])[:need]
+        for b in range(self.num_batches):
+            batch: list[int] = []
             taken = np.zeros(self.n, dtype=bool)
-            taken[anchor] = True
-            taken[near] = True
-            pool = np.flatnonzero(~taken)
-            others = rng.choice(pool, size=n_random, replace=False)
-            yield [int(anchor)] + [int(i) for i in near] + [int(i) for i in others]
+            for anchor in anchors[b * self.groups:(b + 1) * self.groups]:
+                for i in [int(anchor)] + [int(i) for i in self.neighbours[anchor]]:
+                    if not taken[i]:
+                        taken[i] = True
+                        batch.append(i)
+            others = rng.choice(np.flatnonzero(~taken), size=self.batch_size - len(batch), replace=False)
+            yield batch + [int(i) for i in others]
 
 
 def _anchor_rows(n: int, anchors: str) -> torch.Tensor:

@@ -45,6 +45,33 @@ def test_sampler_batches_are_anchor_neighbours_then_random_others():
     assert list(sampler) != batches
 
 
+def test_sampler_with_groups_holds_each_anchor_with_its_neighbours():
+    g = torch.Generator().manual_seed(4)
+    y = torch.randn(400, 16, generator=g)
+    neighbours = label_neighbours(y, 5).tolist()
+    assert neighbours[:50] == brute_neighbours(y, 5)[:50]
+    sampler = DenseTripletBatchSampler(y, batch_size=32, k=5, seed=1, num_batches=10, groups=4)
+    covered_all = []
+    for b in sampler:
+        assert len(b) == 32 and len(set(b)) == 32
+        assert set(neighbours[b[0]]) <= set(b)  # the first anchor leads, as with one group
+        # every group's anchor has all its neighbours in the batch (others may by chance)
+        covered = [i for i in b if set(neighbours[i]) <= set(b)]
+        assert len(covered) >= 4
+        covered_all += covered
+    assert len(set(covered_all)) >= 40  # anchors are not repeated within the epoch
+    one = DenseTripletBatchSampler(y, batch_size=32, k=5, seed=1, num_batches=10)
+    assert sum(sum(set(neighbours[i]) <= set(b) for i in b) for b in one) < sum(map(len, [covered_all])) / 2
+    with pytest.raises(ValueError, match="groups"):
+        DenseTripletBatchSampler(y, batch_size=24, k=5, groups=4)
+
+
+def test_one_group_is_the_default_sampler():
+    y = torch.randn(50, 2)
+    assert list(DenseTripletBatchSampler(y, batch_size=12, k=5, seed=2, groups=1)) == \
+        list(DenseTripletBatchSampler(y, batch_size=12, k=5, seed=2))
+
+
 def test_sampler_works_with_a_standard_dataloader():
     y = torch.randn(40, 2)
     data = TensorDataset(torch.randn(40, 4), y)

@@ -60,6 +60,37 @@ def test_caption_labels_are_euclidean_and_train(tiny):
         people.train(images[:5], labels, dim=4, steps=1, seed=0, log=lambda m: None)
 
 
+def test_caption_mean_label_averages_each_persons_captions(tmp_path, monkeypatch):
+    import json
+    from types import SimpleNamespace
+
+    captions = {"annotations": [{"image_id": 7, "caption": "a"}, {"image_id": 3, "caption": "b"},
+                                {"image_id": 7, "caption": "c"}]}
+    path = tmp_path / "captions.json"
+    path.write_text(json.dumps(captions))
+    table = {"a": [1.0, 0.0], "b": [0.0, 1.0], "c": [0.6, 0.8]}
+    seen = []
+
+    def fake(texts, model_dir):
+        seen.append(list(texts))
+        return np.array([table[t] for t in texts])
+
+    monkeypatch.setattr(people, "embed_captions", fake)
+    records = [SimpleNamespace(image_id=3), SimpleNamespace(image_id=7)]
+    mean = people.caption_label_vectors(records, str(path), "mean", "unused")
+    expected = np.array([1.6, 0.8]) / np.linalg.norm([1.6, 0.8])
+    assert np.allclose(mean, [[0.0, 1.0], expected]) and seen[-1] == ["b", "a", "c"]
+    first = people.caption_label_vectors(records, str(path), "first", "unused")
+    assert np.allclose(first, [[0.0, 1.0], [1.0, 0.0]]) and seen[-1] == ["b", "a"]
+
+
+def test_several_anchor_groups_train(tiny):
+    images, kps = tiny
+    model, info = people.train(images, PoseLabels(kps), dim=8, steps=2, seed=0, batch=12, k=3, width=8,
+                               groups=2, log=lambda m: None)
+    assert np.isfinite(info["final_loss"])
+
+
 def test_unknown_loss_is_rejected():
     with pytest.raises(ValueError, match="unknown loss"):
         people.make_loss("hinge", 5)
@@ -103,7 +134,15 @@ def test_results_table_averages_seeds_and_keeps_bounds_apart(tmp_path):
                   for name in metrics}
         (run / "metrics.json").write_text(json.dumps({"config": {"label": "pose", "loss": "log_ratio", "dim": 16,
                                                                  "seed": seed}, "metrics": metrics, "curves": curves}))
+    grouped = tmp_path / "g0"
+    grouped.mkdir()
+    (grouped / "metrics.json").write_text(json.dumps({"config": {"label": "pose", "loss": "log_ratio", "dim": 16,
+                                                                 "seed": 0, "groups": 4},
+                                                      "metrics": {"log_ratio": {c: 0.9 for c in cols}},
+                                                      "curves": {"log_ratio": curves["log_ratio"]}}))
     runs = people_results.load_runs([str(tmp_path / "r0"), str(tmp_path / "r1"), str(tmp_path / "none")])
+    grouped_row = people_results.table(people_results.load_runs([str(grouped)]), "pose").splitlines()[2]
+    assert grouped_row.startswith("| log-ratio, 4 anchor groups per batch | 16 | 1 | 0.9000 |")
     text = people_results.table(runs, "pose")
     row = next(line for line in text.splitlines() if line.startswith("| log-ratio"))
     assert "| 16 | 2 |" in row and "0.6000 ± 0.1414" in row  # mean and sample std of 0.5 and 0.7

@@ -81,7 +81,8 @@ def graded_metrics_from_distances(query: np.ndarray, gallery: np.ndarray, label_
     index). The same definitions as :func:`dmlkit.evaluation.graded_metrics`, for label distances
     that are given as a matrix rather than as vectors."""
     q, g = np.asarray(query, np.float64), np.asarray(gallery, np.float64)
-    emb_d = ((q[:, None, :] - g[None, :, :]) ** 2).sum(-1)
+    # |q - g|^2 by the matrix form: the broadcast form needs queries x gallery x dim floats
+    emb_d = np.maximum((q * q).sum(1)[:, None] + (g * g).sum(1)[None, :] - 2.0 * q @ g.T, 0.0)
     order = np.argsort(emb_d, axis=1, kind="stable")
     lab = np.take_along_axis(label_d, order, axis=1)
     ideal = np.sort(label_d, axis=1)
@@ -113,9 +114,10 @@ def embed(model: nn.Module, images: np.ndarray, batch: int = 256) -> np.ndarray:
 
 def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: int = 32, k: int = 5,
           lr: float = 1e-3, loss: str = "log_ratio", width: int = 32, neighbours: np.ndarray | None = None,
-          log=print) -> tuple[nn.Module, dict]:
+          groups: int = 1, log=print) -> tuple[nn.Module, dict]:
     """Train a :class:`PeopleCNN` with ``loss`` (see :func:`make_loss`) on dense-triplet batches: an
-    anchor, its k label-space neighbours and random others. ``labels`` is a
+    anchor, its k label-space neighbours and random others (``groups`` anchors with their neighbours
+    per batch). ``labels`` is a
     :class:`~dmlkit.experiments.people_labels.PoseLabels` or ``CaptionLabels`` over the same samples.
     The log-ratio loss gets squared label distances (it compares squared embedding distances); the
     triplet losses only use their order."""
@@ -127,7 +129,7 @@ def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: in
     neighbours = labels.neighbours(k) if neighbours is None else neighbours
     t_nn = time.time() - t0
     sampler = DenseTripletBatchSampler(np.arange(len(images)), batch, k=k, num_batches=steps, seed=seed,
-                                       neighbours=torch.from_numpy(np.asarray(neighbours)))
+                                       neighbours=torch.from_numpy(np.asarray(neighbours)), groups=groups)
     loss_fn = make_loss(loss, k)
     power = 2 if loss.startswith("log_ratio") else 1
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -148,6 +150,22 @@ def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: in
             log(f"step {step}/{steps} loss {np.mean(running[-100:]):.4f} ({time.time() - t0:.0f} s)")
     return model, {"train_seconds": round(time.time() - t0, 1), "neighbour_seconds": round(t_nn, 1),
                    "final_loss": float(np.mean(running[-100:]))}
+
+
+def caption_label_vectors(records, captions_json: str, mode: str, text_model: str) -> np.ndarray:
+    """Caption label of each person (``records`` in data order): the all-MiniLM-L6-v2 embedding of
+    the first caption, or (``mode="mean"``) the renormalised mean of the embeddings of all of them."""
+    from ..data.people import load_captions
+
+    by_image = load_captions(captions_json)
+    texts = [by_image[r.image_id] if mode == "mean" else by_image[r.image_id][:1] for r in records]
+    flat = embed_captions([t for person in texts for t in person], text_model)
+    out, start = np.empty((len(texts), flat.shape[1])), 0
+    for i, person in enumerate(texts):
+        v = flat[start:start + len(person)].mean(0)
+        out[i] = v / np.linalg.norm(v)
+        start += len(person)
+    return out
 
 
 def raw_pixels(images: np.ndarray, size: int = 16) -> np.ndarray:
@@ -198,12 +216,14 @@ def model_card(result: dict, fingerprint: str, command: str) -> str:
     c, m = result["config"], result["metrics"]
     cols = ["ndcg@10", "ndcg@50", "ndcg@100", "label_distance@1", "label_distance@5", "label_distance@10"]
     table = ["| row | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    caption_note = (" (each person's label: the renormalised mean of the embeddings of all its captions)"
+                    if c["label"] == "caption" and c.get("caption_label", "first") == "mean" else "")
     for name, row in m.items():
         table.append(f"| {name} | " + " | ".join(f"{row[k]:.4f}" for k in cols) + " |")
     return f"""# {os.path.basename(result['export']['path'])}
 
 {LABEL_TEXT[c['label']][0]}-aware image embedder: 64x64 RGB image of one person -> {c['dim']}-d L2-normalised
-embedding whose distances follow {LABEL_TEXT[c['label']][1]}.
+embedding whose distances follow {LABEL_TEXT[c['label']][1]}{caption_note}.
 
 - **Architecture**: `dmlkit.experiments.people.PeopleCNN(dim={c['dim']}, width={c['width']})`: four stride-2
   conv3x3/BN/ReLU blocks, flatten, linear, L2 normalisation. Preprocessing: pixels / 255, minus
@@ -212,7 +232,7 @@ embedding whose distances follow {LABEL_TEXT[c['label']][1]}.
 - **Data**: synthetic people from `dmlkit.data.people` (seed {c['data_seed']}, {c['count']} generated): the first
   {c['train']} train; held out: {c['queries']} queries against a gallery of {c['gallery']} (never seen in training).
 - **Training**: loss `{c['loss']}` ({LOSS_TEXT[c['loss']]}), dense-triplet batches of {c['batch']}
-  (anchor, its 5 label-space neighbours, random others), Adam lr {c['lr']} with cosine decay, {c['steps']} steps,
+  ({c.get('groups', 1)} anchor(s), each with its 5 label-space neighbours, then random others), Adam lr {c['lr']} with cosine decay, {c['steps']} steps,
   seed {c['seed']}, CPU, 1 thread: {result['train']['train_seconds']} s of training, plus the label-space
   neighbour search ({result['train']['neighbour_seconds']} s; cached per data set).
 - **Fingerprint**: `{fingerprint}`
@@ -242,10 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--groups", type=int, default=1, help="anchors (each with its 5 label-space neighbours) per batch")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--loss", choices=LOSSES, default="log_ratio")
     p.add_argument("--label", choices=("pose", "caption"), default="pose", help="what similarity means")
     p.add_argument("--text-model", default=DEFAULT_TEXT_MODEL, help="sentence-transformers model for captions")
+    p.add_argument("--caption-label", choices=("mean", "first"), default="mean",
+                   help="caption label: the mean of the unit embeddings of all a person's captions (renormalised; "
+                        "averages the random wording away), or the first caption's embedding")
     p.add_argument("--width", type=int, default=32, help="channels of the first conv block")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy small CPU)")
@@ -270,17 +294,18 @@ def main(argv: list[str] | None = None) -> int:
     if a.label == "pose":
         labels = PoseLabels(data.keypoints)
     else:
-        cache = os.path.join(a.data, f"caption_minilm_first{need}.npy")  # encoding takes a while: keep it
-        if os.path.exists(cache):
-            vectors = np.load(cache)
+        labels_cache = os.path.join(a.data, f"caption_minilm_{a.caption_label}_first{need}.npy")
+        if os.path.exists(labels_cache):  # encoding takes a while: keep it
+            vectors = np.load(labels_cache)
         else:
-            vectors = embed_captions(data.captions, a.text_model)
-            np.save(cache, vectors)
+            vectors = caption_label_vectors(data.records, captions, a.caption_label, a.text_model)
+            np.save(labels_cache, vectors)
         labels = CaptionLabels(vectors)
     label_qg = labels.distances(np.arange(need)[qs], np.arange(need)[gs])
     train_labels = type(labels)(data.keypoints[tr] if a.label == "pose" else labels.vectors[tr])
     # the neighbour search is the slow part of setting up; cache it beside the data
-    cache = os.path.join(a.data, f"{a.label}_neighbours_k5_first{a.train}.npy")
+    space = a.label if a.label == "pose" else f"caption_{a.caption_label}"
+    cache = os.path.join(a.data, f"{space}_neighbours_k5_first{a.train}.npy")
     t0 = time.time()
     if os.path.exists(cache):
         neighbours = np.load(cache)
@@ -289,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         np.save(cache, neighbours)
     t_nn = time.time() - t0
     model, info = train(data.images[tr], train_labels, a.dim, a.steps, a.seed, a.batch, lr=a.lr,
-                        loss=a.loss, width=a.width, neighbours=neighbours, log=lambda m: print(m, flush=True))
+                        loss=a.loss, width=a.width, neighbours=neighbours, groups=a.groups,
+                        log=lambda m: print(m, flush=True))
     info["neighbour_seconds"] = round(t_nn, 1)
     info["neighbours_cached"] = bool(t_nn < 5 and os.path.exists(cache))
     torch.manual_seed(a.seed)

@@ -33,11 +33,19 @@ def load_runs(dirs: list[str]) -> list[dict]:
 
 
 def _key(run: dict) -> tuple[str, str, int]:
+    """(label, row name, dim); runs with several anchor groups per batch are rows of their own."""
     c = run["config"]
-    return c.get("label", "pose"), c.get("loss", "log_ratio"), int(c["dim"])
+    loss, groups = c.get("loss", "log_ratio"), int(c.get("groups", 1))
+    return c.get("label", "pose"), loss if groups == 1 else f"{loss}@{groups}", int(c["dim"])
 
 
-def _trained_row(run: dict) -> dict:
+def _row_name(loss: str) -> str:
+    base, _, groups = loss.partition("@")
+    name = LOSS_NAMES.get(base, base)
+    return f"{name}, {groups} anchor groups per batch" if groups else name
+
+
+def _trained_row(run: dict) -> dict:  # the metrics are stored under the loss name
     loss = run["config"].get("loss", "log_ratio")
     return run["metrics"].get(loss) or run["metrics"]["log-ratio (dense triplets)"]
 
@@ -64,11 +72,12 @@ def table(runs: list[dict], label: str) -> str:
                 bkey = (b, dim) if b == "random-init CNN" else (b, None)
                 bounds[bkey][seed] = run["metrics"][b]
     lines = ["| row | d | seeds | " + " | ".join(COLUMNS) + " |", "|---|---|---|" + "---|" * len(COLUMNS)]
-    order = sorted(groups, key=lambda k: (-k[1], list(LOSS_NAMES).index(k[0]) if k[0] in LOSS_NAMES else 9))
+    order = sorted(groups, key=lambda k: (-k[1], list(LOSS_NAMES).index(k[0].split("@")[0])
+                                          if k[0].split("@")[0] in LOSS_NAMES else 9, k[0]))
     for loss, dim in order:
         seeds = groups[(loss, dim)]
         cells = [_fmt([seeds[s][c] for s in sorted(seeds)]) for c in COLUMNS]
-        lines.append(f"| {LOSS_NAMES.get(loss, loss)} | {dim} | {len(seeds)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_row_name(loss)} | {dim} | {len(seeds)} | " + " | ".join(cells) + " |")
     for (b, dim), seeds in sorted(bounds.items(), key=lambda kv: (BOUNDS.index(kv[0][0]), -(kv[0][1] or 0))):
         cells = [_fmt([seeds[s][c] for s in sorted(seeds)]) for c in COLUMNS]
         lines.append(f"| {b} | {dim if dim else '-'} | {len(seeds)} | " + " | ".join(cells) + " |")
@@ -90,7 +99,7 @@ def plot_curves(runs: list[dict], label: str, path: str) -> None:
         if lab != label or "curves" not in run:
             continue
         seed = int(run["config"]["seed"])
-        lines[(loss, dim)][seed] = run["curves"][loss]
+        lines[(loss, dim)][seed] = run["curves"][run["config"].get("loss", "log_ratio")]
         for b in BOUNDS:
             if b in run["curves"]:
                 lines[(b, dim if b == "random-init CNN" else None)][seed] = run["curves"][b]
@@ -104,9 +113,9 @@ def plot_curves(runs: list[dict], label: str, path: str) -> None:
         k = curves[0]["k"]
         bound = name in BOUNDS
         style = "--" if bound else ("-" if dim == dims[-1] else ":")
-        text = f"{LOSS_NAMES.get(name, name)}" + (f", d={dim}" if dim else "") + f" ({len(curves)} seeds)"
+        text = f"{_row_name(name)}" + (f", d={dim}" if dim else "") + f" ({len(curves)} seeds)"
         for ax, key in zip(axes, ("label_distance", "ndcg")):
-            ax.plot(k, np.mean([c[key] for c in curves], axis=0), style, color=colours.get(name), label=text,
+            ax.plot(k, np.mean([c[key] for c in curves], axis=0), style, color=colours.get(name, "C9" if "@" in name else None), label=text,
                     linewidth=1.0 if bound else 1.6)
     axes[0].set(xlabel="K", ylabel="mean label distance of the top K (lower is better)",
                 title=f"{label}: label distance@K")
