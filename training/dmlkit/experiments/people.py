@@ -251,6 +251,21 @@ One seed, one small run: see `models/RESULTS.md` (when written) for the comparis
 """
 
 
+def _write_text(path: str, text: str) -> None:
+    """Write a file atomically (temp file + rename): a killed run never leaves half a card or metrics file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _save_npy(path: str, array: np.ndarray) -> None:
+    """Cache an array atomically, so that runs started side by side never read a half-written cache."""
+    tmp = f"{path}.tmp{os.getpid()}.npy"
+    np.save(tmp, array)
+    os.replace(tmp, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dmlkit.experiments.people", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="data set directory (generated there if missing)")
@@ -299,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             vectors = np.load(labels_cache)
         else:
             vectors = caption_label_vectors(data.records, captions, a.caption_label, a.text_model)
-            np.save(labels_cache, vectors)
+            _save_npy(labels_cache, vectors)
         labels = CaptionLabels(vectors)
     label_qg = labels.distances(np.arange(need)[qs], np.arange(need)[gs])
     train_labels = type(labels)(data.keypoints[tr] if a.label == "pose" else labels.vectors[tr])
@@ -311,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         neighbours = np.load(cache)
     else:
         neighbours = train_labels.neighbours(5)
-        np.save(cache, neighbours)
+        _save_npy(cache, neighbours)
     t_nn = time.time() - t0
     model, info = train(data.images[tr], train_labels, a.dim, a.steps, a.seed, a.batch, lr=a.lr,
                         loss=a.loss, width=a.width, neighbours=neighbours, groups=a.groups,
@@ -345,13 +360,11 @@ def main(argv: list[str] | None = None) -> int:
             fingerprint = f.metadata()["dml.fingerprint"]
         command = "cd training && python -m dmlkit.experiments.people " + " ".join(argv if argv is not None
                                                                                     else sys.argv[1:])
-        with open(os.path.splitext(a.export)[0] + ".md", "w") as f:
-            f.write(model_card(result, fingerprint, command))
+        _write_text(os.path.splitext(a.export)[0] + ".md", model_card(result, fingerprint, command))
     print(json.dumps(result, indent=1))
     if a.out:
         os.makedirs(a.out, exist_ok=True)
-        with open(os.path.join(a.out, "metrics.json"), "w") as f:
-            json.dump(result, f, indent=1)
+        _write_text(os.path.join(a.out, "metrics.json"), json.dumps(result, indent=1))
         torch.save(model.state_dict(), os.path.join(a.out, "model.pt"))
     return 0
 
