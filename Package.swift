@@ -70,6 +70,8 @@ let package = Package(
         .executableTarget(name: "text-bench", dependencies: ["DMLText", "CDMLBlas"], path: "bench/text/swift"),
         // Runtime benchmark driver (bench/runtime/bench.py runs it side by side with PyTorch and onnxruntime).
         .executableTarget(name: "runtime-bench", dependencies: ["DMLRuntime", "CDMLBlas"], path: "bench/runtime/swift"),
+        // Gallery benchmark driver (bench/gallery/run.py runs it beside the same pipeline in PyTorch + faiss-cpu).
+        .executableTarget(name: "gallery-bench", dependencies: ["DMLKit", "DMLRuntime", "DMLText", "CDMLBlas"], path: "bench/gallery/swift"),
     ],
     cxxLanguageStandard: .cxx17
 )
