@@ -19,6 +19,7 @@ struct GalleryInfoCommand: ParsableCommand {
 
     struct Info: Encodable {
         var directory: String, count: Int, generation: Int64, spaces: [Space], indexes: [IndexFile]
+        var calibrations: [String: CalibrationSummary]
     }
 
     func run() throws {
@@ -35,7 +36,7 @@ struct GalleryInfoCommand: ParsableCommand {
         let info = Info(
             directory: directory, count: try reader.count(), generation: generation,
             spaces: spaces.map { Space(name: $0.name, dimension: $0.dimension, metric: $0.metric.rawValue, factory: $0.factory, fingerprint: $0.fingerprint) },
-            indexes: indexes)
+            indexes: indexes, calibrations: try reader.calibrations().mapValues { CalibrationSummary($0, current: generation) })
         if json { return try printJSON(info) }
         print("gallery     \(directory)")
         print("items       \(info.count)")
@@ -46,6 +47,9 @@ struct GalleryInfoCommand: ParsableCommand {
         for i in indexes {
             let state = i.bytes == nil ? "missing (rebuilt on next open)" : (i.current ? "current" : "stale (rebuilt on next open)")
             print("index       \(i.file): \(i.bytes.map { "\($0) bytes" } ?? "-"), \(state)")
+        }
+        for s in info.spaces {
+            print("calibration \(s.name): " + (info.calibrations[s.name]?.line ?? "none (`dml gallery calibrate`; needs 20 items with poses)"))
         }
     }
 }

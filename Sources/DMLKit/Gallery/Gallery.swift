@@ -18,17 +18,20 @@ public final class Gallery: @unchecked Sendable {
     public let spaces: [EmbeddingSpace]
 
     static let poseSpace = "pose"
-    private let database: SQLiteDatabase
-    private let databaseLock = NSLock()
-    private let writeLock = NSLock()
-    private var indexes: [String: VectorIndex] = [:]
-    private var poseIndex: VectorIndex
+    let database: SQLiteDatabase
+    let databaseLock = NSLock()
+    let writeLock = NSLock()
+    var indexes: [String: VectorIndex] = [:]
+    var poseIndex: VectorIndex
+    /// Normalised poses of all items, loaded on the first exact pose scan and dropped by every change.
+    let poseTableCache = PoseTableCache()
 
     // MARK: Opening
 
     /// Opens the gallery at `directory`, creating it if needed. Spaces already stored must match `spaces`
-    /// (dimension, metric and embedder fingerprint); new ones are added.
-    public init(directory: URL, spaces: [EmbeddingSpace]) throws {
+    /// (dimension, metric and embedder fingerprint); new ones are added. A change waits up to `busyTimeout`
+    /// seconds for another process's write lock, then fails with `GalleryError.locked`.
+    public init(directory: URL, spaces: [EmbeddingSpace], busyTimeout: TimeInterval = 5) throws {
         self.directory = directory
         self.spaces = spaces
         guard Set(spaces.map(\.name)).count == spaces.count else { throw GalleryError.spaceMismatch("space names must be unique") }
@@ -37,11 +40,13 @@ public final class Gallery: @unchecked Sendable {
         }
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            database = try SQLiteDatabase(path: directory.appendingPathComponent("gallery.sqlite").path)
+            database = try SQLiteDatabase(path: directory.appendingPathComponent("gallery.sqlite").path, busyTimeout: busyTimeout)
             try GallerySchema.create(in: database)
             try GallerySchema.register(spaces, in: database)
         } catch let error as GalleryError {
             throw error
+        } catch let error as SQLiteError {
+            throw GalleryError(error)
         } catch {
             throw GalleryError.storage("\(error)")
         }
@@ -77,6 +82,7 @@ public final class Gallery: @unchecked Sendable {
             let ids: [Int64] = try locked {
                 try database.transaction { try GallerySchema.insert(items, embeddings: embeddings, spaces: spaces, into: database) }
             }
+            poseTableCache.invalidate()
             do {
                 for space in spaces {
                     try indexes[space.name]?.add(embeddings[space.name] ?? [], ids: ids)
@@ -92,12 +98,16 @@ public final class Gallery: @unchecked Sendable {
         }
     }
 
-    /// Removes the items with these keys; returns how many were found.
+    /// Removes the items with these keys; returns how many were found. With `requireAll`, a key not in the gallery
+    /// fails the whole call (`GalleryError.unknownKey`) and nothing is removed; otherwise unknown keys are skipped.
     @discardableResult
-    public func remove(keys: [String]) throws -> Int {
+    public func remove(keys: [String], requireAll: Bool = false) throws -> Int {
         try writeLock.withLock {
-            let ids = try locked { try database.transaction { try GallerySchema.delete(keys: keys, from: database) } }
+            let ids = try locked {
+                try database.transaction { try GallerySchema.delete(keys: keys, from: database, requireAll: requireAll) }
+            }
             guard !ids.isEmpty else { return 0 }
+            poseTableCache.invalidate()
             do {
                 for index in indexes.values { try index.remove(ids: ids) }
                 try poseIndex.remove(ids: ids)
@@ -131,12 +141,7 @@ public final class Gallery: @unchecked Sendable {
     /// Candidates come from the pose-label index and are re-ranked exactly, visibility-aware.
     public func search(pose: Pose, k: Int, mirror: Bool = false) throws -> [GalleryHit] {
         guard k >= 1 else { throw GalleryError.invalidQuery("k must be at least 1") }
-        let query: NormalizedPose
-        do {
-            query = try pose.normalized()
-        } catch {
-            throw GalleryError.invalidQuery("\(error)")
-        }
+        let query = try Self.normalizedQuery(pose)
         guard poseIndex.count > 0 else { throw GalleryError.emptyGallery }
         let candidateCount = min(poseIndex.count, max(10 * k, 200))
         var candidates: [Neighbor]
@@ -166,23 +171,41 @@ public final class Gallery: @unchecked Sendable {
 
     // MARK: Internals
 
-    private func locked<T>(_ body: () throws -> T) throws -> T {
+    /// A query pose in its normalised frame; refused when it cannot be compared with any pose.
+    static func normalizedQuery(_ pose: Pose) throws -> NormalizedPose {
+        guard pose.labelledCount >= Pose.minimumSharedJoints else {
+            throw GalleryError.invalidQuery(
+                "the pose has \(pose.labelledCount) labelled joints; a pose distance needs at least \(Pose.minimumSharedJoints)")
+        }
         do {
-            return try databaseLock.withLock(body)
-        } catch let error as SQLiteError {
-            throw GalleryError.storage(error.description)
+            return try pose.normalized()
+        } catch {
+            throw GalleryError.invalidQuery("\(error)")
         }
     }
 
-    private func ids(forKeys keys: [String]) throws -> [Int64] {
+    func locked<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try databaseLock.withLock(body)
+        } catch let error as SQLiteError {
+            throw GalleryError(error)
+        }
+    }
+
+    func ids(forKeys keys: [String]) throws -> [Int64] {
         try locked { try keys.compactMap { try database.query("SELECT id FROM items WHERE key = ?", [.text($0)]).first?.int(0) } }
     }
 
-    private func fetch(_ ids: [Int64]) throws -> [Int64: GalleryItem] {
-        guard !ids.isEmpty else { return [:] }
-        let placeholders = Array(repeating: "?", count: ids.count).joined(separator: ",")
-        let rows = try locked { try GallerySchema.items(database, where: "id IN (\(placeholders))", ids.map { .integer($0) }) }
-        return Dictionary(rows, uniquingKeysWith: { a, _ in a })
+    /// Items by id, read in chunks (SQLite caps the number of bound values per statement).
+    func fetch(_ ids: [Int64]) throws -> [Int64: GalleryItem] {
+        var result: [Int64: GalleryItem] = [:]
+        for start in stride(from: 0, to: ids.count, by: 500) {
+            let chunk = ids[start..<min(start + 500, ids.count)]
+            let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+            let rows = try locked { try GallerySchema.items(database, where: "id IN (\(placeholders))", chunk.map { .integer($0) }) }
+            result.merge(rows, uniquingKeysWith: { a, _ in a })
+        }
+        return result
     }
 
     private func validate(_ items: [GalleryItem], _ embeddings: [String: [Float]]) throws {
@@ -190,6 +213,24 @@ public final class Gallery: @unchecked Sendable {
         for item in items {
             guard !item.key.isEmpty else { throw GalleryError.invalidItem("empty key") }
             guard keys.insert(item.key).inserted else { throw GalleryError.duplicateKey(item.key) }
+            if let caption = item.caption, caption.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                throw GalleryError.invalidItem("'\(item.key)' has an empty caption (leave it out instead)")
+            }
+            if let pose = item.pose {
+                // A pose that can never be compared would sit in the store unsearchable: refuse it.
+                guard pose.labelledCount >= Pose.minimumSharedJoints else {
+                    throw GalleryError.invalidItem("the pose of '\(item.key)' has \(pose.labelledCount) labelled joints, "
+                        + "at least \(Pose.minimumSharedJoints) are needed (leave the pose out if it is unknown)")
+                }
+                do { _ = try pose.normalized() } catch {
+                    throw GalleryError.invalidItem("the pose of '\(item.key)': \(error)")
+                }
+            }
+        }
+        // Every stored space must get its vectors, or items would be missing from an index.
+        let stored = try locked { try database.query("SELECT name FROM spaces").compactMap { $0.text(0) } }
+        for name in stored where !spaces.contains(where: { $0.name == name }) {
+            throw GalleryError.invalidItem("the gallery also has space '\(name)': open it with every stored space to add items")
         }
         if let existing = try ids(forKeys: Array(keys)).first {
             let key = try locked { try database.query("SELECT key FROM items WHERE id = ?", [.integer(existing)]).first?.text(0) }
@@ -213,10 +254,10 @@ public final class Gallery: @unchecked Sendable {
         }
     }
 
-    private func indexURL(_ space: String) -> URL { directory.appendingPathComponent("\(space).faiss") }
+    func indexURL(_ space: String) -> URL { directory.appendingPathComponent("\(space).faiss") }
 
     /// Writes every index and records the generation it reflects.
-    private func saveIndexes() throws {
+    func saveIndexes() throws {
         let generation = try locked { try GallerySchema.generation(database) }
         for (name, index) in indexes.map({ ($0.key, $0.value) }) + [(Self.poseSpace, poseIndex)] {
             try index.save(to: indexURL(name))

@@ -6,9 +6,10 @@ import Foundation
 public struct GalleryReader {
     /// The gallery directory.
     public let directory: URL
-    private let database: SQLiteDatabase
+    let database: SQLiteDatabase
 
-    /// Opens the store of an existing gallery; a directory without `gallery.sqlite` is an error (nothing is created).
+    /// Opens the store of an existing gallery read-only; a directory without `gallery.sqlite` is an error (nothing
+    /// is created), and a gallery in a read-only directory can be read.
     public init(directory: URL) throws {
         self.directory = directory
         let file = directory.appendingPathComponent("gallery.sqlite")
@@ -16,14 +17,17 @@ public struct GalleryReader {
             throw GalleryError.storage("no gallery at \(directory.path) (no gallery.sqlite)")
         }
         do {
-            database = try SQLiteDatabase(path: file.path)
+            database = try SQLiteDatabase(path: file.path, readOnly: true)
         } catch {
             throw GalleryError.storage("\(error)")
         }
     }
 
-    fileprivate func run<T>(_ body: () throws -> T) throws -> T {
-        do { return try body() } catch let error as SQLiteError { throw GalleryError.storage(error.description) }
+    /// Whether the store is open read-only (it always is; for tests).
+    var isReadOnly: Bool { database.isReadOnly }
+
+    func run<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as SQLiteError { throw GalleryError(error) }
     }
 
     /// The embedding spaces stored, by name.

@@ -97,11 +97,15 @@ enum GallerySchema {
         return ids
     }
 
-    /// Deletes items by key; returns the ids removed.
-    static func delete(keys: [String], from db: SQLiteDatabase) throws -> [Int64] {
+    /// Deletes items by key; returns the ids removed. With `requireAll`, an unknown key throws (the caller's
+    /// transaction then rolls back).
+    static func delete(keys: [String], from db: SQLiteDatabase, requireAll: Bool = false) throws -> [Int64] {
         var ids: [Int64] = []
-        for key in keys {
-            guard let id = try db.query("SELECT id FROM items WHERE key = ?", [.text(key)]).first?.int(0) else { continue }
+        for key in Set(keys).sorted() {
+            guard let id = try db.query("SELECT id FROM items WHERE key = ?", [.text(key)]).first?.int(0) else {
+                if requireAll { throw GalleryError.unknownKey(key) }
+                continue
+            }
             try db.query("DELETE FROM items WHERE id = ?", [.integer(id)])
             ids.append(id)
         }

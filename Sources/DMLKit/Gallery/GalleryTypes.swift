@@ -55,6 +55,22 @@ public struct GalleryHit: Sendable, Equatable {
     public var score: Float
     /// Pose distance to the query pose, where both have poses.
     public var poseDistance: Double?
+    /// The pose distance a space's calibration expects for this hit's embedding distance (range and combined
+    /// queries), in torso lengths.
+    public var estimatedPoseDistance: Double?
+    /// Combined queries: each part's distance in torso lengths, in the order the parts were given.
+    public var partDistances: [Double]?
+
+    public init(id: Int64, item: GalleryItem, score: Float, poseDistance: Double? = nil, estimatedPoseDistance: Double? = nil,
+                partDistances: [Double]? = nil)
+    {
+        self.id = id
+        self.item = item
+        self.score = score
+        self.poseDistance = poseDistance
+        self.estimatedPoseDistance = estimatedPoseDistance
+        self.partDistances = partDistances
+    }
 }
 
 /// Why a gallery call failed.
@@ -67,6 +83,10 @@ public enum GalleryError: Error, CustomStringConvertible {
     case invalidItem(String)
     case emptyGallery
     case invalidQuery(String)
+    /// Another connection held the write lock past the busy timeout; nothing was changed.
+    case locked(String)
+    /// No distance calibration for a space (see `Gallery.calibrate`).
+    case notCalibrated(String)
     case storage(String)
     case index(VectorIndexError)
 
@@ -81,8 +101,17 @@ public enum GalleryError: Error, CustomStringConvertible {
         case .invalidItem(let why): return "invalid item: \(why)"
         case .emptyGallery: return "the gallery is empty"
         case .invalidQuery(let why): return "invalid query: \(why)"
+        case .locked(let why): return "the gallery is locked by another writer (\(why)); nothing was changed, try again"
+        case .notCalibrated(let why): return why
         case .storage(let why): return "gallery storage: \(why)"
         case .index(let e): return "gallery index: \(e)"
         }
+    }
+}
+
+extension GalleryError {
+    /// A SQLite failure as a gallery error: a busy database is `locked`, anything else `storage`.
+    init(_ error: SQLiteError) {
+        self = error.isBusy ? .locked(error.description) : .storage(error.description)
     }
 }

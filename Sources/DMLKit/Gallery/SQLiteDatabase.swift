@@ -7,7 +7,7 @@ public struct SQLiteError: Error, CustomStringConvertible, Sendable {
     public let message: String
     public var description: String { "SQLite error \(code): \(message)" }
     /// The database is locked by another connection past the busy timeout.
-    public var isBusy: Bool { code == SQLITE_BUSY || code == SQLITE_LOCKED }
+    public var isBusy: Bool { code & 0xff == SQLITE_BUSY || code & 0xff == SQLITE_LOCKED }
 }
 
 /// A value bound to or read from a statement.
@@ -25,16 +25,27 @@ final class SQLiteDatabase {
     private var handle: OpaquePointer?
 
     /// Opens (creating if needed) a database file in WAL mode, so readers never block the writer.
-    init(path: String, readOnly: Bool = false) throws {
+    /// Read-only connections never create or change anything; where SQLite cannot open the WAL read-only (a
+    /// read-only directory without the `-shm` file), the file is opened as immutable.
+    init(path: String, readOnly: Bool = false, busyTimeout: TimeInterval = 5) throws {
         let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
-        let status = sqlite3_open_v2(path, &handle, flags | SQLITE_OPEN_NOMUTEX, nil)
+        var status = sqlite3_open_v2(path, &handle, flags | SQLITE_OPEN_NOMUTEX, nil)
+        if status == SQLITE_OK, readOnly, sqlite3_exec(handle, "SELECT COUNT(*) FROM sqlite_master", nil, nil, nil) != SQLITE_OK {
+            sqlite3_close(handle)
+            handle = nil
+            var uri = URLComponents()
+            uri.scheme = "file"
+            uri.path = path
+            uri.queryItems = [URLQueryItem(name: "immutable", value: "1")]
+            status = sqlite3_open_v2(uri.string ?? path, &handle, flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, nil)
+        }
         guard status == SQLITE_OK else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
             sqlite3_close(handle)
             handle = nil
             throw SQLiteError(code: status, message: "\(path): \(message)")
         }
-        sqlite3_busy_timeout(handle, 5000)
+        sqlite3_busy_timeout(handle, Int32(clamping: Int((busyTimeout * 1000).rounded())))
         sqlite3_extended_result_codes(handle, 1)
         if !readOnly {
             try execute("PRAGMA journal_mode=WAL")
@@ -109,6 +120,9 @@ final class SQLiteDatabase {
     }
 
     var lastInsertedRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+
+    /// Whether the connection can only read.
+    var isReadOnly: Bool { sqlite3_db_readonly(handle, "main") == 1 }
 }
 
 /// SQLite's destructor constant telling it to copy bound data.
