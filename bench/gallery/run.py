@@ -142,8 +142,14 @@ def main():
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     large = args.items * args.copies
+    # A snapshot of the image model: a retrained file landing mid-run would change the fingerprint under the galleries.
+    model = work / MODEL.name
+    shutil.copyfile(MODEL, model)
+    from safetensors import safe_open
+    with safe_open(str(model), "np") as f:
+        fingerprint = f.metadata().get("dml.fingerprint", "?")
     prog = {"swift": [binary], "python": [sys.executable, HERE / "peer.py"]}
-    models = ["--model", MODEL, "--text-model", TEXT_MODEL]
+    models = ["--model", model, "--text-model", TEXT_MODEL]
     gallery = {(side, n): work / f"{side}-{n}" for side in SIDES for n in (args.items, large)}
 
     results = {}
@@ -195,7 +201,7 @@ def main():
              f"{faiss.__version__}, Pillow, sqlite3 {__import__('sqlite3').sqlite_version}.", "",
              f"Data: {args.items:,} synthetic people from `dmlkit.data.people` (seed {PEOPLE_SEED}, 64x64 PNG, one caption each); "
              f"{args.queries} held-out query people (seed {QUERY_SEED}) per query type after {args.warmup} untimed ones. Image model "
-             "`models/pose-logratio-d128.safetensors` (128-d); captions embedded with all-MiniLM-L6-v2 (384-d) in the build "
+             f"`models/pose-logratio-d128.safetensors` (128-d, {fingerprint[:19]}...); captions embedded with all-MiniLM-L6-v2 (384-d) in the build "
              "and the caption query. Every space is `Flat` (exact) with cosine; pose: 34-d L2 label index, "
              "max(10k, 200) candidates re-ranked by the exact pose distance. k = 10. Every search returns its hits' rows "
              f"from SQLite. **The {large:,}-item gallery is the {args.items:,}-item one added {args.copies} times under distinct "

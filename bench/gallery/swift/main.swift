@@ -205,7 +205,7 @@ func query(_ opts: [String: String]) throws {
 
     var result: [String: Any] = ["items": itemCount, "open_s": openSeconds, "load_s": models.loadSeconds, "queries": persons.count,
                                  "warmup": warmup, "k": k]
-    func timed(_ name: String, _ body: (Int) throws -> [GalleryHit]) throws {
+    func measure(_ name: String, _ body: (Int) throws -> [GalleryHit]) throws {
         for i in 0..<min(warmup, persons.count) { _ = try body(i) }
         var ms: [Double] = []
         var keys: [[String]] = []
@@ -216,6 +216,11 @@ func query(_ opts: [String: String]) throws {
             if i < shown { keys.append(hits.map(\.item.key)) }
         }
         result[name] = ["ms": ms, "keys": keys]
+    }
+    let only = Set((opts["types"] ?? "example,embedding,pose,caption").split(separator: ",").map(String.init))
+    func timed(_ name: String, _ body: (Int) throws -> [GalleryHit]) throws {
+        guard only.contains(name) else { return }
+        try measure(name, body)
     }
     try timed("example") { i in try gallery.search(embedding: try models.embed([images[i]]), space: "image", k: k) }
     try timed("embedding") { i in try gallery.search(embedding: embeddings[i], space: "image", k: k) }
