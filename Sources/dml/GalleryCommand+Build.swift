@@ -150,7 +150,9 @@ struct PreparedPeople {
             let caption = captionsByImage[person.imageID]?.first
             if needCaptions, caption == nil { throw CLIError("\(captions ?? "captions"): no caption for image \(person.imageID)") }
             let metadata = #"{"annotation_id": \#(person.annotationID), "image_id": \#(person.imageID)}"#
-            items.append(GalleryItem(key: key, image: path, caption: caption, pose: person.pose, metadata: metadata))
+            let item = GalleryItem(key: key, image: path, caption: caption, pose: person.pose, metadata: metadata)
+            do { try item.validate() } catch { throw CLIError("\(coco): annotation \(person.annotationID) (\(person.fileName)): \(error)") }
+            items.append(item)
             if i % 256 == 0 { progress.update(i) }
         }
         progress.finish()

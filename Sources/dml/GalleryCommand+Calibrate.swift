@@ -36,6 +36,16 @@ struct CalibrationSummary: Encodable {
         enum CodingKeys: String, CodingKey {
             case threshold, precision, recall, calibratedCount = "calibrated_count", exactCount = "exact_count"
         }
+
+        /// Undefined precision or recall (nothing returned, nothing within) is written as null, not left out.
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(threshold, forKey: .threshold)
+            try c.encode(precision, forKey: .precision)
+            try c.encode(recall, forKey: .recall)
+            try c.encode(calibratedCount, forKey: .calibratedCount)
+            try c.encode(exactCount, forKey: .exactCount)
+        }
     }
 
     var generation: Int64

@@ -115,10 +115,13 @@ struct GalleryQuery {
         return parts
     }
 
-    /// The gallery opened with the spaces the parts need (fingerprints checked against the store).
+    /// The gallery opened with the spaces the parts need (fingerprints checked against the store). A search by key
+    /// needs no model, so it opens every stored space, which also brings every lagging index up to date.
     private func open(_ parts: [Part]) throws -> Gallery {
         var spaces: [EmbeddingSpace] = []
-        for space in parts.compactMap(\.space) where !spaces.contains(where: { $0.name == space.name }) { spaces.append(space) }
+        var needed = parts.compactMap(\.space)
+        if parts.contains(where: { $0.name == "key" }) { needed += try reader.spaces() }
+        for space in needed where !spaces.contains(where: { $0.name == space.name }) { spaces.append(space) }
         return try Gallery(directory: reader.directory, spaces: spaces)
     }
 

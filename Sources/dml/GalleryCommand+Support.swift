@@ -126,7 +126,8 @@ func embedImages(_ images: [RGBImage], with model: EmbeddingModel) throws -> [Fl
     return out
 }
 
-/// A progress line on stderr: rewritten in place on a terminal, printed once at the end otherwise.
+/// A progress line on stderr, rewritten in place, only when stderr is a terminal: scripts see no progress, so a
+/// failing command's stderr is its one error line.
 struct ProgressLine {
     let label: String
     let total: Int
@@ -147,8 +148,9 @@ struct ProgressLine {
     }
 
     func finish() {
+        guard interactive else { return }
         let rate = elapsed > 0 ? Double(total) / elapsed : 0
-        FileHandle.standardError.write(Data("\(interactive ? "\r" : "")\(label) \(total)/\(total) in \(String(format: "%.1f", elapsed)) s (\(Int(rate))/s)\n".utf8))
+        FileHandle.standardError.write(Data("\r\(label) \(total)/\(total) in \(String(format: "%.1f", elapsed)) s (\(Int(rate))/s)\n".utf8))
     }
 }
 

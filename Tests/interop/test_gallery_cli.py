@@ -4,16 +4,23 @@ A small synthetic people set (the shipped generator) is built into a gallery wit
 - search by pose ranks items exactly as `dmlkit.data.people.distance.pose_distance` does (same distances too),
 - search by key and by the same image returns the item itself first,
 - eval's leave-one-out metrics equal a NumPy computation over the embeddings stored in SQLite,
-- bad input exits 1 with one line on stderr.
+- range (--within) and weighted combined searches equal NumPy/Python brute force over every item, using the
+  calibration map stored in SQLite,
+- add/remove change store and indexes together; a killed add and a full disk lose nothing,
+- bad input exits 1 with one line on stderr and changes nothing.
 """
 import json
 import os
 import pathlib
+import resource
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 
+import faiss
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
@@ -189,7 +196,7 @@ def test_bad_input_exits_1_with_one_line(built, tmp_path):
     assert not (tmp_path / "absent").exists()
     fails("gallery", "info", tmp_path / "absent")
     fails("gallery", "eval", tmp_path / "absent", "--queries", 5)
-    fails("gallery", "search", gallery, "-k", 3, contains="exactly one")
+    fails("gallery", "search", gallery, "-k", 3, contains="at least one")
     # A gallery whose image space came from another model is refused, not searched.
     other = tmp_path / "other"
     shutil.copytree(gallery, other)
@@ -208,3 +215,295 @@ def test_bad_input_exits_1_with_one_line(built, tmp_path):
     (bad_images / records[2].file_name).write_bytes(b"not an image at all")
     fails("gallery", "build", tmp_path / "g2", "--coco", people / "person_keypoints.json", "--images", bad_images,
           "--model", MODEL, contains=records[2].file_name)
+
+
+# ---- add / remove, range and combined queries, failures -------------------------------------------------------------
+
+
+def generate(out, count, seed, prefix):
+    """Generated people whose image files (and so keys) start with `prefix`, so they can join the fixture gallery."""
+    raw = out.parent / (out.name + "-raw")
+    command = [sys.executable, "-m", "dmlkit.data.people.generate", "--out", raw, "--count", count, "--seed", seed,
+               "--size", 64, "--quiet"]
+    subprocess.run(list(map(str, command)), check=True, capture_output=True, cwd=REPO / "training")
+    (out / "images").mkdir(parents=True)
+    keypoints = json.loads((raw / "person_keypoints.json").read_text())
+    for image in keypoints["images"]:
+        shutil.copy(raw / "images" / image["file_name"], out / "images" / (prefix + image["file_name"]))
+        image["file_name"] = prefix + image["file_name"]
+    (out / "person_keypoints.json").write_text(json.dumps(keypoints))
+    shutil.copy(raw / "captions.json", out / "captions.json")
+    return out, load_coco_keypoints(str(out / "person_keypoints.json"))
+
+
+@pytest.fixture(scope="module")
+def more(tmp_path_factory):
+    return generate(tmp_path_factory.mktemp("more") / "people", 24, 12, "b")
+
+
+def add_args(gallery, people, text, *extra):
+    args = ["gallery", "add", gallery, "--coco", people / "person_keypoints.json", "--images", people / "images",
+            "--model", MODEL, *extra]
+    if text is not None:
+        args += ["--captions", people / "captions.json", "--text-model", text]
+    return args
+
+
+def state(gallery):
+    """(items, generation, integrity) read straight from SQLite; every item must have one vector per space."""
+    con = sqlite3.connect(gallery / "gallery.sqlite")
+    try:
+        count = con.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+        generation = int(con.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+        integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
+        spaces = con.execute("SELECT COUNT(*) FROM spaces").fetchone()[0]
+        half = con.execute("SELECT COUNT(*) FROM items i WHERE (SELECT COUNT(*) FROM embeddings e WHERE e.item_id = i.id) != ?",
+                           (spaces,)).fetchone()[0]
+    finally:
+        con.close()
+    assert half == 0, f"{half} items without all their embeddings"
+    return count, generation, integrity
+
+
+def stored(gallery, space="image"):
+    con = sqlite3.connect(gallery / "gallery.sqlite")
+    rows = con.execute("SELECT i.key, e.vector, i.pose FROM items i JOIN embeddings e ON e.item_id = i.id "
+                       "WHERE e.space = ? ORDER BY i.id", (space,)).fetchall()
+    calibration = con.execute("SELECT value FROM meta WHERE key = ?", (f"calibration:{space}",)).fetchone()
+    con.close()
+    keys = [r[0] for r in rows]
+    x = np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows]).astype(np.float64)
+    poses = [np.array([float(t) for t in r[2].split(",")]).reshape(17, 3) for r in rows]
+    return keys, x, poses, json.loads(calibration[0]) if calibration else None
+
+
+def calibrated(calibration, distance):
+    knots = calibration["knots"]
+    return np.interp(distance, [k["embeddingDistance"] for k in knots], [k["poseDistance"] for k in knots])
+
+
+def cosine_distance(x, q):
+    return 1 - (x @ q) / (np.linalg.norm(x, axis=1) * np.linalg.norm(q))
+
+
+def test_add_and_remove_change_store_indexes_and_calibration_together(built, more, tmp_path):
+    _, original, _, records, text = built
+    people, new_records = more
+    gallery = tmp_path / "g"
+    shutil.copytree(original, gallery)
+    report = json.loads(dml(*add_args(gallery, people, text, "--batch", 10, "--json")).stdout)
+    assert report["added"] == 24 and report["count"] == N + 24
+    info = json.loads(dml("gallery", "info", gallery, "--json").stdout)
+    assert info["count"] == N + 24 and all(i["current"] for i in info["indexes"])
+    assert info["calibrations"]["image"]["current"] and info["calibrations"]["image"]["generation"] == info["generation"]
+    # Pose search over old and new items ranks exactly as the Python distance does.
+    query = new_records[3].keypoints
+    (tmp_path / "q.json").write_text(json.dumps(query.tolist()))
+    hits = search(gallery, "--pose", tmp_path / "q.json", "-k", N + 24)
+    assert [h["key"] for h in hits] == [k for _, _, k in python_ranking(query, records + new_records)]
+    # The same people again: refused whole, nothing changes; --skip-existing adds none.
+    before = state(gallery)
+    fails(*add_args(gallery, people, text), contains="already in the gallery")
+    assert state(gallery) == before
+    again = json.loads(dml(*add_args(gallery, people, text, "--skip-existing", "--json")).stdout)
+    assert again["added"] == 0 and again["skipped"] == 24 and state(gallery)[0] == N + 24
+    # Remove by --key and --keys-file; an unknown key refuses the whole removal.
+    (tmp_path / "keys.txt").write_text("b000003\n\n b000004 \n")
+    fails("gallery", "remove", gallery, "--key", "b000001", "--key", "no-such-key", contains="no-such-key")
+    assert state(gallery)[0] == N + 24
+    removed = json.loads(dml("gallery", "remove", gallery, "--key", "b000001", "--key", "b000002", "--keys-file",
+                             tmp_path / "keys.txt", "--json").stdout)
+    assert removed["removed"] == 4 and removed["count"] == N + 20
+    hits = search(gallery, "--pose", tmp_path / "q.json", "-k", N + 24)
+    assert len(hits) == N + 20 and not {h["key"] for h in hits} & {"b000001", "b000002", "b000003", "b000004"}
+    fails("gallery", "search", gallery, "--key", "b000001", contains="b000001")
+    info = json.loads(dml("gallery", "info", gallery, "--json").stdout)
+    assert all(i["current"] for i in info["indexes"]) and info["calibrations"]["image"]["current"]
+    fails("gallery", "remove", gallery, contains="--key")
+    # Another model's gallery, or a caption gallery without the text model, is refused.
+    other = tmp_path / "other"
+    shutil.copytree(original, other)
+    con = sqlite3.connect(other / "gallery.sqlite")
+    con.execute("UPDATE spaces SET fingerprint = 'sha256:another-model' WHERE name = 'image'")
+    con.commit()
+    con.close()
+    fails(*add_args(other, people, text), contains="another-model")
+    if text is not None:
+        fails("gallery", "add", gallery, "--coco", people / "person_keypoints.json", "--images", people / "images",
+              "--model", MODEL, contains="caption space")
+
+
+def test_within_a_pose_distance_is_exact_for_poses_and_follows_the_calibration_for_examples(built, tmp_path):
+    _, gallery, _, records, _ = built
+    query = records[5].keypoints.copy()
+    query[:, :2] += np.random.default_rng(1).normal(0, 1.0, (17, 2)) * (query[:, 2:] > 0)
+    (tmp_path / "q.json").write_text(json.dumps(query.tolist()))
+    ranking = python_ranking(query, records)
+    within = (ranking[len(ranking) // 4][0] + ranking[len(ranking) // 4 + 1][0]) / 2  # clear of any item's distance
+    hits = search(gallery, "--pose", tmp_path / "q.json", "--within", within)
+    assert [h["key"] for h in hits] == [k for d, _, k in ranking if d <= within]
+    # By key: the calibrated map (knots in SQLite) applied to every stored embedding, here with NumPy.
+    keys, x, _, calibration = stored(gallery)
+    assert calibration is not None
+    q = x[keys.index(pathlib.Path(records[9].file_name).stem)]
+    estimate = calibrated(calibration, cosine_distance(x, q))
+    for t in np.quantile(estimate, [0.0, 0.3, 0.7]):
+        hits = search(gallery, "--key", pathlib.Path(records[9].file_name).stem, "--within", t)
+        boundary = {k for k, e in zip(keys, estimate) if abs(e - t) < 1e-5}
+        assert {h["key"] for h in hits} - boundary == {k for k, e in zip(keys, estimate) if e <= t} - boundary
+        for h in hits:
+            assert abs(h["estimated_pose_distance"] - estimate[keys.index(h["key"])]) < 1e-4
+    fails("gallery", "search", gallery, "--pose", tmp_path / "q.json", "--key", keys[0], "--within", 0.5, contains="one query part")
+    fails("gallery", "search", gallery, "--pose", tmp_path / "q.json", "--within", -1)
+
+
+def test_combined_search_equals_a_brute_force_weighted_mean(built, tmp_path):
+    _, gallery, _, records, _ = built
+    keys, x, poses, calibration = stored(gallery)
+    key = keys[11]
+    query_pose = records[30].keypoints
+    (tmp_path / "q.json").write_text(json.dumps(query_pose.tolist()))
+    image_part = calibrated(calibration, cosine_distance(x, x[11]))
+    expected = []
+    for i, k in enumerate(keys):
+        try:
+            d = pose_distance(query_pose, poses[i])
+        except PoseDistanceError:
+            continue
+        expected.append(((1 * image_part[i] + 2.5 * d) / 3.5, k))
+    expected.sort()
+    hits = search(gallery, "--key", key, "--pose", tmp_path / "q.json", "--weight", "pose=2.5", "-k", 15)
+    assert [h["key"] for h in hits] == [k for _, k in expected[:15]]
+    np.testing.assert_allclose([h["score"] for h in hits], [s for s, _ in expected[:15]], atol=1e-4)
+    assert set(hits[0]["part_distances"]) == {"key", "pose"}
+    fails("gallery", "search", gallery, "--key", key, "--pose", tmp_path / "q.json", "--weight", "caption=2", contains="caption")
+    fails("gallery", "search", gallery, "--key", key, "--pose", tmp_path / "q.json", "--weight", "pose=-1", contains="PART=W")
+
+
+def test_info_and_calibrate_report_the_calibration_error(built, tmp_path):
+    _, original, _, _, _ = built
+    info = json.loads(dml("gallery", "info", original, "--json").stdout)
+    c = info["calibrations"]["image"]
+    assert c["current"] and c["held_out_pairs"] > 0 and c["fit_pairs"] > 0 and c["knots"] >= 1
+    assert 0 <= c["held_out_mae"] < 5 and len(c["held_out_range"]) == 3
+    assert all({"threshold", "precision", "recall"} <= set(r) for r in c["held_out_range"])
+    gallery = tmp_path / "g"
+    shutil.copytree(original, gallery)
+    refit = json.loads(dml("gallery", "calibrate", gallery, "--space", "image", "--seed", 4, "--json").stdout)
+    assert refit["image"]["seed"] == 4 and refit["image"]["current"]
+    assert "held-out MAE" in dml("gallery", "info", gallery).stdout
+
+
+def test_bad_input_to_add_changes_nothing(built, more, tmp_path):
+    _, original, _, _, text = built
+    people, new_records = more
+    gallery = tmp_path / "g"
+    shutil.copytree(original, gallery)
+    before = state(gallery)
+
+    def variant(name, change_keypoints=None, broken_image=None, blank_caption=False):
+        folder = tmp_path / name
+        shutil.copytree(people, folder)
+        if broken_image:
+            (folder / "images" / broken_image).write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(100))
+        if change_keypoints:
+            data = json.loads((folder / "person_keypoints.json").read_text())
+            change_keypoints(data["annotations"][-1]["keypoints"])
+            (folder / "person_keypoints.json").write_text(json.dumps(data))
+        if blank_caption:
+            data = json.loads((folder / "captions.json").read_text())
+            data["annotations"][-1]["caption"] = "   "
+            (folder / "captions.json").write_text(json.dumps(data))
+        return folder
+
+    last = new_records[-1].file_name
+    fails(*add_args(gallery, variant("broken", broken_image=last), text, "--batch", 4), contains=last)
+
+    def outside(k):
+        k[3 * 9] = 90.0  # left wrist to x = 90 in a 64-pixel image
+        k[3 * 9 + 2] = 2
+    fails(*add_args(gallery, variant("outside", change_keypoints=outside), text, "--batch", 4), contains="outside")
+
+    def few(k):
+        for j in range(17):
+            if j not in (5, 6, 11, 12):
+                k[3 * j + 2] = 0
+    fails(*add_args(gallery, variant("few", change_keypoints=few), text, "--batch", 4), contains="labelled joints")
+    if text is not None:
+        fails(*add_args(gallery, variant("blank", blank_caption=True), text, "--batch", 4), contains="caption")
+    assert state(gallery) == before
+
+
+def test_a_killed_add_loses_nothing_and_can_be_finished(built, tmp_path):
+    _, original, _, _, text = built
+    people, _ = generate(tmp_path / "many", 240, 21, "k")
+    gallery = tmp_path / "g"
+    shutil.copytree(original, gallery)
+    base = state(gallery)[0]
+    process = subprocess.Popen([DML, *map(str, add_args(gallery, people, text, "--batch", 8))],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            con = sqlite3.connect(f"file:{gallery / 'gallery.sqlite'}?mode=ro", uri=True)
+            count = con.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+            con.close()
+            if count > base:
+                break
+            time.sleep(0.02)
+        assert process.poll() is None, "the add finished before it could be killed"
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    count, _, integrity = state(gallery)
+    assert integrity == "ok" and count > base and (count - base) % 8 == 0 and count < base + 240
+    # Opening the gallery (any search) rebuilds the indexes that lag the store; then they all match it.
+    dml("gallery", "search", gallery, "--key", "000000", "-k", 1)
+    info = json.loads(dml("gallery", "info", gallery, "--json").stdout)
+    assert info["count"] == count and all(i["current"] for i in info["indexes"])
+    keys, _, _, _ = stored(gallery)
+    by_key = search(gallery, "--key", keys[-1], "-k", count)
+    assert sorted(h["key"] for h in by_key) == sorted(keys)
+    # Finishing the add with --skip-existing gives the whole set.
+    finished = json.loads(dml(*add_args(gallery, people, text, "--skip-existing", "--json")).stdout)
+    assert finished["skipped"] == count - base and finished["count"] == base + 240
+
+
+def test_a_full_disk_while_saving_loses_nothing(built, more, tmp_path):
+    """`dml gallery add` in a child process whose files may not grow past a limit (RLIMIT_FSIZE, SIGXFSZ ignored,
+    so writes fail with EFBIG as on a full disk), for limits that stop it at different steps: in SQLite (nothing
+    added), after the commit while saving an index (items stored, previous index file intact, rebuilt on the next
+    open), or not at all."""
+    _, original, _, _, text = built
+    people, _ = more
+    outcomes = set()
+    for limit in [8 << 10, 24 << 10, 48 << 10, 64 << 10, 80 << 10, 96 << 10, 112 << 10, 160 << 10, 1 << 30]:
+        gallery = tmp_path / f"g{limit}"
+        shutil.copytree(original, gallery)
+        before_count = state(gallery)[0]
+        index_files = {p.name: p.read_bytes() for p in gallery.glob("*.faiss")}
+
+        def limited():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        result = subprocess.run([DML, *map(str, add_args(gallery, people, text, "--batch", 24))], capture_output=True,
+                                text=True, preexec_fn=limited)
+        if result.returncode != 0:
+            lines = result.stderr.strip().splitlines()
+            assert lines[-1].startswith("dml: ") and result.returncode == 1, result.stderr
+        count, _, integrity = state(gallery)
+        assert integrity == "ok" and count in (before_count, before_count + 24)
+        assert not list(gallery.glob(".*.tmp")), "a temporary file was left behind"
+        for name, data in index_files.items():
+            if count == before_count:
+                assert (gallery / name).read_bytes() == data, f"{name} changed though nothing was added"
+            else:  # the old file or a whole new one, never a torn one: FAISS must read it
+                assert (gallery / name).read_bytes() == data or faiss.read_index(str(gallery / name)).ntotal == count
+        outcomes.add((result.returncode, count - before_count))
+        # The next open is consistent: every index matches the store.
+        dml("gallery", "search", gallery, "--key", "000000", "-k", 1)
+        info = json.loads(dml("gallery", "info", gallery, "--json").stdout)
+        assert info["count"] == count and all(i["current"] for i in info["indexes"])
+        assert len(search(gallery, "--key", "000000", "-k", count)) == count
+    assert {(1, 0), (1, 24), (0, 24)} <= outcomes, outcomes

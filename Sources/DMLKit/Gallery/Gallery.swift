@@ -90,9 +90,10 @@ public final class Gallery: @unchecked Sendable {
                 let posed = zip(ids, items).compactMap { id, item in (try? item.pose?.normalized()).flatMap { $0 }.map { (id, $0.labelVector) } }
                 if !posed.isEmpty { try poseIndex.add(posed.flatMap(\.1), ids: posed.map(\.0)) }
                 try saveIndexes()
-            } catch let error as VectorIndexError {
+            } catch {
                 // The store has the items; the indexes are rebuilt from it on the next open.
-                throw GalleryError.index(error)
+                throw GalleryError.storage("the \(ids.count) items were stored, but updating the index files failed "
+                    + "(\(error)); they are rebuilt from the store when the gallery is next opened")
             }
             return ids
         }
@@ -112,8 +113,9 @@ public final class Gallery: @unchecked Sendable {
                 for index in indexes.values { try index.remove(ids: ids) }
                 try poseIndex.remove(ids: ids)
                 try saveIndexes()
-            } catch let error as VectorIndexError {
-                throw GalleryError.index(error)
+            } catch {
+                throw GalleryError.storage("the \(ids.count) items were removed from the store, but updating the index files "
+                    + "failed (\(error)); they are rebuilt from the store when the gallery is next opened")
             }
             return ids.count
         }
@@ -213,19 +215,7 @@ public final class Gallery: @unchecked Sendable {
         for item in items {
             guard !item.key.isEmpty else { throw GalleryError.invalidItem("empty key") }
             guard keys.insert(item.key).inserted else { throw GalleryError.duplicateKey(item.key) }
-            if let caption = item.caption, caption.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-                throw GalleryError.invalidItem("'\(item.key)' has an empty caption (leave it out instead)")
-            }
-            if let pose = item.pose {
-                // A pose that can never be compared would sit in the store unsearchable: refuse it.
-                guard pose.labelledCount >= Pose.minimumSharedJoints else {
-                    throw GalleryError.invalidItem("the pose of '\(item.key)' has \(pose.labelledCount) labelled joints, "
-                        + "at least \(Pose.minimumSharedJoints) are needed (leave the pose out if it is unknown)")
-                }
-                do { _ = try pose.normalized() } catch {
-                    throw GalleryError.invalidItem("the pose of '\(item.key)': \(error)")
-                }
-            }
+            try item.validate()
         }
         // Every stored space must get its vectors, or items would be missing from an index.
         let stored = try locked { try database.query("SELECT name FROM spaces").compactMap { $0.text(0) } }

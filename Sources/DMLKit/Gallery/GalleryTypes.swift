@@ -26,6 +26,28 @@ public struct GalleryItem: Sendable, Equatable {
     }
 }
 
+extension GalleryItem {
+    /// Throws `GalleryError.invalidItem` for what `Gallery.add` refuses in an item on its own: an empty key or
+    /// caption, a pose that can never be compared (fewer than `Pose.minimumSharedJoints` labelled joints, or no
+    /// hips and shoulders to normalise by). Callers adding in several batches check every item first with it.
+    public func validate() throws {
+        guard !key.isEmpty else { throw GalleryError.invalidItem("empty key") }
+        if let caption, caption.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            throw GalleryError.invalidItem("'\(key)' has an empty caption (leave it out instead)")
+        }
+        if let pose {
+            // A pose that can never be compared would sit in the store unsearchable: refuse it.
+            guard pose.labelledCount >= Pose.minimumSharedJoints else {
+                throw GalleryError.invalidItem("the pose of '\(key)' has \(pose.labelledCount) labelled joints, "
+                    + "at least \(Pose.minimumSharedJoints) are needed (leave the pose out if it is unknown)")
+            }
+            do { _ = try pose.normalized() } catch {
+                throw GalleryError.invalidItem("the pose of '\(key)': \(error)")
+            }
+        }
+    }
+}
+
 /// An embedding space of the gallery: vectors from one embedder, indexed by one FAISS index.
 public struct EmbeddingSpace: Sendable, Equatable {
     /// Name, e.g. "image" or "caption".
@@ -112,6 +134,12 @@ public enum GalleryError: Error, CustomStringConvertible {
 extension GalleryError {
     /// A SQLite failure as a gallery error: a busy database is `locked`, anything else `storage`.
     init(_ error: SQLiteError) {
-        self = error.isBusy ? .locked(error.description) : .storage(error.description)
+        if error.isBusy {
+            self = .locked(error.description)
+        } else if error.isWriteFailure {
+            self = .storage("\(error.description) (is the disk full or the gallery not writable?)")
+        } else {
+            self = .storage(error.description)
+        }
     }
 }

@@ -8,6 +8,8 @@ public struct SQLiteError: Error, CustomStringConvertible, Sendable {
     public var description: String { "SQLite error \(code): \(message)" }
     /// The database is locked by another connection past the busy timeout.
     public var isBusy: Bool { code & 0xff == SQLITE_BUSY || code & 0xff == SQLITE_LOCKED }
+    /// Writing failed: disk full, I/O error, read-only file.
+    public var isWriteFailure: Bool { [SQLITE_IOERR, SQLITE_FULL, SQLITE_READONLY].contains(code & 0xff) }
 }
 
 /// A value bound to or read from a statement.
