@@ -101,7 +101,7 @@ struct GalleryQuery {
         if let key {
             guard let stored = try reader.spaces().first(where: { $0.name == "image" }) else { throw CLIError("the gallery has no image space") }
             let vector = try reader.embedding(key: key, space: "image")
-            let keyPose = try reader.items().first { $0.item.key == key }?.item.pose
+            let keyPose = try reader.item(key: key).pose
             parts.append(Part(name: "key", space: stored, vector: vector, queryPose: keyPose))
         }
         if let pose { parts.append(Part(name: "pose", pose: pose, queryPose: pose)) }

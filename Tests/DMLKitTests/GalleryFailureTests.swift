@@ -127,6 +127,8 @@ private func withGallery(_ body: (Gallery, URL) throws -> Void) throws {
             #expect(reader.isReadOnly)
             #expect(throws: SQLiteError.self) { try reader.database.execute("DELETE FROM items") }
             #expect(try reader.count() == 10 && reader.generation() == generation)
+            #expect(try reader.item(key: "k-3").caption == "caption 3")
+            #expect(throws: GalleryError.self) { try reader.item(key: "nope") }
         }
     }
 

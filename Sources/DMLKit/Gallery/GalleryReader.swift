@@ -68,6 +68,14 @@ public struct GalleryReader {
         try run { try GallerySchema.items(database, where: "1 ORDER BY id", []).map { (id: $0.0, item: $0.1) } }
     }
 
+    /// The item stored under `key`.
+    public func item(key: String) throws -> GalleryItem {
+        guard let (_, item) = try run({ try GallerySchema.items(database, where: "key = ?", [.text(key)]) }).first else {
+            throw GalleryError.unknownKey(key)
+        }
+        return item
+    }
+
     /// The stored embedding of the item `key` in `space`.
     public func embedding(key: String, space: String) throws -> [Float] {
         let rows = try run {
