@@ -507,3 +507,19 @@ def test_a_full_disk_while_saving_loses_nothing(built, more, tmp_path):
         assert info["count"] == count and all(i["current"] for i in info["indexes"])
         assert len(search(gallery, "--key", "000000", "-k", count)) == count
     assert {(1, 0), (1, 24), (0, 24)} <= outcomes, outcomes
+
+
+def test_a_locked_gallery_fails_clearly_after_the_busy_timeout(built, tmp_path):
+    _, original, _, _, _ = built
+    gallery = tmp_path / "g"
+    shutil.copytree(original, gallery)
+    before = state(gallery)
+    other = sqlite3.connect(gallery / "gallery.sqlite", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock past dml's 5 s busy timeout
+    try:
+        fails("gallery", "remove", gallery, "--key", "000001", contains="locked")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert state(gallery) == before
+    assert json.loads(dml("gallery", "remove", gallery, "--key", "000001", "--json").stdout)["removed"] == 1

@@ -189,7 +189,10 @@ extension DistanceCalibration {
         // Error on pairs anchored at held-out items (never used in the fit).
         let held = heldOut.flatMap { pairs($0, excluding: []) }
         calibration.heldOutPairs = held.count
-        if !held.isEmpty {
+        guard !held.isEmpty else {
+            throw CalibrationError(description: "calibrating '\(space)': no held-out pair has a pose distance, so the error cannot be measured")
+        }
+        do {
             calibration.heldOutMeanAbsoluteError = held.map { abs(calibration.poseDistance(atEmbeddingDistance: $0.0) - $0.1) }
                 .reduce(0, +) / Double(held.count)
             let median = held.map(\.1).sorted()[held.count / 2]
