@@ -33,6 +33,20 @@ DATA = REPO / "out" / "bench"
 RESULTS = REPO / "bench" / "RESULTS.md"
 START, END = "<!-- gallery-bench:start -->", "<!-- gallery-bench:end -->"
 PEOPLE_SEED, QUERY_SEED, QUERY_COUNT = 11, 12, 500
+# Measured with perf on this machine (under load, 10k items); rewritten with the table so it stays beside the numbers.
+NOTES = [
+    "By pose: about 95% of DMLKit's pose-query time is fetching the 200 candidate rows and parsing each stored pose "
+    "back from its text form (`String.split` + `Double(_:)` over 51 numbers a row, in `GallerySchema.items`); the "
+    "FAISS label search and the exact re-rank are a few percent. A float BLOB column for the pose (or parsing the "
+    "UTF-8 bytes directly) is where pose queries get faster.",
+    "By embedding: Debian's libfaiss 1.7.3 answers a single-query Flat search with its scalar "
+    "`fvec_inner_product_ref` (no SIMD distance kernels in that build; `fvec_L2sqr_ref` likewise for the pose "
+    "index). With `faiss::distance_compute_blas_threshold` = 1 the single query goes through OpenBLAS instead: "
+    "0.55 ms instead of 1.0 ms at 10k x 128 in python3-faiss 1.7.3 on this machine (faiss-cpu 1.15: 0.6 ms).",
+    "Build: OpenBLAS sgemm is ~70% of DMLKit's build CPU time, MiniLM on the captions most of it. `Gallery.add` "
+    "rewrites every index file in full (and fsyncs it) after every batch, so at batch 64 the add step grows with "
+    "the gallery (the last add of 10k rewrites ~22 MB); the Python peer does the same.",
+]
 TYPES = {"example": "by example (pixels -> embed -> search)", "embedding": "by embedding",
          "pose": "by pose (label index + exact re-rank)", "caption": "by caption (MiniLM -> search)"}
 SIDES = {"swift": "DMLKit", "python": "Python"}
@@ -252,7 +266,8 @@ def main():
               "and Python's sqlite3 with the same schema, pragmas (WAL, synchronous=FULL), one transaction per batch, "
               "atomic index saves after each batch, and the same row fetch per search; the pose re-rank is vectorised "
               "numpy (`pose_distance_matrix`) against DMLKit's per-candidate loop. Query images are decoded before "
-              "timing on both sides. Details: bench/gallery/README.md."]
+              "timing on both sides. Details: bench/gallery/README.md.", "", "Where DMLKit's time goes (perf):", ""]
+    lines += ["- " + note for note in NOTES]
     section = "\n".join(lines + [END])
     print(section)
     summary = {"args": vars(args), "load_before": load_before, "agreement": agreement, "topk_overlap": topk, "minutes": total_min}
