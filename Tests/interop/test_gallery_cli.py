@@ -477,7 +477,7 @@ def test_a_full_disk_while_saving_loses_nothing(built, more, tmp_path):
     _, original, _, _, text = built
     people, _ = more
     outcomes = set()
-    for limit in [8 << 10, 24 << 10, 48 << 10, 64 << 10, 80 << 10, 96 << 10, 112 << 10, 160 << 10, 1 << 30]:
+    for limit in [8 << 10, 24 << 10, 32 << 10, 40 << 10, 48 << 10, 64 << 10, 80 << 10, 96 << 10, 112 << 10, 160 << 10, 1 << 30]:
         gallery = tmp_path / f"g{limit}"
         shutil.copytree(original, gallery)
         before_count = state(gallery)[0]
