@@ -368,7 +368,11 @@ def query(opts):
     embeddings = [net.embed(im[None]) for im in images]
     result = {"items": gallery.count(), "open_s": open_s, "load_s": load_s, "queries": len(persons), "warmup": warmup, "k": k}
 
+    only = set(opts.get("types", ",".join(["example", "embedding", "pose", "caption"])).split(","))
+
     def timed(name, body):
+        if name not in only:
+            return
         for i in range(min(warmup, len(persons))):
             body(i)
         ms, keys = [], []

@@ -39,13 +39,19 @@ NOTES = [
     "back from its text form (`String.split` + `Double(_:)` over 51 numbers a row, in `GallerySchema.items`); the "
     "FAISS label search and the exact re-rank are a few percent. A float BLOB column for the pose (or parsing the "
     "UTF-8 bytes directly) is where pose queries get faster.",
-    "By embedding: Debian's libfaiss 1.7.3 answers a single-query Flat search with its scalar "
-    "`fvec_inner_product_ref` (no SIMD distance kernels in that build; `fvec_L2sqr_ref` likewise for the pose "
-    "index). With `faiss::distance_compute_blas_threshold` = 1 the single query goes through OpenBLAS instead: "
-    "0.55 ms instead of 1.0 ms at 10k x 128 in python3-faiss 1.7.3 on this machine (faiss-cpu 1.15: 0.6 ms).",
+    "By embedding / by example at 100k: Debian's libfaiss 1.7.3 answers a single-query Flat search with its scalar "
+    "`fvec_inner_product_ref` (`fvec_L2sqr_ref` for the pose index): no SIMD distance kernels in that build. The "
+    "same index files searched from Python: python3-faiss 1.7.3 1.0 ms at 10k and 15-23 ms at 100k, faiss-cpu 1.15 "
+    "0.13 ms and 8.5-9.5 ms, which is the gap in the table. FAISS's `distance_compute_blas_threshold` = 1 (single "
+    "queries through OpenBLAS) brings 1.7.3 to 0.55-0.7 ms at 10k but does not help at 100k; a libfaiss built with "
+    "SIMD distance kernels would.",
+    "Opening: about 0.6 s of DMLKit's 100k open is `PRAGMA quick_check` reading the whole store (317 MB), which "
+    "`SQLiteDatabase` runs on every open; the Python peer runs no check.",
     "Build: OpenBLAS sgemm is ~70% of DMLKit's build CPU time, MiniLM on the captions most of it. `Gallery.add` "
     "rewrites every index file in full (and fsyncs it) after every batch, so at batch 64 the add step grows with "
-    "the gallery (the last add of 10k rewrites ~22 MB); the Python peer does the same.",
+    "the gallery (the last add of 10k rewrites ~22 MB); the Python peer does the same. Image embedding: "
+    "`runtime-bench profile` of this model at batch 64 puts its four stride-2 3x3 convs at 19-27 GFLOP/s (measured "
+    "under load), below the 60-75 GFLOP/s of bench/runtime's models; PyTorch leads on this step.",
 ]
 TYPES = {"example": "by example (pixels -> embed -> search)", "embedding": "by embedding",
          "pose": "by pose (label index + exact re-rank)", "caption": "by caption (MiniLM -> search)"}
