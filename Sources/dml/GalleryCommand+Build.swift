@@ -4,7 +4,8 @@ import DMLRuntime
 import Foundation
 
 /// `dml gallery build`: people from a COCO keypoints file, their images embedded by the image model, their captions
-/// (optionally) by the text model, added to a new gallery in batches (one transaction each).
+/// (optionally) by the text model, added to a new gallery in batches (one transaction each); the index files are
+/// saved once at the end.
 struct GalleryBuildCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "build", abstract: "Build a gallery from COCO person keypoints and images.")
 
@@ -109,11 +110,14 @@ struct GalleryBuilder {
             let decoded = try chunk.map { try decodeImage($0.image ?? "") }
             var embeddings = ["image": try embedImages(decoded, with: imageModel)]
             if let captionModel { embeddings[Gallery.captionSpace] = captionModel.embedder.embed(chunk.map { $0.caption ?? "" }) }
-            try gallery.add(chunk, embeddings: embeddings)
+            // Each batch commits on its own; the index files are written once, below (a run killed before that
+            // leaves them stale, and the next open rebuilds them from the store).
+            try gallery.add(chunk, embeddings: embeddings, saveIndexes: false)
             added += chunk.count
             progress.update(added)
         }
         progress.finish()
+        try gallery.saveIndexes()
         let calibrations = try refreshCalibrations(gallery, seed: calibrationSeed)
         return Summary(added: added, skipped: skipped, count: gallery.count, generation: gallery.generation, spaces: spaces.map(\.name),
                        seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, calibrations: calibrations)

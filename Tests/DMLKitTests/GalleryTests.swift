@@ -147,6 +147,71 @@ private func cosineRanking(_ query: [Float], _ vectors: [Float], keys: [String])
         #expect(hit.first?.item.key == "late-0")
     }
 
+    @Test func deferredIndexSavesAreRebuiltWhenDroppedAndLoadedWhenSaved() throws {
+        let url = temporaryGallery()
+        defer { try? FileManager.default.removeItem(at: url) }
+        let (items, vectors) = randomItems(90, seed: 12)
+        let keys = items.map(\.key)
+        let query = Array(vectors[7 * dim..<8 * dim])
+        let queryPose = try #require(randomItems(1, seed: 98).0[0].pose)
+        func recorded() throws -> [String: Int64] { try GalleryReader(directory: url).indexGenerations() }
+        func check(_ gallery: Gallery) throws {
+            #expect(try gallery.search(embedding: query, space: "image", k: 90).map(\.item.key) == cosineRanking(query, vectors, keys: keys))
+            let exact = items.compactMap { item in (try? Pose.distance(queryPose, item.pose!)).map { (item.key, $0) } }.sorted { $0.1 < $1.1 }
+            #expect(try gallery.search(pose: queryPose, k: 10).map(\.item.key) == exact.prefix(10).map(\.0))
+        }
+        do {
+            let gallery = try Gallery(directory: url, spaces: [space])
+            try gallery.add(Array(items[0..<30]), embeddings: ["image": Array(vectors[0..<30 * dim])])  // saved
+            for start in stride(from: 30, to: 90, by: 20) {
+                try gallery.add(Array(items[start..<start + 20]), embeddings: ["image": Array(vectors[start * dim..<(start + 20) * dim])],
+                                saveIndexes: false)
+            }
+            try check(gallery)  // the handle sees its unsaved items
+            #expect(gallery.generation == 4)
+            #expect(try recorded() == ["image": 1, "pose": 1])
+            // Dropped without saving, as if killed: the files still hold the first batch only.
+        }
+        do {
+            let reopened = try Gallery(directory: url, spaces: [space])
+            #expect(try recorded() == ["image": 4, "pose": 4])  // rebuilt from the store
+            try check(reopened)
+        }
+        // Deferred adds, then saveIndexes: the next open loads the files as they are.
+        let (more, moreVectors) = randomItems(20, seed: 13, keyPrefix: "more")
+        do {
+            let gallery = try Gallery(directory: url, spaces: [space])
+            try gallery.add(more, embeddings: ["image": moreVectors], saveIndexes: false)
+            #expect(try recorded() == ["image": 4, "pose": 4])
+            try gallery.saveIndexes()
+            #expect(try recorded() == ["image": 5, "pose": 5])
+        }
+        let before = try Data(contentsOf: url.appendingPathComponent("image.faiss"))
+        let modified = try FileManager.default.attributesOfItem(atPath: url.appendingPathComponent("image.faiss").path)[.modificationDate] as? Date
+        let reopened = try Gallery(directory: url, spaces: [space])
+        #expect(try Data(contentsOf: url.appendingPathComponent("image.faiss")) == before)
+        #expect(try FileManager.default.attributesOfItem(atPath: url.appendingPathComponent("image.faiss").path)[.modificationDate] as? Date == modified)
+        #expect(try recorded() == ["image": 5, "pose": 5])
+        let all = keys + more.map(\.key)
+        #expect(try reopened.search(embedding: query, space: "image", k: 110).map(\.item.key)
+            == cosineRanking(query, vectors + moreVectors, keys: all))
+    }
+
+    @Test func indexesMissingAnotherHandlesCommitAreLeftStale() throws {
+        let url = temporaryGallery()
+        defer { try? FileManager.default.removeItem(at: url) }
+        let (items, vectors) = randomItems(30, seed: 14)
+        let first = try Gallery(directory: url, spaces: [space])
+        let second = try Gallery(directory: url, spaces: [space])
+        try second.add(Array(items[0..<10]), embeddings: ["image": Array(vectors[0..<10 * dim])])
+        // `first` never saw that batch: its saved files must not claim the store's generation.
+        try first.add(Array(items[10..<30]), embeddings: ["image": Array(vectors[10 * dim..<30 * dim])])
+        #expect(try GalleryReader(directory: url).indexGenerations() == ["image": -1, "pose": -1])
+        let reopened = try Gallery(directory: url, spaces: [space])
+        let query = Array(vectors[0..<dim])
+        #expect(try reopened.search(embedding: query, space: "image", k: 30).map(\.item.key) == cosineRanking(query, vectors, keys: items.map(\.key)))
+    }
+
     @Test func aGalleryFromAnotherModelIsRefused() throws {
         let url = temporaryGallery()
         defer { try? FileManager.default.removeItem(at: url) }

@@ -11,6 +11,10 @@ import Foundation
 /// killed mid-add leaves either the whole batch or none of it, and the indexes catch up on the next open.
 ///
 /// Searches may run concurrently; adds and removes are serialised.
+///
+/// Bulk loads pass `saveIndexes: false` to `add` and call `saveIndexes()` once at the end: each batch is still its
+/// own transaction, and until the save the index files are stale, so a process that dies first loses nothing (the
+/// next open rebuilds them from the store).
 public final class Gallery: @unchecked Sendable {
     /// The gallery directory.
     public let directory: URL
@@ -23,6 +27,10 @@ public final class Gallery: @unchecked Sendable {
     let writeLock = NSLock()
     var indexes: [String: VectorIndex] = [:]
     var poseIndex: VectorIndex
+    /// The store generation the in-memory indexes reflect (read inside the transaction of this handle's last change).
+    var indexedGeneration: Int64 = 0
+    /// The in-memory indexes hold changes the index files do not.
+    var unsavedIndexes = false
     /// Normalised poses of all items, loaded on the first exact pose scan and dropped by every change.
     let poseTableCache = PoseTableCache()
 
@@ -51,6 +59,8 @@ public final class Gallery: @unchecked Sendable {
             throw GalleryError.storage("\(error)")
         }
         poseIndex = try VectorIndex(dimension: 34, factory: "Flat", metric: .l2)
+        // One generation for every index: a rebuild that reads a later store records an older one (stale, safe).
+        indexedGeneration = try locked { try GallerySchema.generation(database) }
         for space in spaces {
             indexes[space.name] = try loadOrRebuild(space.name, dimension: space.dimension, metric: space.metric, factory: space.factory)
         }
@@ -75,21 +85,31 @@ public final class Gallery: @unchecked Sendable {
 
     /// Adds items with their embeddings (`embeddings[space]`: row-major, one row per item, for every space).
     /// Returns the ids the items were given. All or nothing: a bad item or vector fails the whole batch.
+    ///
+    /// With `saveIndexes: false` the index files are not written (nor fsynced): searches through this handle see the
+    /// items at once, the files stay stale until `saveIndexes()`, and a gallery opened before that rebuilds them. Bulk
+    /// loads save once at the end instead of rewriting every file after every batch.
     @discardableResult
-    public func add(_ items: [GalleryItem], embeddings: [String: [Float]]) throws -> [Int64] {
+    public func add(_ items: [GalleryItem], embeddings: [String: [Float]], saveIndexes save: Bool = true) throws -> [Int64] {
         try writeLock.withLock {
             try validate(items, embeddings)
-            let ids: [Int64] = try locked {
-                try database.transaction { try GallerySchema.insert(items, embeddings: embeddings, spaces: spaces, into: database) }
+            let (ids, generation): ([Int64], Int64) = try locked {
+                try database.transaction {
+                    let before = try GallerySchema.generation(database)
+                    let ids = try GallerySchema.insert(items, embeddings: embeddings, spaces: spaces, into: database)
+                    return (ids, try nextIndexedGeneration(before: before))
+                }
             }
             poseTableCache.invalidate()
+            indexedGeneration = generation
+            unsavedIndexes = true
             do {
                 for space in spaces {
                     try indexes[space.name]?.add(embeddings[space.name] ?? [], ids: ids)
                 }
                 let posed = zip(ids, items).compactMap { id, item in (try? item.pose?.normalized()).flatMap { $0 }.map { (id, $0.labelVector) } }
                 if !posed.isEmpty { try poseIndex.add(posed.flatMap(\.1), ids: posed.map(\.0)) }
-                try saveIndexes()
+                if save { try writeIndexes() }
             } catch {
                 // The store has the items; the indexes are rebuilt from it on the next open.
                 throw GalleryError.storage("the \(ids.count) items were stored, but updating the index files failed "
@@ -104,15 +124,21 @@ public final class Gallery: @unchecked Sendable {
     @discardableResult
     public func remove(keys: [String], requireAll: Bool = false) throws -> Int {
         try writeLock.withLock {
-            let ids = try locked {
-                try database.transaction { try GallerySchema.delete(keys: keys, from: database, requireAll: requireAll) }
+            let (ids, generation) = try locked {
+                try database.transaction {
+                    let before = try GallerySchema.generation(database)
+                    let ids = try GallerySchema.delete(keys: keys, from: database, requireAll: requireAll)
+                    return (ids, try nextIndexedGeneration(before: before))
+                }
             }
             guard !ids.isEmpty else { return 0 }
             poseTableCache.invalidate()
+            indexedGeneration = generation
+            unsavedIndexes = true
             do {
                 for index in indexes.values { try index.remove(ids: ids) }
                 try poseIndex.remove(ids: ids)
-                try saveIndexes()
+                try writeIndexes()
             } catch {
                 throw GalleryError.storage("the \(ids.count) items were removed from the store, but updating the index files "
                     + "failed (\(error)); they are rebuilt from the store when the gallery is next opened")
@@ -246,19 +272,42 @@ public final class Gallery: @unchecked Sendable {
 
     func indexURL(_ space: String) -> URL { directory.appendingPathComponent("\(space).faiss") }
 
-    /// Writes every index and records the generation it reflects.
-    func saveIndexes() throws {
-        let generation = try locked { try GallerySchema.generation(database) }
+    /// Writes the index files holding changes made with `add(_:embeddings:saveIndexes: false)` (each atomically,
+    /// fsynced) and records the generation they reflect. Does nothing when the files are current. On failure the
+    /// items stay stored and the files stale: they are rebuilt from the store when the gallery is next opened.
+    public func saveIndexes() throws {
+        try writeLock.withLock {
+            guard unsavedIndexes else { return }
+            do {
+                try writeIndexes()
+            } catch {
+                throw GalleryError.storage("the items are stored, but saving the index files failed (\(error)); "
+                    + "they are rebuilt from the store when the gallery is next opened")
+            }
+        }
+    }
+
+    /// The generation the indexes reflect after this change commits: the store's, unless another process committed
+    /// since they were loaded (their items are not in them), then -1, which never matches and marks them stale.
+    private func nextIndexedGeneration(before: Int64) throws -> Int64 {
+        before == indexedGeneration ? try GallerySchema.generation(database) : -1
+    }
+
+    /// Writes every index and records the generation it reflects. Callers hold the write lock.
+    func writeIndexes() throws {
+        let generation = indexedGeneration
         for (name, index) in indexes.map({ ($0.key, $0.value) }) + [(Self.poseSpace, poseIndex)] {
             try index.save(to: indexURL(name))
             try locked { try GallerySchema.setIndexGeneration(database, space: name, generation) }
         }
+        unsavedIndexes = false
     }
 
     /// The index for `space`: loaded if its file reflects the store's generation, rebuilt from the store otherwise.
     private func loadOrRebuild(_ space: String, dimension: Int, metric: Metric, factory: String) throws -> VectorIndex {
         let url = indexURL(space)
-        let (current, recorded) = try locked { (try GallerySchema.generation(database), try GallerySchema.indexGeneration(database, space: space)) }
+        let current = indexedGeneration
+        let recorded = try locked { try GallerySchema.indexGeneration(database, space: space) }
         if recorded == current, FileManager.default.fileExists(atPath: url.path),
            let index = try? VectorIndex.load(contentsOf: url), index.dimension == dimension, index.metric == metric
         {
