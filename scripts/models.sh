@@ -13,7 +13,7 @@ fi
 mkdir -p "$RUNS"
 # people 0-7,999 train; 8,000-9,999 are held-out queries, 10,000-17,999 the held-out gallery
 train() {  # LABEL DIM: log-ratio, 3,000 steps, seed 0, exported to models/LABEL-logratio-dDIM.safetensors
-  $PY -m dmlkit.experiments.people --data "$DATA" --label "$1" --train 8000 --queries 2000 --gallery 8000 \
+  $PY -m dmlkit.experiments.people --data "$DATA" --count 18000 --label "$1" --train 8000 --queries 2000 --gallery 8000 \
       --steps 3000 --loss log_ratio --dim "$2" --seed 0 --out "$RUNS/$1-log_ratio-d$2-s0" \
       --export "../models/$1-logratio-d$2.safetensors" > "$RUNS/$1-log_ratio-d$2-s0.log"
   echo "models/$1-logratio-d$2.safetensors"

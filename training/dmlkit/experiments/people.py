@@ -241,7 +241,7 @@ embedding whose distances follow {LABEL_TEXT[c['label']][1]}{caption_note}.
 
 {chr(10).join(table)}
 
-One seed, one small run: see `models/RESULTS.md` (when written) for the comparison across losses and seeds.
+One seed of the comparison in `models/RESULTS.md`, where losses, sizes and seeds are side by side.
 
 ## Reproduce
 
@@ -271,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", required=True, help="data set directory (generated there if missing)")
     p.add_argument("--count", type=int, default=10000, help="people to generate if --data is empty")
     p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--captions-per-image", type=int, default=5, help="captions per person if --data is generated")
     p.add_argument("--train", type=int, default=8000, help="first N people train, the rest is held out")
     p.add_argument("--queries", type=int, default=400)
     p.add_argument("--gallery", type=int, default=1600)
@@ -296,7 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     kp_json = os.path.join(a.data, "person_keypoints.json")
     if not os.path.exists(kp_json):
         print(f"generating {a.count} people into {a.data}", flush=True)
-        generate_dataset(a.data, a.count, a.data_seed, 64, progress=True)
+        generate_dataset(a.data, a.count, a.data_seed, 64, captions_per_image=a.captions_per_image, progress=True)
+    with open(kp_json) as f:
+        a.count = len(json.load(f).get("annotations", []))  # the data set's size, for the card and metadata
     need = a.train + a.queries + a.gallery
     captions = os.path.join(a.data, "captions.json") if a.label == "caption" else None
     data = load_people(kp_json, os.path.join(a.data, "images"), captions, limit=need)

@@ -121,6 +121,9 @@ def export_model(module: torch.nn.Module, example_input: torch.Tensor, path, met
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # safetensors creates the file owner-only; a model file is for everyone to read
     os.replace(tmp, path)
     if golden_path is not None:
         write_golden(golden_path, example_input, expected)
