@@ -197,6 +197,33 @@ private func cosineRanking(_ query: [Float], _ vectors: [Float], keys: [String])
             == cosineRanking(query, vectors + moreVectors, keys: all))
     }
 
+    @Test func aSchema1StoreWithTextPosesIsReadAndConverted() throws {
+        let url = temporaryGallery()
+        defer { try? FileManager.default.removeItem(at: url) }
+        let (items, vectors) = randomItems(40, seed: 15)
+        try Gallery(directory: url, spaces: [space]).add(items, embeddings: ["image": vectors])
+        let path = url.appendingPathComponent("gallery.sqlite").path
+        do {  // rewrite the poses as schema 1 stored them
+            let db = try SQLiteDatabase(path: path)
+            for (i, item) in items.enumerated() {
+                let text = item.pose!.cocoValues.map { "\($0)" }.joined(separator: ",")
+                try db.query("UPDATE items SET pose = ? WHERE key = ?", [.text(text), .text(items[i].key)])
+            }
+            try db.query("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        }
+        let generations = try GalleryReader(directory: url).indexGenerations()
+        #expect(try GalleryReader(directory: url).items().map(\.item) == items)  // read-only: text decoded
+        let gallery = try Gallery(directory: url, spaces: [space])
+        let db = try SQLiteDatabase(path: path, readOnly: true)
+        #expect(try db.query("SELECT value FROM meta WHERE key = 'schema_version'").first?.text(0) == "2")
+        #expect(try db.query("SELECT COUNT(*) FROM items WHERE typeof(pose) != 'blob'").first?.int(0) == 0)
+        #expect(try GalleryReader(directory: url).items().map(\.item) == items)
+        #expect(try GalleryReader(directory: url).indexGenerations() == generations)  // same data: indexes stay current
+        let query = try #require(randomItems(1, seed: 97).0[0].pose)
+        let exact = items.compactMap { item in (try? Pose.distance(query, item.pose!)).map { (item.key, $0) } }.sorted { $0.1 < $1.1 }
+        #expect(try gallery.search(pose: query, k: 10).map(\.item.key) == exact.prefix(10).map(\.0))
+    }
+
     @Test func indexesMissingAnotherHandlesCommitAreLeftStale() throws {
         let url = temporaryGallery()
         defer { try? FileManager.default.removeItem(at: url) }

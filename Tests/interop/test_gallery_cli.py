@@ -78,6 +78,13 @@ def built(tmp_path_factory):
     return root, gallery, people, records, text
 
 
+def stored_pose(value):
+    """A pose as the store holds it: 51 little-endian float64 (schema 2), or "x,y,v,..." text (schema 1)."""
+    if isinstance(value, bytes):
+        return np.frombuffer(value, dtype="<f8").reshape(17, 3)
+    return np.array([float(t) for t in value.split(",")]).reshape(17, 3)
+
+
 def search(gallery, *args):
     return json.loads(dml("gallery", "search", gallery, *args, "--json").stdout)
 
@@ -108,6 +115,31 @@ def test_pose_search_ranks_exactly_by_the_python_pose_distance(built, tmp_path, 
     flat = tmp_path / "flat.json"
     flat.write_text(json.dumps(records[3].keypoints.reshape(-1).tolist()))  # 51 numbers
     assert search(gallery, "--pose", flat, "-k", 1)[0]["key"] == pathlib.Path(records[3].file_name).stem
+
+
+def test_a_schema_1_gallery_with_text_poses_is_converted_and_searches_the_same(built, tmp_path):
+    _, original, _, records, _ = built
+    gallery = tmp_path / "v1"
+    shutil.copytree(original, gallery)
+    con = sqlite3.connect(gallery / "gallery.sqlite")
+    blobs = dict(con.execute("SELECT id, pose FROM items WHERE pose IS NOT NULL"))
+    assert blobs and all(isinstance(b, bytes) for b in blobs.values())
+    with con:  # as schema 1 wrote them: shortest round-trip decimal text
+        for i, b in blobs.items():
+            con.execute("UPDATE items SET pose = ? WHERE id = ?", (",".join(repr(float(v)) for v in stored_pose(b).reshape(-1)), i))
+        con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    con.close()
+    before = json.loads(dml("gallery", "info", gallery, "--json").stdout)  # read-only: nothing converted
+    query = tmp_path / "pose.json"
+    query.write_text(json.dumps(records[4].keypoints.tolist()))
+    hits = search(gallery, "--pose", query, "-k", 20)  # opens for writing: converts
+    assert hits == search(original, "--pose", query, "-k", 20)
+    con = sqlite3.connect(gallery / "gallery.sqlite")
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    assert dict(con.execute("SELECT id, pose FROM items WHERE pose IS NOT NULL")) == blobs  # bit for bit
+    con.close()
+    after = json.loads(dml("gallery", "info", gallery, "--json").stdout)
+    assert after["indexes"] == before["indexes"] and all(i["current"] for i in after["indexes"])  # no rebuild needed
 
 
 def test_key_and_example_find_the_item_itself_first(built):
@@ -149,7 +181,7 @@ def test_eval_equals_numpy_over_the_stored_embeddings(built):
                        "WHERE e.space = 'image' ORDER BY i.id").fetchall()
     con.close()
     x = np.stack([np.frombuffer(v, dtype="<f4") for v, _ in rows]).astype(np.float64)
-    poses = [np.array([float(t) for t in p.split(",")]).reshape(17, 3) for _, p in rows]
+    poses = [stored_pose(p) for _, p in rows]
     ks = [1, 10, 50]
     ndcg, mean, floor, rhos, counted = {k: 0.0 for k in ks}, {k: 0.0 for k in ks}, {k: 0.0 for k in ks}, [], 0
     for q in range(len(rows)):
@@ -273,7 +305,7 @@ def stored(gallery, space="image"):
     con.close()
     keys = [r[0] for r in rows]
     x = np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows]).astype(np.float64)
-    poses = [np.array([float(t) for t in r[2].split(",")]).reshape(17, 3) for r in rows]
+    poses = [stored_pose(r[2]) for r in rows]
     return keys, x, poses, json.loads(calibration[0]) if calibration else None
 
 

@@ -11,11 +11,11 @@ extension Gallery {
         return try writeLock.withLock {
             let (generation, stored, items) = try locked {
                 (try GallerySchema.generation(database), try GallerySchema.vectors(database, space: space),
-                 try GallerySchema.items(database, where: "pose IS NOT NULL", []))
+                 try GallerySchema.poses(database))
             }
             let (ids, vectors) = stored
             var poses: [Int64: NormalizedPose] = [:]
-            for (id, item) in items { poses[id] = try? item.pose?.normalized() }
+            for (id, pose) in items { poses[id] = try? pose.normalized() }
             let calibration: DistanceCalibration
             do {
                 calibration = try DistanceCalibration.fit(space: space, metric: declared.metric, generation: generation, ids: ids,

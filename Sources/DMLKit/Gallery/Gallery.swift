@@ -181,14 +181,18 @@ public final class Gallery: @unchecked Sendable {
         } catch let error as VectorIndexError {
             throw GalleryError.index(error)
         }
-        let items = try fetch(Array(Set(candidates.map(\.id))))
-        var scored: [(Int64, GalleryItem, Double)] = []
-        for (id, item) in items {
-            guard let other = try? item.pose?.normalized(), let d = try? query.distance(to: other, mirror: mirror) else { continue }
-            scored.append((id, item, d))
+        // Only ids and poses for the re-rank; whole rows only for the k kept.
+        var scored: [(id: Int64, distance: Double)] = []
+        for (id, pose) in try fetchPoses(Array(Set(candidates.map(\.id)))) {
+            guard let other = try? pose.normalized(), let d = try? query.distance(to: other, mirror: mirror) else { continue }
+            scored.append((id, d))
         }
-        scored.sort { $0.2 < $1.2 || ($0.2 == $1.2 && $0.0 < $1.0) }
-        return scored.prefix(k).map { GalleryHit(id: $0.0, item: $0.1, score: Float($0.2), poseDistance: $0.2) }
+        scored.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.id < $1.id) }
+        let kept = scored.prefix(k)
+        let items = try fetch(kept.map(\.id))
+        return kept.compactMap { hit in
+            items[hit.id].map { GalleryHit(id: hit.id, item: $0, score: Float(hit.distance), poseDistance: hit.distance) }
+        }
     }
 
     /// All stored embeddings of a space with their ids, in id order (for evaluation and export).
@@ -232,6 +236,17 @@ public final class Gallery: @unchecked Sendable {
             let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ",")
             let rows = try locked { try GallerySchema.items(database, where: "id IN (\(placeholders))", chunk.map { .integer($0) }) }
             result.merge(rows, uniquingKeysWith: { a, _ in a })
+        }
+        return result
+    }
+
+    /// Poses by id, read in chunks like `fetch`.
+    func fetchPoses(_ ids: [Int64]) throws -> [(Int64, Pose)] {
+        var result: [(Int64, Pose)] = []
+        for start in stride(from: 0, to: ids.count, by: 500) {
+            let chunk = ids[start..<min(start + 500, ids.count)]
+            let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+            result += try locked { try GallerySchema.poses(database, where: "id IN (\(placeholders))", chunk.map { .integer($0) }) }
         }
         return result
     }
@@ -317,8 +332,8 @@ public final class Gallery: @unchecked Sendable {
             let index = try VectorIndex(dimension: dimension, factory: factory, metric: metric)
             let (ids, vectors): ([Int64], [Float])
             if space == Self.poseSpace {
-                let posed = try locked { try GallerySchema.items(database, where: "pose IS NOT NULL", []) }
-                    .compactMap { id, item in (try? item.pose?.normalized()).flatMap { $0 }.map { (id, $0.labelVector) } }
+                let posed = try locked { try GallerySchema.poses(database) }
+                    .compactMap { id, pose in (try? pose.normalized()).map { (id, $0.labelVector) } }
                 (ids, vectors) = (posed.map(\.0), posed.flatMap(\.1))
             } else {
                 (ids, vectors) = try locked { try GallerySchema.vectors(database, space: space) }

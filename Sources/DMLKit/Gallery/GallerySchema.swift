@@ -3,7 +3,10 @@ import Foundation
 
 /// The gallery's SQLite schema and the statements on it. Callers hold the database lock.
 enum GallerySchema {
-    static let version = 1
+    /// 2: poses stored as 51 little-endian float64 (x, y, v per COCO joint) in a BLOB; 1 stored them as text
+    /// ("x,y,v,..."), which took most of a pose query to parse. Version-1 stores are converted when opened for
+    /// writing; readers decode either form.
+    static let version = 2
 
     static func create(in db: SQLiteDatabase) throws {
         try db.transaction {
@@ -11,7 +14,7 @@ enum GallerySchema {
                 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
                 CREATE TABLE IF NOT EXISTS items(
                     id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, image TEXT, caption TEXT,
-                    pose TEXT, class_label INTEGER, metadata TEXT);
+                    pose BLOB, class_label INTEGER, metadata TEXT);
                 CREATE TABLE IF NOT EXISTS spaces(
                     name TEXT PRIMARY KEY, dimension INTEGER NOT NULL, fingerprint TEXT NOT NULL,
                     metric TEXT NOT NULL, factory TEXT NOT NULL);
@@ -23,10 +26,47 @@ enum GallerySchema {
                 INSERT OR IGNORE INTO meta VALUES('generation', '0');
                 """)
         }
-        let stored = try db.query("SELECT value FROM meta WHERE key = 'schema_version'").first?.text(0)
+        var stored = try db.query("SELECT value FROM meta WHERE key = 'schema_version'").first?.text(0)
+        if stored == "1" {
+            try migrateFromVersion1(db)
+            stored = String(version)
+        }
         guard stored == String(version) else {
             throw GalleryError.storage("gallery schema version \(stored ?? "?") is not supported (this DMLKit reads \(version))")
         }
+    }
+
+    /// Version 1 → 2: text poses rewritten as BLOBs, in one transaction (the column keeps its declared TEXT type;
+    /// SQLite stores BLOBs in it as they are). Data and generation are unchanged, so the index files stay current.
+    private static func migrateFromVersion1(_ db: SQLiteDatabase) throws {
+        try db.transaction {
+            for row in try db.query("SELECT id, pose FROM items WHERE typeof(pose) = 'text'") {
+                guard let id = row.int(0), let pose = decodePose(row, 1) else { continue }  // unreadable: left as it was
+                try db.query("UPDATE items SET pose = ? WHERE id = ?", [encodePose(pose), .integer(id)])
+            }
+            try db.query("UPDATE meta SET value = ? WHERE key = 'schema_version'", [.text(String(version))])
+        }
+    }
+
+    static func encodePose(_ pose: Pose) -> SQLiteValue {
+        var data = Data(capacity: Pose.jointCount * 3 * 8)
+        for value in pose.cocoValues {
+            withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) }
+        }
+        return .blob(data)
+    }
+
+    /// The pose in column `i`: a BLOB (version 2), or text from a version-1 store; nil if absent or unreadable.
+    static func decodePose(_ row: SQLiteRow, _ i: Int) -> Pose? {
+        if let blob = row.blob(i) {
+            guard blob.count == Pose.jointCount * 3 * 8 else { return nil }
+            let values = blob.withUnsafeBytes { raw in
+                (0..<Pose.jointCount * 3).map { Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self))) }
+            }
+            return try? Pose(coco: values)
+        }
+        guard let text = row.text(i) else { return nil }
+        return try? Pose(coco: text.split(separator: ",").compactMap { Double($0) })
     }
 
     /// Checks given spaces against stored ones and records new ones.
@@ -80,7 +120,7 @@ enum GallerySchema {
     {
         var ids: [Int64] = []
         for (row, item) in items.enumerated() {
-            let pose: SQLiteValue = item.pose.map { .text($0.cocoValues.map { "\($0)" }.joined(separator: ",")) } ?? .null
+            let pose: SQLiteValue = item.pose.map(encodePose) ?? .null
             try db.query("INSERT INTO items(key, image, caption, pose, class_label, metadata) VALUES(?, ?, ?, ?, ?, ?)", [
                 .text(item.key), item.image.map(SQLiteValue.text) ?? .null, item.caption.map(SQLiteValue.text) ?? .null, pose,
                 item.classLabel.map(SQLiteValue.integer) ?? .null, item.metadata.map(SQLiteValue.text) ?? .null,
@@ -116,14 +156,17 @@ enum GallerySchema {
     /// Items matching a WHERE clause, with their ids.
     static func items(_ db: SQLiteDatabase, where clause: String, _ values: [SQLiteValue]) throws -> [(Int64, GalleryItem)] {
         try db.query("SELECT id, key, image, caption, pose, class_label, metadata FROM items WHERE \(clause)", values).map { row in
-            var pose: Pose?
-            if let text = row.text(4) {
-                let numbers = text.split(separator: ",").compactMap { Double($0) }
-                pose = try? Pose(coco: numbers)
-            }
-            let item = GalleryItem(key: row.text(1) ?? "", image: row.text(2), caption: row.text(3), pose: pose,
+            let item = GalleryItem(key: row.text(1) ?? "", image: row.text(2), caption: row.text(3), pose: decodePose(row, 4),
                                    classLabel: row.int(5), metadata: row.text(6))
             return (row.int(0) ?? -1, item)
+        }
+    }
+
+    /// The poses of the items matching a WHERE clause, with their ids, in id order (only what pose scans need).
+    static func poses(_ db: SQLiteDatabase, where clause: String = "1", _ values: [SQLiteValue] = []) throws -> [(Int64, Pose)] {
+        try db.query("SELECT id, pose FROM items WHERE pose IS NOT NULL AND (\(clause)) ORDER BY id", values).compactMap { row in
+            guard let id = row.int(0), let pose = decodePose(row, 1) else { return nil }
+            return (id, pose)
         }
     }
 

@@ -37,8 +37,8 @@ extension Gallery {
     func poseTable() throws -> PoseTable {
         try poseTableCache.get {
             var table = PoseTable()
-            for (id, item) in try locked({ try GallerySchema.items(database, where: "pose IS NOT NULL ORDER BY id", []) }) {
-                guard let pose = try? item.pose?.normalized() else { continue }
+            for (id, stored) in try locked({ try GallerySchema.poses(database) }) {
+                guard let pose = try? stored.normalized() else { continue }
                 table.ids.append(id)
                 table.poses.append(pose)
             }
