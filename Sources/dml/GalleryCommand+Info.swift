@@ -8,6 +8,8 @@ struct GalleryInfoCommand: ParsableCommand {
 
     @Argument(help: "Gallery directory.") var directory: String
     @Flag(help: "Print as JSON.") var json = false
+    @Flag(help: "Check every page of the store (SQLite quick_check); a damaged store fails with its first problem.")
+    var verify = false
 
     struct Space: Encodable {
         var name: String, dimension: Int, metric: String, factory: String, fingerprint: String
@@ -20,10 +22,13 @@ struct GalleryInfoCommand: ParsableCommand {
     struct Info: Encodable {
         var directory: String, count: Int, generation: Int64, spaces: [Space], indexes: [IndexFile]
         var calibrations: [String: CalibrationSummary]
+        /// "ok" after --verify (a failed check exits 1 instead).
+        var integrity: String?
     }
 
     func run() throws {
         let reader = try openReader(directory)
+        if verify { try reader.verify() }
         let generation = try reader.generation()
         let recorded = try reader.indexGenerations()
         let spaces = try reader.spaces()
@@ -36,11 +41,13 @@ struct GalleryInfoCommand: ParsableCommand {
         let info = Info(
             directory: directory, count: try reader.count(), generation: generation,
             spaces: spaces.map { Space(name: $0.name, dimension: $0.dimension, metric: $0.metric.rawValue, factory: $0.factory, fingerprint: $0.fingerprint) },
-            indexes: indexes, calibrations: try reader.calibrations().mapValues { CalibrationSummary($0, current: generation) })
+            indexes: indexes, calibrations: try reader.calibrations().mapValues { CalibrationSummary($0, current: generation) },
+            integrity: verify ? "ok" : nil)
         if json { return try printJSON(info) }
         print("gallery     \(directory)")
         print("items       \(info.count)")
         print("generation  \(generation)")
+        if verify { print("integrity   ok (every page read)") }
         for s in info.spaces {
             print("space       \(s.name): \(s.dimension)-d \(s.metric) \(s.factory), embedder \(s.fingerprint)")
         }

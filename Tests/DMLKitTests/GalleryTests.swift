@@ -258,6 +258,31 @@ private func cosineRanking(_ query: [Float], _ vectors: [Float], keys: [String])
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         try Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 7919) }).write(to: url.appendingPathComponent("gallery.sqlite"))
         #expect(throws: GalleryError.self) { try Gallery(directory: url, spaces: [space]) }
+        #expect(throws: GalleryError.self) { try GalleryReader(directory: url) }
+    }
+
+    @Test func aDamagedPageIsFoundByVerifyAndBeforeAnyRebuild() throws {
+        let url = temporaryGallery()
+        defer { try? FileManager.default.removeItem(at: url) }
+        let (items, vectors) = randomItems(300, seed: 16)
+        try Gallery(directory: url, spaces: [space]).add(items, embeddings: ["image": vectors])  // closed: WAL checkpointed
+        let file = url.appendingPathComponent("gallery.sqlite")
+        var bytes = try Data(contentsOf: file)
+        let pageSize = Int(bytes[16]) << 8 | Int(bytes[17])
+        let pages = bytes.count / pageSize
+        #expect(pages > 8)
+        // Scribble over a page in the middle (an items or embeddings page), leaving the header and schema intact.
+        let page = pages / 2
+        for i in 0..<pageSize { bytes[page * pageSize + i] = UInt8(truncatingIfNeeded: i &* 31 &+ 7) }
+        try bytes.write(to: file)
+        // Opening with current index files reads neither page: it works; verify finds the damage.
+        let gallery = try Gallery(directory: url, spaces: [space])
+        #expect { try gallery.verify() } throws: { "\($0)".contains("integrity check failed") }
+        #expect { try GalleryReader(directory: url).verify() } throws: { "\($0)".contains("integrity check failed") }
+        // An open that must rebuild an index checks first and refuses with the same clear error.
+        try FileManager.default.removeItem(at: url.appendingPathComponent("image.faiss"))
+        #expect { try Gallery(directory: url, spaces: [space]) } throws: { "\($0)".contains("integrity check failed") }
+        #expect(!FileManager.default.fileExists(atPath: url.appendingPathComponent("image.faiss").path))
     }
 }
 

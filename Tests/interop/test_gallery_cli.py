@@ -171,6 +171,21 @@ def test_info_reports_items_spaces_and_current_indexes(built):
     assert info["count"] == N
     assert sorted(s["name"] for s in info["spaces"]) == (["caption", "image"] if text else ["image"])
     assert all(i["current"] for i in info["indexes"]) and {i["name"] for i in info["indexes"]} >= {"image", "pose"}
+    assert "integrity" not in info
+    assert json.loads(dml("gallery", "info", gallery, "--verify", "--json").stdout)["integrity"] == "ok"
+
+
+def test_verify_reports_a_damaged_page_in_one_line(built, tmp_path):
+    _, original, _, _, _ = built
+    gallery = tmp_path / "g"
+    shutil.copytree(original, gallery)
+    path = gallery / "gallery.sqlite"
+    data = bytearray(path.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    middle = len(data) // page // 2
+    data[middle * page:(middle + 1) * page] = bytes((i * 31 + 7) % 256 for i in range(page))
+    path.write_bytes(bytes(data))
+    fails("gallery", "info", gallery, "--verify", contains="integrity check failed")
 
 
 def test_eval_equals_numpy_over_the_stored_embeddings(built):

@@ -31,6 +31,7 @@ public final class Gallery: @unchecked Sendable {
     var indexedGeneration: Int64 = 0
     /// The in-memory indexes hold changes the index files do not.
     var unsavedIndexes = false
+    private var checkedBeforeRebuild = false
     /// Normalised poses of all items, loaded on the first exact pose scan and dropped by every change.
     let poseTableCache = PoseTableCache()
 
@@ -69,6 +70,13 @@ public final class Gallery: @unchecked Sendable {
 
     /// Items in the gallery.
     public var count: Int { (try? locked { try database.query("SELECT COUNT(*) FROM items").first?.int(0) ?? 0 }).map(Int.init) ?? 0 }
+
+    /// Reads every page of the store (SQLite's `quick_check`) and throws `GalleryError.storage` naming the first
+    /// problem. Opening checks only the file header and schema; this runs when indexes are rebuilt, or on request
+    /// (`dml gallery info --verify`).
+    public func verify() throws {
+        try locked { try database.quickCheck() }
+    }
 
     /// The store's generation: bumped by every committed add or remove.
     public var generation: Int64 { (try? locked { try GallerySchema.generation(database) }) ?? 0 }
@@ -327,6 +335,12 @@ public final class Gallery: @unchecked Sendable {
            let index = try? VectorIndex.load(contentsOf: url), index.dimension == dimension, index.metric == metric
         {
             return index
+        }
+        // A rebuild reads the whole store anyway: check it first, so a corrupt page is reported as such rather than
+        // baked into an index (once per open).
+        if !checkedBeforeRebuild {
+            try verify()
+            checkedBeforeRebuild = true
         }
         do {
             let index = try VectorIndex(dimension: dimension, factory: factory, metric: metric)

@@ -23,6 +23,11 @@ public struct GalleryReader {
         }
     }
 
+    /// Reads every page of the store (SQLite's `quick_check`); throws `GalleryError.storage` naming the first problem.
+    public func verify() throws {
+        try run { try database.quickCheck() }
+    }
+
     /// Whether the store is open read-only (it always is; for tests).
     var isReadOnly: Bool { database.isReadOnly }
 

@@ -25,11 +25,13 @@ enum SQLiteValue {
 /// One connection is used from one thread at a time (the gallery serialises access).
 final class SQLiteDatabase {
     private var handle: OpaquePointer?
+    private let path: String
 
     /// Opens (creating if needed) a database file in WAL mode, so readers never block the writer.
     /// Read-only connections never create or change anything; where SQLite cannot open the WAL read-only (a
     /// read-only directory without the `-shm` file), the file is opened as immutable.
     init(path: String, readOnly: Bool = false, busyTimeout: TimeInterval = 5) throws {
+        self.path = path
         let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
         var status = sqlite3_open_v2(path, &handle, flags | SQLITE_OPEN_NOMUTEX, nil)
         if status == SQLITE_OK, readOnly, sqlite3_exec(handle, "SELECT COUNT(*) FROM sqlite_master", nil, nil, nil) != SQLITE_OK {
@@ -54,9 +56,26 @@ final class SQLiteDatabase {
             try execute("PRAGMA synchronous=FULL")
         }
         try execute("PRAGMA foreign_keys=ON")
-        // Fails fast on a file that is not a database or is corrupt.
-        let check = try query("PRAGMA quick_check")
-        if let first = check.first?.text(0), first != "ok" {
+        // Fails fast on a file that is not a database (header) or whose schema page is unreadable. A full check
+        // reads the whole file, so it is `quickCheck()`, run where its cost is small next to the work (index
+        // rebuilds) or asked for; a corrupt page met later fails its query with SQLITE_CORRUPT.
+        do {
+            try execute("SELECT COUNT(*) FROM sqlite_master")
+        } catch let error as SQLiteError {
+            throw SQLiteError(code: error.code, message: "\(path): \(error.message)")
+        }
+    }
+
+    /// `PRAGMA quick_check`: every page and index of the file (not the index contents against the tables).
+    func quickCheck() throws {
+        let rows: [SQLiteRow]
+        do {
+            rows = try query("PRAGMA quick_check")
+        } catch let error as SQLiteError where [SQLITE_CORRUPT, SQLITE_NOTADB].contains(error.code & 0xff) {
+            // Damage the check cannot step past.
+            throw SQLiteError(code: error.code, message: "\(path): integrity check failed: \(String(cString: sqlite3_errstr(error.code)))")
+        }
+        if let first = rows.first?.text(0), first != "ok" {
             throw SQLiteError(code: SQLITE_CORRUPT, message: "\(path): integrity check failed: \(first)")
         }
     }
