@@ -66,10 +66,14 @@ import Testing
 }
 
 /// Setting the tokenizer up from a directory, and what it says when the directory is wrong.
-@Suite struct TokenizerConfigurationTests {
+@Suite final class TokenizerConfigurationTests {
+    private var made: [URL] = []
+    deinit { for url in made { try? FileManager.default.removeItem(at: url) } }
+
     private func directory(_ files: [String: String]) throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("dmltext-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        made.append(url)
         for (name, text) in files { try Data(text.utf8).write(to: url.appendingPathComponent(name)) }
         return url
     }
