@@ -77,6 +77,15 @@ public final class VectorIndex: @unchecked Sendable {
     /// The OpenMP thread count FAISS will use.
     public static var threadCount: Int { Int(cfaiss_get_num_threads()) }
 
+    /// Searches of at least this many queries at once compute Flat distances through BLAS, smaller ones with
+    /// FAISS's own (in Debian's 1.7.3, scalar) loops; process-wide, FAISS's `distance_compute_blas_threshold`.
+    /// DMLKit sets 2 (FAISS's default is 20): small batches go through BLAS, single queries do not, where
+    /// BLAS is not faster for large or low-dimensional indexes. Set it before searching, not while searches run.
+    public static var distanceBLASThreshold: Int {
+        get { Int(cfaiss_get_distance_blas_threshold()) }
+        set { cfaiss_set_distance_blas_threshold(Int32(clamping: newValue)) }
+    }
+
     // MARK: Building
 
     /// Trains the index (IVF, PQ, SQ need it; Flat and HNSW do not) on `vectors`, row-major.

@@ -20,6 +20,28 @@ private let d = 24
         }
     }
 
+    @Test(arguments: [Metric.l2, .innerProduct, .cosine])
+    func everyBatchSizeGivesTheExactNeighbours(metric: Metric) throws {
+        // Single queries take FAISS's own loops, batches of 2+ BLAS (`distanceBLASThreshold`): both must be exact.
+        #expect(VectorIndex.distanceBLASThreshold == 2)
+        let base = clusteredVectors(500, d, seed: 7)
+        let queries = clusteredVectors(19, d, seed: 8)
+        let index = try VectorIndex(dimension: d, factory: "Flat", metric: metric)
+        try index.add(base)
+        let exact = bruteForce(base: base, queries: queries, d: d, k: 7, metric: metric)
+        for batch in [1, 2, 5, 19] {
+            for start in stride(from: 0, to: 19, by: batch) {
+                let count = min(batch, 19 - start)
+                let results = try index.search(Array(queries[start * d..<(start + count) * d]), k: 7)
+                for q in 0..<count {
+                    let got = results.neighbors(ofQuery: q)
+                    #expect(got.map(\.id) == exact[start + q].map(\.id))
+                    for (a, b) in zip(got, exact[start + q]) { #expect(abs(a.distance - b.distance) <= 1e-4 * max(1, abs(b.distance))) }
+                }
+            }
+        }
+    }
+
     @Test func callerGivenIDsComeBackFromSearch() throws {
         let base = clusteredVectors(300, d, seed: 5)
         let ids = (0..<300).map { Int64($0) * 1_000_003 + (1 << 40) }

@@ -117,6 +117,11 @@ void cfaiss_buffer_free(uint8_t *data);
 void cfaiss_set_num_threads(int threads);
 int cfaiss_get_num_threads(void);
 
+/** FAISS's `distance_compute_blas_threshold`, process-wide: Flat k-NN and range searches of at least this many
+ *  queries use BLAS, smaller ones FAISS's own loops (scalar in Debian's 1.7.3). The shim sets 2 at load (FAISS: 20). */
+void cfaiss_set_distance_blas_threshold(int queries);
+int cfaiss_get_distance_blas_threshold(void);
+
 #ifdef __cplusplus
 }
 #endif
