@@ -111,14 +111,18 @@ public final class Gallery: @unchecked Sendable {
             poseTableCache.invalidate()
             indexedGeneration = generation
             unsavedIndexes = true
+            var updated = false
             do {
                 for space in spaces {
                     try indexes[space.name]?.add(embeddings[space.name] ?? [], ids: ids)
                 }
                 let posed = zip(ids, items).compactMap { id, item in (try? item.pose?.normalized()).flatMap { $0 }.map { (id, $0.labelVector) } }
                 if !posed.isEmpty { try poseIndex.add(posed.flatMap(\.1), ids: posed.map(\.0)) }
+                updated = true
                 if save { try writeIndexes() }
             } catch {
+                // In-memory indexes that missed part of the change must never be saved as current.
+                if !updated { indexedGeneration = -1 }
                 // The store has the items; the indexes are rebuilt from it on the next open.
                 throw GalleryError.storage("the \(ids.count) items were stored, but updating the index files failed "
                     + "(\(error)); they are rebuilt from the store when the gallery is next opened")
@@ -143,11 +147,14 @@ public final class Gallery: @unchecked Sendable {
             poseTableCache.invalidate()
             indexedGeneration = generation
             unsavedIndexes = true
+            var updated = false
             do {
                 for index in indexes.values { try index.remove(ids: ids) }
                 try poseIndex.remove(ids: ids)
+                updated = true
                 try writeIndexes()
             } catch {
+                if !updated { indexedGeneration = -1 }
                 throw GalleryError.storage("the \(ids.count) items were removed from the store, but updating the index files "
                     + "failed (\(error)); they are rebuilt from the store when the gallery is next opened")
             }
