@@ -11,11 +11,12 @@ Prints one JSON line, like the Swift driver (bench/gallery/swift/main.swift).
 - Captions: sentence-transformers all-MiniLM-L6-v2 (normalised), from the same model directory.
 - Store: Python's sqlite3 with the gallery's schema (WAL, synchronous=FULL, one transaction per batch, a
   generation counter), then faiss-cpu `IndexIDMap2(IndexFlatIP)` per embedding space (cosine: inner product of
-  L2-normalised copies) and `IndexIDMap2(IndexFlatL2(34))` over normalised pose label vectors; after each batch
-  every index is written atomically (temp file, fsync, rename, fsync directory) with a small JSON sidecar and its
-  generation recorded, as `Gallery.add` does.
-- Pose queries: 34-d label index for max(10k, 200) candidates, their rows fetched from SQLite and re-ranked exactly
-  with `dmlkit.data.people.pose_distance_matrix` (vectorised numpy).
+  L2-normalised copies) and `IndexIDMap2(IndexFlatL2(34))` over normalised pose label vectors; poses stored as
+  51 little-endian float64s in a BLOB. A bulk load (build, replicate) writes every index once at the end, atomically
+  (temp file, fsync, rename, fsync directory) with a small JSON sidecar and its generation recorded, as
+  `dml gallery build` does with `Gallery.add(saveIndexes: false)` + `saveIndexes()`.
+- Pose queries: 34-d label index for max(10k, 200) candidates, their id + pose read from SQLite and re-ranked
+  exactly with `dmlkit.data.people.pose_distance_matrix` (vectorised numpy); whole rows only for the k returned.
 - Every search fetches its hits' rows from SQLite (key, image, caption, pose, metadata), as `Gallery` does.
 """
 import json
@@ -38,7 +39,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items(
     id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, image TEXT, caption TEXT,
-    pose TEXT, class_label INTEGER, metadata TEXT);
+    pose BLOB, class_label INTEGER, metadata TEXT);
 CREATE TABLE IF NOT EXISTS spaces(
     name TEXT PRIMARY KEY, dimension INTEGER NOT NULL, fingerprint TEXT NOT NULL,
     metric TEXT NOT NULL, factory TEXT NOT NULL);
@@ -191,8 +192,9 @@ class PyGallery:
         atomic_replace(self.dir / f"{name}.faiss.dml.json", lambda tmp: tmp.write_bytes(sidecar))
         self.db.execute("INSERT OR REPLACE INTO meta VALUES(?, ?)", (f"index_generation:{name}", str(generation)))
 
-    def add(self, items, embeddings):
-        """items: dicts with key, image, caption, pose (51 floats), metadata; embeddings: space -> (N, dim)."""
+    def add(self, items, embeddings, save=True):
+        """items: dicts with key, image, caption, pose (51 floats), metadata; embeddings: space -> (N, dim).
+        ``save=False`` leaves the index files to :meth:`save_indexes` (a bulk load saves once at the end)."""
         keys = [it["key"] for it in items]
         if len(set(keys)) != len(keys):
             raise ValueError("duplicate key in batch")
@@ -207,7 +209,7 @@ class PyGallery:
         self.db.execute("BEGIN")
         try:
             for row, it in enumerate(items):
-                pose = ",".join(repr(float(x)) for x in it["pose"])
+                pose = np.asarray(it["pose"], "<f8").tobytes()
                 cur = self.db.execute("INSERT INTO items(key, image, caption, pose, class_label, metadata) VALUES(?, ?, ?, ?, ?, ?)",
                                       (it["key"], it["image"], it["caption"], pose, None, it["metadata"]))
                 ids.append(cur.lastrowid)
@@ -223,10 +225,14 @@ class PyGallery:
         for name in self.spaces:
             self.indexes[name].add_with_ids(normalized(embeddings[name]), ids)
         self.pose_index.add_with_ids(np.stack([label_vector(it["pose"]) for it in items]), ids)
+        if save:
+            self.save_indexes()
+        return ids
+
+    def save_indexes(self):
         generation = self.generation()
         for name, index in list(self.indexes.items()) + [("pose", self.pose_index)]:
             self._save(name, index, generation)
-        return ids
 
     def fetch(self, ids):
         if len(ids) == 0:
@@ -246,19 +252,21 @@ class PyGallery:
         query = label_vector(keypoints)
         n = min(self.pose_index.ntotal, max(10 * k, 200))
         _, ids = self.pose_index.search(query.reshape(1, -1), n)
-        items = self.fetch(np.unique(ids[0][ids[0] >= 0]))
-        cand = [(i, it) for i, it in items.items() if it["pose"] is not None]
+        cand = np.unique(ids[0][ids[0] >= 0])
+        rows = self.db.execute(f"SELECT id, pose FROM items WHERE pose IS NOT NULL AND id IN ({','.join('?' * len(cand))})",
+                               [int(i) for i in cand]).fetchall()
         d = pose_distance_matrix(np.asarray(keypoints, np.float64).reshape(1, 17, 3),
-                                 np.stack([it["pose"] for _, it in cand]).reshape(-1, 17, 3), too_few="nan")[0]
-        order = sorted((float(dist), i) for dist, (i, _) in zip(d, cand) if not np.isnan(dist))
-        return [(i, items[i], dist) for dist, i in order[:k]]
+                                 np.stack([parse_pose(p) for _, p in rows]).reshape(-1, 17, 3), too_few="nan")[0]
+        order = sorted((float(dist), i) for dist, (i, _) in zip(d, rows) if not np.isnan(dist))[:k]
+        items = self.fetch([i for _, i in order])
+        return [(i, items[i], dist) for dist, i in order]
 
     def search_caption(self, text, model, k):
         return self.search(model.encode([text], normalize_embeddings=True, show_progress_bar=False), "caption", k)
 
 
-def parse_pose(text):
-    return np.array([float(x) for x in text.split(",")])
+def parse_pose(blob):
+    return np.frombuffer(blob, "<f8").copy()
 
 
 def label_vector(keypoints):
@@ -323,8 +331,11 @@ def build(opts):
                                       show_progress_bar=False)
         t_text += now() - t
         t = now()
-        gallery.add(items, {"image": image_vectors, "caption": caption_vectors})
+        gallery.add(items, {"image": image_vectors, "caption": caption_vectors}, save=False)
         t_add += now() - t
+    t = now()
+    gallery.save_indexes()
+    t_add += now() - t
     seconds = now() - start
     return {"items": len(persons), "seconds": seconds, "images_per_s": len(persons) / seconds, "batch": batch,
             "decode_s": t_decode, "embed_image_s": t_image, "embed_caption_s": t_text, "add_s": t_add, "load_s": load_s,
@@ -351,8 +362,9 @@ def replicate(opts):
         chunk = everything[s:s + batch]
         items = [{"key": f"r{c}-{r[1]}", "image": r[2], "caption": r[3], "pose": parse_pose(r[4]), "metadata": r[6]}
                  for c, r in chunk]
-        gallery.add(items, {name: np.stack([vectors[name][r[0]] for _, r in chunk]) for name in spaces})
+        gallery.add(items, {name: np.stack([vectors[name][r[0]] for _, r in chunk]) for name in spaces}, save=False)
         adds += 1
+    gallery.save_indexes()
     return {"items": len(everything), "seconds": now() - start, "read_s": read_s, "adds": adds, "batch": batch,
             "peak_rss_mib": peak_rss_mib(), "count": gallery.count()}
 

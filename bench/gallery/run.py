@@ -2,7 +2,7 @@
 faiss-cpu + sqlite3), each step in its own process, one thread everywhere.
 
 - Build: generated people (PNG files, COCO keypoints, captions) end to end: decode PNG -> image embedding with the
-  shipped pose model -> MiniLM caption embedding -> gallery add (SQLite transaction per batch + FAISS indexes saved).
+  shipped pose model -> MiniLM caption embedding -> gallery add (SQLite transaction per batch; FAISS indexes saved at the end).
 - Large gallery: the built gallery's items and embeddings added `--copies` times under distinct keys (not
   re-embedded, not new images), in transactions of 10,000 items.
 - Queries at both sizes: by example (decoded pixels -> embed -> search), by embedding, by pose (label index + exact
@@ -35,21 +35,20 @@ START, END = "<!-- gallery-bench:start -->", "<!-- gallery-bench:end -->"
 PEOPLE_SEED, QUERY_SEED, QUERY_COUNT = 11, 12, 500
 # Measured with perf on this machine (under load, 10k items); rewritten with the table so it stays beside the numbers.
 NOTES = [
-    "By pose: about 95% of DMLKit's pose-query time is fetching the 200 candidate rows and parsing each stored pose "
-    "back from its text form (`String.split` + `Double(_:)` over 51 numbers a row, in `GallerySchema.items`); the "
-    "FAISS label search and the exact re-rank are a few percent. A float BLOB column for the pose (or parsing the "
-    "UTF-8 bytes directly) is where pose queries get faster.",
+    "By pose: a pose query reads id + pose (a float64 BLOB) of its 200 candidates for the exact re-rank and whole rows "
+    "only for the k it returns; at 100k most of what is left is the FAISS L2 search over the 34-d label index "
+    "(~2.7 ms, scalar kernels in Debian's build).",
     "By embedding / by example at 100k: Debian's libfaiss 1.7.3 answers a single-query Flat search with its scalar "
     "`fvec_inner_product_ref` (`fvec_L2sqr_ref` for the pose index): no SIMD distance kernels in that build. The "
     "same index files searched from Python: python3-faiss 1.7.3 1.0 ms at 10k and 15-23 ms at 100k, faiss-cpu 1.15 "
-    "0.13 ms and 8.5-9.5 ms, which is the gap in the table. FAISS's `distance_compute_blas_threshold` = 1 (single "
-    "queries through OpenBLAS) brings 1.7.3 to 0.55-0.7 ms at 10k but does not help at 100k; a libfaiss built with "
-    "SIMD distance kernels would.",
-    "Opening: about 0.6 s of DMLKit's 100k open is `PRAGMA quick_check` reading the whole store (317 MB), which "
-    "`SQLiteDatabase` runs on every open; the Python peer runs no check.",
-    "Build: OpenBLAS sgemm is ~70% of DMLKit's build CPU time, MiniLM on the captions most of it. `Gallery.add` "
-    "rewrites every index file in full (and fsyncs it) after every batch, so at batch 64 the add step grows with "
-    "the gallery (the last add of 10k rewrites ~22 MB); the Python peer does the same. Image embedding: "
+    "0.13 ms and 8.5-9.5 ms, which is the gap in the table. DMLKit sets `distance_compute_blas_threshold` to 2, so "
+    "batches of 2-19 queries go through OpenBLAS (10x faster at 16 queries); single queries stay on the scalar "
+    "kernel because OpenBLAS was slower for them at 100k. A libfaiss built with SIMD distance kernels would close it.",
+    "Opening: DMLKit checks the SQLite header and schema on open; `PRAGMA quick_check` (a read of the whole store) "
+    "runs only before an index rebuild or on request (`dml gallery info --verify`). The Python peer runs no check.",
+    "Build: OpenBLAS sgemm is ~70% of DMLKit's build CPU time, MiniLM on the captions most of it. Both sides commit "
+    "one SQLite transaction per batch and write the index files once at the end of the load (an index file that "
+    "misses committed items is stale by its generation and rebuilt on the next open). Image embedding: "
     "`runtime-bench profile` of this model at batch 64 puts its four stride-2 3x3 convs at 19-27 GFLOP/s (measured "
     "under load), below the 60-75 GFLOP/s of bench/runtime's models; PyTorch leads on this step.",
 ]
@@ -227,7 +226,7 @@ def main():
              f"from SQLite. **The {large:,}-item gallery is the {args.items:,}-item one added {args.copies} times under distinct "
              "keys (same images, poses, captions and embeddings: not new people, not re-embedded)**, in transactions "
              "of 10,000 items.", "",
-             f"### Build: {args.items:,} PNG files end to end, batches of {args.batch} (one transaction each, indexes saved after each)", "",
+             f"### Build: {args.items:,} PNG files end to end, batches of {args.batch} (one transaction each, indexes saved once at the end)", "",
              "| | DMLKit | Python | DMLKit / Python |", "|---|---|---|---|"]
     row = lambda label, key, f: lines.append(  # noqa: E731
         f"| {label} | {f(b['swift'][key])} | {f(b['python'][key])} | {b['swift'][key] / b['python'][key]:.2f} |")
@@ -270,7 +269,7 @@ def main():
               "same BatchNorm-folded graph and weights rebuilt in PyTorch (eager, `inference_mode`), sentence-transformers "
               "(PyTorch) for MiniLM, faiss-cpu 1.15 from PyPI (AVX2 build, `IndexIDMap2(IndexFlatIP/L2)`), Pillow for PNG "
               "and Python's sqlite3 with the same schema, pragmas (WAL, synchronous=FULL), one transaction per batch, "
-              "atomic index saves after each batch, and the same row fetch per search; the pose re-rank is vectorised "
+              "atomic index saves once per load, poses as float64 BLOBs, the same row fetches per search; the pose re-rank is vectorised "
               "numpy (`pose_distance_matrix`) against DMLKit's per-candidate loop. Query images are decoded before "
               "timing on both sides. Details: bench/gallery/README.md.", "", "Where DMLKit's time goes (perf):", ""]
     lines += ["- " + note for note in NOTES]

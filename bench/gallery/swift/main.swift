@@ -125,9 +125,12 @@ func build(_ opts: [String: String]) throws {
         let textVectors = models.text.embed(texts)
         embedText += now() - t
         t = now()
-        try gallery.add(items, embeddings: ["image": imageVectors, Gallery.captionSpace: textVectors])
+        try gallery.add(items, embeddings: ["image": imageVectors, Gallery.captionSpace: textVectors], saveIndexes: false)
         add += now() - t
     }
+    let saveStart = now()
+    try gallery.saveIndexes()  // once, as `dml gallery build` does
+    add += now() - saveStart
     let seconds = now() - start
     try emit([
         "items": persons.count, "seconds": seconds, "images_per_s": Double(persons.count) / seconds, "batch": batch,
@@ -170,9 +173,10 @@ func replicate(_ opts: [String: String]) throws {
             items.append(copied)
             for space in models.spaces { embeddings[space.name, default: []] += vectors[space.name]?[id] ?? [] }
         }
-        try gallery.add(items, embeddings: embeddings)
+        try gallery.add(items, embeddings: embeddings, saveIndexes: false)
         adds += 1
     }
+    try gallery.saveIndexes()
     let seconds = now() - start
     try emit(["items": all.count, "seconds": seconds, "read_s": readSeconds, "adds": adds, "batch": batch,
               "peak_rss_mib": peakRSSMiB(), "count": gallery.count])
