@@ -5,18 +5,6 @@ import Testing
 
 // Range, calibrated and combined gallery queries, each checked against a brute-force computation over all items.
 
-/// SplitMix64 in [0, 1): the same test data on every run.
-private struct Rng {
-    var state: UInt64
-    mutating func next() -> Double {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)
-    }
-}
-
 private let standing: [Double] = [
     0, -3, 0.3, -3.2, -0.3, -3.2, 0.6, -3, -0.6, -3, 1, -2, -1, -2, 1.5, -1, -1.5, -1, 2, 0, -2, 0, 1, 0, -1, 0, 1, 2, -1, 2,
     1, 4, -1, 4,

@@ -3,18 +3,6 @@ import Dispatch
 import Foundation
 import Testing
 
-/// SplitMix64: the same test data on every run.
-private struct Rng {
-    var state: UInt64
-    mutating func next() -> Double {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)
-    }
-}
-
 private let dim = 8
 private let space = EmbeddingSpace(name: "image", dimension: dim, fingerprint: "model-A")
 

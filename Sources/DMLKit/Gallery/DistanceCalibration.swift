@@ -150,7 +150,7 @@ extension DistanceCalibration {
         guard rows.count >= 20 else {
             throw CalibrationError(description: "calibrating '\(space)' needs at least 20 items with both an embedding and a pose, the gallery has \(rows.count)")
         }
-        var rng = CalibrationRNG(seed: settings.seed)
+        var rng = SplitMix64(seed: settings.seed)
         var order = rows
         for i in order.indices.dropLast() { order.swapAt(i, i + Int(rng.next() % UInt64(order.count - i))) }
         let anchorCount = min(order.count, settings.anchors)
@@ -299,18 +299,5 @@ struct EmbeddingTable {
             case .innerProduct: return -Double(dot)
             }
         }
-    }
-}
-
-/// SplitMix64: the calibration's sample is the same on every platform for a seed.
-struct CalibrationRNG {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
