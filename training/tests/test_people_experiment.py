@@ -150,3 +150,23 @@ def test_results_table_averages_seeds_and_keeps_bounds_apart(tmp_path):
     people_results.plot_curves(runs, "pose", str(tmp_path / "c.png"))
     assert (tmp_path / "c.png").stat().st_size > 1000
     assert people_results.main([str(tmp_path / "none")]) == 1
+
+
+def test_structure_spearman_equals_the_library_and_is_one_for_a_perfect_embedding():
+    from dmlkit.experiments.people_structure import structure_metrics
+
+    rng = np.random.default_rng(3)
+    q, g = rng.normal(size=(12, 4)), rng.normal(size=(150, 4))
+    yq, yg = rng.normal(size=(12, 3)), rng.normal(size=(150, 3))
+    label_d = np.linalg.norm(yq[:, None] - yg[None], axis=-1)
+    ours = structure_metrics(q, g, label_d, near=100)
+    assert abs(ours["spearman_all"] - graded_metrics(q, yq, g, yg, ks=(1,))["spearman"]) < 1e-12
+    perfect = structure_metrics(yq, yg, label_d, near=20)
+    assert perfect["spearman_all"] > 1 - 1e-12 and perfect["spearman_near20"] > 1 - 1e-12
+    # reversing the order among the near items only: the global order barely moves, the near one flips
+    near = np.argsort(label_d, axis=1)[:, :20]
+    flipped = label_d.copy()
+    for row in range(12):
+        flipped[row, near[row]] = label_d[row, near[row]][::-1]
+    both = structure_metrics(yq, yg, flipped, near=20)
+    assert both["spearman_near20"] < -1 + 1e-12 and both["spearman_all"] > 0.9
