@@ -141,6 +141,14 @@ def test_results_table_averages_seeds_and_keeps_bounds_apart(tmp_path):
                                                       "metrics": {"log_ratio": {c: 0.9 for c in cols}},
                                                       "curves": {"log_ratio": curves["log_ratio"]}}))
     runs = people_results.load_runs([str(tmp_path / "r0"), str(tmp_path / "r1"), str(tmp_path / "none")])
+    for seed, rho in ((0, 0.2), (1, 0.4)):
+        (tmp_path / f"r{seed}" / "structure.json").write_text(json.dumps(
+            {"log_ratio": {"spearman_all": rho, "spearman_near100": rho / 2}, "raw pixels (16x16)": {
+                "spearman_all": 0.1, "spearman_near100": 0.0}}))
+    runs = people_results.load_runs([str(tmp_path / "r0"), str(tmp_path / "r1")])
+    rho_rows = people_results.table(runs, "pose", "structure", ["spearman_all", "spearman_near100"]).splitlines()
+    assert rho_rows[2] == "| log-ratio | 16 | 2 | 0.3000 ± 0.1414 | 0.1500 ± 0.0707 |"
+    assert rho_rows[3].startswith("| raw pixels (16x16) | - | 2 | 0.1000 ± 0.0000 |")
     grouped_row = people_results.table(people_results.load_runs([str(grouped)]), "pose").splitlines()[2]
     assert grouped_row.startswith("| log-ratio, 4 anchor groups per batch | 16 | 1 | 0.9000 |")
     text = people_results.table(runs, "pose")

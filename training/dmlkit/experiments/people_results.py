@@ -28,6 +28,10 @@ def load_runs(dirs: list[str]) -> list[dict]:
             with open(path) as f:
                 run = json.load(f)
             run["dir"] = d
+            structure = os.path.join(d, "structure.json")  # from dmlkit.experiments.people_structure
+            if os.path.exists(structure):
+                with open(structure) as f:
+                    run["structure"] = json.load(f)
             runs.append(run)
     return runs
 
@@ -45,9 +49,9 @@ def _row_name(loss: str) -> str:
     return f"{name}, {groups} anchor groups per batch" if groups else name
 
 
-def _trained_row(run: dict) -> dict:  # the metrics are stored under the loss name
+def _trained_row(run: dict, source: str = "metrics") -> dict:  # stored under the loss name
     loss = run["config"].get("loss", "log_ratio")
-    return run["metrics"].get(loss) or run["metrics"]["log-ratio (dense triplets)"]
+    return run[source].get(loss) or run[source]["log-ratio (dense triplets)"]
 
 
 def _fmt(values: list[float]) -> str:
@@ -56,30 +60,31 @@ def _fmt(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
-def table(runs: list[dict], label: str) -> str:
-    """Markdown table for one label space: trained rows by (loss, dim) with seeds, then the bounds."""
+def table(runs: list[dict], label: str, source: str = "metrics", columns: list[str] = COLUMNS) -> str:
+    """Markdown table for one label space: trained rows by (loss, dim) with seeds, then the bounds.
+    ``source`` is "metrics" (metrics.json) or "structure" (structure.json, runs without one are skipped)."""
     groups: dict[tuple, dict[int, dict]] = defaultdict(dict)
     bounds: dict[tuple, dict[int, dict]] = defaultdict(dict)
     for run in runs:
         lab, loss, dim = _key(run)
-        if lab != label:
+        if lab != label or source not in run:
             continue
         seed = int(run["config"]["seed"])
-        groups[(loss, dim)][seed] = _trained_row(run)  # one row per seed (a rerun replaces it)
+        groups[(loss, dim)][seed] = _trained_row(run, source)  # one row per seed (a rerun replaces it)
         for b in BOUNDS:
-            if b in run["metrics"]:
+            if b in run[source]:
                 # the oracle and raw pixels do not depend on dim; the random-init CNN does
                 bkey = (b, dim) if b == "random-init CNN" else (b, None)
-                bounds[bkey][seed] = run["metrics"][b]
-    lines = ["| row | d | seeds | " + " | ".join(COLUMNS) + " |", "|---|---|---|" + "---|" * len(COLUMNS)]
+                bounds[bkey][seed] = run[source][b]
+    lines = ["| row | d | seeds | " + " | ".join(columns) + " |", "|---|---|---|" + "---|" * len(columns)]
     order = sorted(groups, key=lambda k: (-k[1], list(LOSS_NAMES).index(k[0].split("@")[0])
                                           if k[0].split("@")[0] in LOSS_NAMES else 9, k[0]))
     for loss, dim in order:
         seeds = groups[(loss, dim)]
-        cells = [_fmt([seeds[s][c] for s in sorted(seeds)]) for c in COLUMNS]
+        cells = [_fmt([seeds[s][c] for s in sorted(seeds)]) for c in columns]
         lines.append(f"| {_row_name(loss)} | {dim} | {len(seeds)} | " + " | ".join(cells) + " |")
     for (b, dim), seeds in sorted(bounds.items(), key=lambda kv: (BOUNDS.index(kv[0][0]), -(kv[0][1] or 0))):
-        cells = [_fmt([seeds[s][c] for s in sorted(seeds)]) for c in COLUMNS]
+        cells = [_fmt([seeds[s][c] for s in sorted(seeds)]) for c in columns]
         lines.append(f"| {b} | {dim if dim else '-'} | {len(seeds)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -170,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     labels = sorted({_key(r)[0] for r in runs})
     text = "\n\n".join(f"### {lab}\n\n{table(runs, lab)}" for lab in labels) + "\n"
+    for lab in labels:
+        if any("structure" in r and _key(r)[0] == lab for r in runs):
+            text += f"\n### {lab}: order kept beyond the top K (Spearman)\n\n" + table(
+                runs, lab, "structure", ["spearman_all", "spearman_near100"]) + "\n"
     print(text)
     if a.markdown:
         with open(a.markdown, "w") as f:
