@@ -25,6 +25,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # bench/
+from results_section import replace_section  # noqa: E402
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 HERE = REPO / "bench" / "gallery"
 MODEL = REPO / "models" / "pose-logratio-d128.safetensors"
@@ -284,12 +287,7 @@ def main():
     if failures:
         raise SystemExit("gallery bench: " + "; ".join(failures))
     if not args.no_write:
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-        if START in text and END in text:
-            text = text[:text.index(START)] + section + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip("\n") + "\n\n" + section + "\n"
-        RESULTS.write_text(text)
+        replace_section(RESULTS, START, END, section)
         log(f"wrote {RESULTS}")
     log(f"gallery bench: {total_min:.1f} min")
 

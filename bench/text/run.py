@@ -15,6 +15,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # bench/
+from results_section import replace_section  # noqa: E402
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 HERE = REPO / "bench" / "text"
 MODEL = REPO / "models" / "text" / "all-MiniLM-L6-v2"
@@ -136,12 +139,7 @@ def main():
     print(section)
     (HERE / "last-run.json").write_text(json.dumps({"|".join(map(str, k)): v for k, v in results.items()}, indent=1))
     if not args.no_write:
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-        if START in text and END in text:
-            text = text[:text.index(START)] + section + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip("\n") + "\n\n" + section + "\n"
-        RESULTS.write_text(text)
+        replace_section(RESULTS, START, END, section)
         print(f"wrote {RESULTS}", file=sys.stderr)
 
 
