@@ -9,7 +9,13 @@ struct Conv2dTests {
     struct Case: CustomStringConvertible, Sendable {
         var cin, cout, h, w, k, stride, pad, dilation, groups, batch: Int
         var relu = false
-        var description: String { "cin \(cin) cout \(cout) \(h)x\(w) k\(k) s\(stride) p\(pad) d\(dilation) g\(groups) batch \(batch)\(relu ? " relu" : "")" }
+        /// Kernel width and horizontal padding when they differ from `k` and `pad` (7x1, 1x7 convs).
+        var kw: Int? = nil, padW: Int? = nil
+        var kernelW: Int { kw ?? k }
+        var padX: Int { padW ?? pad }
+        var description: String {
+            "cin \(cin) cout \(cout) \(h)x\(w) k\(k)x\(kernelW) s\(stride) p\(pad),\(padX) d\(dilation) g\(groups) batch \(batch)\(relu ? " relu" : "")"
+        }
     }
 
     static let cases: [Case] = [
@@ -30,6 +36,15 @@ struct Conv2dTests {
         Case(cin: 16, cout: 8, h: 30, w: 30, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1, batch: 2),
     ]
 
+    /// Inception-style "same" convs whose im2col band (a row or two) is shorter than the vertical padding:
+    /// the first valid row of a tap must be clamped to the band (these trapped before).
+    static let shortBandCases: [Case] = [1, 2].flatMap { batch in [
+        Case(cin: 48, cout: 4, h: 35, w: 35, k: 5, stride: 1, pad: 2, dilation: 1, groups: 1, batch: batch),
+        Case(cin: 192, cout: 3, h: 17, w: 17, k: 7, stride: 1, pad: 3, dilation: 1, groups: 1, batch: batch, kw: 1, padW: 0),
+        Case(cin: 192, cout: 3, h: 17, w: 17, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1, batch: batch, kw: 7, padW: 3),
+        Case(cin: 64, cout: 3, h: 56, w: 56, k: 7, stride: 1, pad: 3, dilation: 1, groups: 1, batch: batch),
+    ] }
+
     static func values(_ count: Int, seed: UInt64) -> [Float] {
         var state = seed
         return (0..<count).map { _ in
@@ -38,15 +53,30 @@ struct Conv2dTests {
         }
     }
 
+    @Test("short im2col bands with tall padding match a direct convolution", arguments: shortBandCases)
+    func shortBands(_ c: Case) throws {
+        let layer = try Self.layer(c)
+        #expect(layer.samplesPerGemm(c.batch) == 1 && layer.bandRows < layer.outHeight, "\(c) takes the banded one-sample path")
+        try matchesDirect(c)
+    }
+
+    static func layer(_ c: Case) throws -> Conv2dLayer {
+        try Conv2dLayer(
+            node: "conv", inputShape: [c.cin, c.h, c.w], weight: FloatBuffer([Float](repeating: 0, count: c.cout * c.cin / c.groups * c.k * c.kernelW)),
+            weightShape: [c.cout, c.cin / c.groups, c.k, c.kernelW], bias: nil, stride: [c.stride, c.stride], padding: [c.pad, c.padX],
+            dilation: [c.dilation, c.dilation], groups: c.groups)
+    }
+
     @Test("matches a direct convolution", arguments: cases)
     func matchesDirect(_ c: Case) throws {
         let cinPerGroup = c.cin / c.groups, coutPerGroup = c.cout / c.groups
-        let weight = Self.values(c.cout * cinPerGroup * c.k * c.k, seed: 1)
+        let kw = c.kernelW
+        let weight = Self.values(c.cout * cinPerGroup * c.k * kw, seed: 1)
         let bias = Self.values(c.cout, seed: 2)
         let input = Self.values(c.batch * c.cin * c.h * c.w, seed: 3)
         var layer = try Conv2dLayer(
-            node: "conv", inputShape: [c.cin, c.h, c.w], weight: FloatBuffer(weight), weightShape: [c.cout, cinPerGroup, c.k, c.k],
-            bias: FloatBuffer(bias), stride: [c.stride, c.stride], padding: [c.pad, c.pad], dilation: [c.dilation, c.dilation],
+            node: "conv", inputShape: [c.cin, c.h, c.w], weight: FloatBuffer(weight), weightShape: [c.cout, cinPerGroup, c.k, kw],
+            bias: FloatBuffer(bias), stride: [c.stride, c.stride], padding: [c.pad, c.padX], dilation: [c.dilation, c.dilation],
             groups: c.groups)
         layer.fusedReLU = c.relu
         let (ho, wo) = (layer.outHeight, layer.outWidth)
@@ -66,16 +96,17 @@ struct Conv2dTests {
                         var sum = Double(bias[oc])
                         for ic in 0..<cinPerGroup {
                             for ki in 0..<c.k {
-                                for kj in 0..<c.k {
-                                    let iy = oy * c.stride - c.pad + ki * c.dilation, ix = ox * c.stride - c.pad + kj * c.dilation
+                                for kj in 0..<kw {
+                                    let iy = oy * c.stride - c.pad + ki * c.dilation, ix = ox * c.stride - c.padX + kj * c.dilation
                                     guard iy >= 0, iy < c.h, ix >= 0, ix < c.w else { continue }
                                     let x = input[((n * c.cin + g * cinPerGroup + ic) * c.h + iy) * c.w + ix]
-                                    sum += Double(weight[((oc * cinPerGroup + ic) * c.k + ki) * c.k + kj]) * Double(x)
+                                    sum += Double(weight[((oc * cinPerGroup + ic) * c.k + ki) * kw + kj]) * Double(x)
                                 }
                             }
                         }
                         let expected = c.relu ? max(Float(sum), 0) : Float(sum)
-                        worst = max(worst, abs(expected - output[((n * c.cout + oc) * ho + oy) * wo + ox]))
+                        let error = abs(expected - output[((n * c.cout + oc) * ho + oy) * wo + ox])
+                        if !(error <= worst) { worst = error.isNaN ? .infinity : error }  // NaN counts as a failure
                     }
                 }
             }

@@ -228,7 +228,8 @@ struct Conv2dLayer: Layer {
     /// that fall in the horizontal padding (which the copy filled from the neighbouring row) are zeroed after.
     private func sameSizeTap(_ channel: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, ys: Range<Int>, xs: Range<Int>,
                              rowOffset: Int, x0: Int, outputRows: Range<Int>) {
-        let lower = max(ys.lowerBound, outputRows.lowerBound)
+        // Clamped to the band: a band shorter than the vertical padding may lie wholly before `ys`.
+        let lower = min(max(ys.lowerBound, outputRows.lowerBound), outputRows.upperBound)
         let valid = lower..<max(lower, min(ys.upperBound, outputRows.upperBound))
         let first = outputRows.lowerBound
         // Rows entirely in the vertical padding.
