@@ -66,4 +66,23 @@ struct Attributes {
         guard let text = value.stringValue else { throw fail(key, "must be a string") }
         return text
     }
+
+    /// A floating-point attribute that may be absent or null (an open clamp bound).
+    func optionalFloat(_ key: String) throws -> Float? {
+        guard let value = node.attributes[key], value != .null else { return nil }
+        return try float(key)
+    }
+
+    /// Checks that a present, non-null attribute has the declared kind.
+    func check(_ key: String, is kind: AttributeKind) throws {
+        guard let value = node.attributes[key], value != .null else { return }
+        switch kind {
+        case .int: _ = try int(key)
+        case .float: _ = try float(key)
+        case .bool: _ = try bool(key, default: false)
+        case .string: _ = try string(key, default: "")
+        case .pair: _ = try pair(key)
+        case .ints: _ = try ints(key)
+        }
+    }
 }

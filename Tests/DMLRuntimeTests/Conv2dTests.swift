@@ -78,7 +78,7 @@ struct Conv2dTests {
             node: "conv", inputShape: [c.cin, c.h, c.w], weight: FloatBuffer(weight), weightShape: [c.cout, cinPerGroup, c.k, kw],
             bias: FloatBuffer(bias), stride: [c.stride, c.stride], padding: [c.pad, c.padX], dilation: [c.dilation, c.dilation],
             groups: c.groups)
-        layer.fusedReLU = c.relu
+        layer.activation = c.relu ? .relu : nil
         let (ho, wo) = (layer.outHeight, layer.outWidth)
         var output = [Float](repeating: .nan, count: c.batch * c.cout * ho * wo)
         var workspace = [Float](repeating: .nan, count: max(1, layer.workspaceCount(maxBatch: c.batch)))

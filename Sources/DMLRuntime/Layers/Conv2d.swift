@@ -14,8 +14,10 @@ struct Conv2dLayer: Layer {
     let dilationH: Int, dilationW: Int
     let groups: Int
     let outputShape: [Int]
-    /// A ReLU that read only this conv's output, applied in the epilogue (set by the graph builder).
-    var fusedReLU = false
+    /// An activation that read only this conv's output, applied in the epilogue (set by the graph builder):
+    /// ReLU inside the bias/scatter loop, the others in one pass over each sample's fresh output.
+    var activation: ActivationLayer.Function?
+    var fusedReLU: Bool { activation == .relu }
     /// For each kernel row / column: the output rows / columns whose tap lands inside the input
     /// (geometry only, so computed once rather than per channel and call).
     let rowRanges: [Range<Int>]
@@ -129,9 +131,7 @@ struct Conv2dLayer: Layer {
                     }
                 }
             }
-            if fusedReLU {
-                for i in 0..<(outChannels * outPlane) { destination[i] = max(destination[i], 0) }
-            }
+            activation?.apply(destination, destination, count: outChannels * outPlane)
         }
     }
 
@@ -161,6 +161,7 @@ struct Conv2dLayer: Layer {
                         for p in 0..<plane { to[p] = max(from[p] + b, 0) }
                     } else {
                         for p in 0..<plane { to[p] = from[p] + b }
+                        activation?.apply(to, to, count: plane)
                     }
                 }
             }
