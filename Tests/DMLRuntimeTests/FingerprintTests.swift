@@ -24,7 +24,7 @@ struct FingerprintTests {
     }
 
     @Test("every committed model's fingerprint verifies",
-          arguments: ["mlp", "cnn", "resnet", "multihead"].flatMap { m in ["f32", "f16", "int8"].map { "\(m)-\($0)" } } + ["ops-f32", "cnn-unfolded-f32"])
+          arguments: ["mlp", "cnn", "resnet", "multihead"].flatMap { m in ["f32", "f16", "int8"].map { "\(m)-\($0)" } } + ["ops-f32", "cnn-unfolded-f32"] + OpParityTests.cases.map { "op-\($0)" })
     func fixturesVerify(_ name: String) throws {
         let file = try SafetensorsFile(contentsOf: Fixtures.url("\(name).safetensors"))
         let stored = try #require(file.metadata["dml.fingerprint"])
