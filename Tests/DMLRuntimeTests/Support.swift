@@ -90,7 +90,8 @@ func floatBytes(_ values: [Float]) -> [UInt8] {
 }
 
 /// Rebuilds a fixture model with its architecture JSON passed through `edit` (for bad-model tests).
-func editedModel(_ fixture: String, tensorDType: [String: String] = [:], edit: (String) -> String) throws -> SafetensorsFile {
+func editedModel(_ fixture: String, tensorDType: [String: String] = [:], tensorBytes: [String: ([UInt8]) -> [UInt8]] = [:],
+                 edit: (String) -> String) throws -> SafetensorsFile {
     let file = try SafetensorsFile(contentsOf: Fixtures.url(fixture))
     var metadata = file.metadata
     metadata["dml.architecture"] = edit(metadata["dml.architecture"] ?? "")
@@ -103,7 +104,11 @@ func editedModel(_ fixture: String, tensorDType: [String: String] = [:], edit: (
             dtype = forced
             bytes = Array(bytes.prefix(info.elementCount * (TensorDType(rawValue: forced)?.byteSize ?? 4)))
         }
+        if let change = tensorBytes[name] { bytes = change(bytes) }
         return (name, dtype, info.shape, bytes)
     }
+    // Re-signed, so a test meets the problem it made rather than the fingerprint check.
+    let unsigned = try SafetensorsFile(bytes: SafetensorsBytes(tensors: tensors, metadata: metadata).bytes())
+    metadata["dml.fingerprint"] = try unsigned.computeFingerprint()
     return try SafetensorsFile(bytes: SafetensorsBytes(tensors: tensors, metadata: metadata).bytes())
 }

@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+@testable import DMLRuntime
+
+/// What loading refuses: non-finite weights, files changed after export, attributes and tensor roles the op
+/// does not declare, and input layouts that do not fit the input shape.
+@Suite("Load-time safety")
+struct LoadSafetyTests {
+    /// `fixture` with the first float of `tensor` overwritten, left unsigned.
+    static func tampered(_ fixture: String, tensor: String, value: Float) throws -> SafetensorsFile {
+        let source = try SafetensorsFile(contentsOf: Fixtures.url(fixture))
+        let tensors = try source.tensors.keys.sorted().map { name -> (String, String, [Int], [UInt8]) in
+            var bytes = Array(try source.rawBytes(name))
+            if name == tensor { bytes.replaceSubrange(0..<4, with: floatBytes([value])) }
+            return (name, try source.info(name).dtype.rawValue, try source.info(name).shape, bytes)
+        }
+        return try SafetensorsFile(bytes: SafetensorsBytes(tensors: tensors, metadata: source.metadata).bytes())
+    }
+
+    @Test("NaN or infinite weights are refused, naming node and tensor", arguments: [Float.nan, .infinity, -.infinity])
+    func nonFiniteWeights(_ value: Float) throws {
+        let file = try editedModel("mlp-f32.safetensors", tensorBytes: ["fc2.bias": { Array(floatBytes([value])) + $0.dropFirst(4) }]) { $0 }
+        #expect(throws: ModelError.nonFiniteWeight(node: "fc2", tensor: "fc2.bias", index: 0)) { try EmbeddingModel(file: file) }
+    }
+
+    @Test("an int8 scale of infinity is refused after dequantisation")
+    func infiniteScale() throws {
+        let file = try editedModel("mlp-int8.safetensors", tensorBytes: ["fc2.weight.scale": { Array(floatBytes([.infinity])) + $0.dropFirst(4) }]) { $0 }
+        #expect(throws: ModelError.nonFiniteWeight(node: "fc2", tensor: "fc2.weight", index: 0)) { try EmbeddingModel(file: file) }
+    }
+
+    @Test("a file changed after export is refused unless the check is turned off")
+    func fingerprintEnforced() throws {
+        let file = try Self.tampered("mlp-f32.safetensors", tensor: "fc2.bias", value: 0.125)
+        let stored = try #require(file.metadata["dml.fingerprint"])
+        let computed = try #require(try file.computeFingerprint())
+        #expect(stored != computed)
+        #expect(throws: ModelError.fingerprintMismatch(stored: stored, computed: computed)) { try EmbeddingModel(file: file) }
+        let loaded = try EmbeddingModel(file: file, options: .init(verifyFingerprint: false))
+        #expect(loaded.dimension == 16)
+    }
+
+    @Test("a file without a fingerprint loads (nothing to check)")
+    func noFingerprint() throws {
+        let source = try SafetensorsFile(contentsOf: Fixtures.url("mlp-f32.safetensors"))
+        var metadata = source.metadata
+        metadata["dml.fingerprint"] = nil
+        let tensors = try source.tensors.keys.sorted().map { name in
+            (name, try source.info(name).dtype.rawValue, try source.info(name).shape, Array(try source.rawBytes(name)))
+        }
+        let file = try SafetensorsFile(bytes: SafetensorsBytes(tensors: tensors, metadata: metadata).bytes())
+        #expect(try EmbeddingModel(file: file).spec.fingerprint == nil)
+    }
+
+    @Test("an attribute the op does not declare is refused")
+    func unknownAttribute() throws {
+        let file = try editedModel("resnet-f32.safetensors") { $0.replacingOccurrences(of: #""op":"relu""#, with: #""op":"relu","attrs":{"inplace":true}"#) }
+        #expect(throws: ModelError.badAttribute(node: "stem_2", attribute: "inplace", reason: "is not an attribute of relu")) { try EmbeddingModel(file: file) }
+    }
+
+    @Test("an attribute of the wrong kind is refused")
+    func wrongKind() throws {
+        let file = try editedModel("resnet-f32.safetensors") { $0.replacingOccurrences(of: #""padding":[1,1]"#, with: #""padding":"same""#) }
+        #expect(throws: ModelError.self) { try EmbeddingModel(file: file) }
+    }
+
+    @Test("a tensor role the op does not declare is refused")
+    func unknownRole() throws {
+        let file = try editedModel("mlp-f32.safetensors") { $0.replacingOccurrences(of: #""bias":"fc1.bias""#, with: #""shift":"fc1.bias""#) }
+        #expect(throws: ModelError.badAttribute(node: "fc1", attribute: "tensors.shift", reason: "is not a tensor role of linear")) { try EmbeddingModel(file: file) }
+    }
+
+    @Test("the input layout is read and must fit the input shape")
+    func layouts() throws {
+        #expect(try EmbeddingModel(contentsOf: Fixtures.url("op-tokens.safetensors")).spec.inputLayout == .ntd)
+        #expect(try EmbeddingModel(contentsOf: Fixtures.url("op-vit.safetensors")).spec.inputLayout == .nchw)
+        #expect(try EmbeddingModel(contentsOf: Fixtures.url("mlp-f32.safetensors")).spec.inputLayout == nil)
+        let wrongRank = try editedModel("mlp-f32.safetensors") { $0.replacingOccurrences(of: #""shape":[32]"#, with: #""shape":[32],"layout":"NCHW""#) }
+        #expect(throws: ModelError.invalidLayout("NCHW needs a 3-D input shape, got [32]")) { try EmbeddingModel(file: wrongRank) }
+        let unknown = try editedModel("mlp-f32.safetensors") { $0.replacingOccurrences(of: #""shape":[32]"#, with: #""shape":[32],"layout":"NHWC""#) }
+        #expect(throws: ModelError.self) { try EmbeddingModel(file: unknown) }
+    }
+
+    @Test("ops with the wrong number of inputs are refused")
+    func arity() throws {
+        let file = try editedModel("mlp-f32.safetensors") { $0.replacingOccurrences(of: #""inputs":["fc1"]"#, with: #""inputs":["fc1","fc1"]"#) }
+        #expect(throws: ModelError.self) { try EmbeddingModel(file: file) }
+    }
+}
