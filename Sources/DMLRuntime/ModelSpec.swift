@@ -136,6 +136,15 @@ public struct ModelSpec: Sendable {
         }
     }
 
+    /// The factor applied to raw float inputs by a leading `mul` node named `input_scale` that reads the
+    /// input (how the exporter records a training loader's scaling, e.g. 1/16), or nil.
+    public var inputScale: Float? {
+        guard let node = nodes.first(where: { $0.name == "input_scale" }), node.op == "mul", node.inputs == ["input"],
+              let scale = node.attributes["scalar"]?.doubleValue
+        else { return nil }
+        return Float(scale)
+    }
+
     private static func parseNode(_ value: JSONValue, index: Int) throws -> NodeSpec {
         guard let object = value.objectValue else { throw ModelError.invalidArchitecture("node \(index) is not an object") }
         guard let name = object["name"]?.stringValue, !name.isEmpty else { throw ModelError.invalidArchitecture("node \(index) has no name") }
