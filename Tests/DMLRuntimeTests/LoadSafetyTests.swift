@@ -74,10 +74,12 @@ struct LoadSafetyTests {
     func layouts() throws {
         #expect(try EmbeddingModel(contentsOf: Fixtures.url("op-tokens.safetensors")).spec.inputLayout == .ntd)
         #expect(try EmbeddingModel(contentsOf: Fixtures.url("op-vit.safetensors")).spec.inputLayout == .nchw)
-        #expect(try EmbeddingModel(contentsOf: Fixtures.url("mlp-f32.safetensors")).spec.inputLayout == nil)
-        let wrongRank = try editedModel("mlp-f32.safetensors") { $0.replacingOccurrences(of: #""shape":[32]"#, with: #""shape":[32],"layout":"NCHW""#) }
+        #expect(try EmbeddingModel(contentsOf: Fixtures.url("mlp-f32.safetensors")).spec.inputLayout == .nc)
+        let legacy = try editedModel("mlp-f32.safetensors") { $0.replacingOccurrences(of: #","layout":"NC""#, with: "") }
+        #expect(try EmbeddingModel(file: legacy).spec.inputLayout == nil)
+        let wrongRank = try editedModel("mlp-f32.safetensors") { $0.replacingOccurrences(of: #""layout":"NC""#, with: #""layout":"NCHW""#) }
         #expect(throws: ModelError.invalidLayout("NCHW needs a 3-D input shape, got [32]")) { try EmbeddingModel(file: wrongRank) }
-        let unknown = try editedModel("mlp-f32.safetensors") { $0.replacingOccurrences(of: #""shape":[32]"#, with: #""shape":[32],"layout":"NHWC""#) }
+        let unknown = try editedModel("mlp-f32.safetensors") { $0.replacingOccurrences(of: #""layout":"NC""#, with: #""layout":"NHWC""#) }
         #expect(throws: ModelError.self) { try EmbeddingModel(file: unknown) }
     }
 
