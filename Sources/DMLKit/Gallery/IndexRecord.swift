@@ -72,11 +72,13 @@ struct StoreIDs: Codable, Equatable {
 }
 
 extension GallerySchema {
-    /// The ids of the rows the index `space` is built from: items with a pose for the pose index, items with an
-    /// embedding in the space otherwise.
+    /// The ids of the store rows an index is checked against: the items with an embedding in `space`, or every item
+    /// for the pose index. Both queries read only an index of ids (SQLite answers them from the embeddings' primary
+    /// key and the items' key index), not the rows, so the check stays cheap. (For the pose index, a pose changed
+    /// outside DMLKit without a generation bump is not noticed; items added or removed are.)
     static func indexedIDs(_ db: SQLiteDatabase, space: String) throws -> StoreIDs {
         let rows = space == Gallery.poseSpace
-            ? try db.query("SELECT id FROM items WHERE pose IS NOT NULL")
+            ? try db.query("SELECT id FROM items")
             : try db.query("SELECT item_id FROM embeddings WHERE space = ?", [.text(space)])
         return StoreIDs(rows.compactMap { $0.int(0) })
     }
