@@ -34,7 +34,7 @@ test: setup text-model
 
 # The concurrency test again under ThreadSanitizer (separate build folder).
 test-tsan: setup-system
-	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter Concurrency
+	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter '[Cc]oncurren'
 
 # pytest: interop tests (Python FAISS against the dml CLI) and the training package.
 test-python: setup text-model

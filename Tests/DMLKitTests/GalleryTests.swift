@@ -306,24 +306,52 @@ private func cosineRanking(_ query: [Float], _ vectors: [Float], keys: [String])
         #expect(throws: GalleryError.self) { try gallery.search(pose: try Pose(coco: noHips), k: 3) }
     }
 
+    /// Readers searching while a writer adds batches each see a committed state: the base items plus a whole
+    /// number of batches, in exactly the brute-force order over those items. (Also run under ThreadSanitizer by
+    /// `make test-tsan`.)
     @Test func concurrentSearchesWhileAdding() throws {
         let url = temporaryGallery()
         defer { try? FileManager.default.removeItem(at: url) }
         let gallery = try Gallery(directory: url, spaces: [space])
         let (items, vectors) = randomItems(50, seed: 10)
         try gallery.add(items, embeddings: ["image": vectors])
+        let batches = (0..<5).map { randomItems(10, seed: UInt64(100 + $0), keyPrefix: "batch\($0)") }
         let query = Array(vectors[0..<dim])
+        // What a reader may see after b batches were committed, for every b.
+        let expected = (0...batches.count).map { b -> [String] in
+            let keys = items.map(\.key) + batches.prefix(b).flatMap { $0.0.map(\.key) }
+            return cosineRanking(query, vectors + batches.prefix(b).flatMap(\.1), keys: keys)
+        }
+        let problems = Problems()
         DispatchQueue.concurrentPerform(iterations: 4) { worker in
             if worker == 0 {
-                for batch in 0..<5 {
-                    let (more, moreVectors) = randomItems(10, seed: UInt64(100 + batch), keyPrefix: "batch\(batch)")
-                    _ = try? gallery.add(more, embeddings: ["image": moreVectors])
+                for (more, moreVectors) in batches {
+                    do { try gallery.add(more, embeddings: ["image": moreVectors]) } catch { problems.add("add: \(error)") }
                 }
             } else {
-                for _ in 0..<20 { _ = try? gallery.search(embedding: query, space: "image", k: 5) }
+                for round in 0..<20 {
+                    do {
+                        let keys = try gallery.search(embedding: query, space: "image", k: 1000).map(\.item.key)
+                        let b = (keys.count - items.count) / 10
+                        if !(0...batches.count).contains(b) || keys != expected[b] {
+                            problems.add("reader \(worker) round \(round): \(keys.count) hits, not a committed state")
+                        }
+                    } catch {
+                        problems.add("reader \(worker): \(error)")
+                    }
+                }
             }
         }
+        #expect(problems.all.isEmpty, "\(problems.all)")
         #expect(gallery.count == 100)
-        #expect(try gallery.search(embedding: query, space: "image", k: 1).first?.item.key == "item-0")
+        #expect(try gallery.search(embedding: query, space: "image", k: 1000).map(\.item.key) == expected[batches.count])
     }
+}
+
+/// Failures seen on worker threads, collected behind a lock and checked on the test's thread.
+private final class Problems: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [String] = []
+    func add(_ problem: String) { lock.withLock { list.append(problem) } }
+    var all: [String] { lock.withLock { list } }
 }
