@@ -32,7 +32,7 @@ test: setup text-model
 	$(MAKE) test-tsan
 	$(MAKE) test-python
 
-# The concurrency test again under ThreadSanitizer (separate build folder).
+# Every concurrency test (gallery, text encoder, runtime, index) again under ThreadSanitizer (separate build folder).
 test-tsan: setup-system
 	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter '[Cc]oncurren'
 
