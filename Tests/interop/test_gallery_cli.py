@@ -630,7 +630,10 @@ def test_damaged_index_files_are_rebuilt_and_searches_stay_right(built, tmp_path
     assert search(gallery, "--key", "000003", "-k", N) == by_key
     assert search(gallery, "--pose", pose, "-k", N) == by_pose
     assert files_of(gallery) == before  # rebuilt in memory only
+    current = {i["name"]: i["current"] for i in json.loads(dml("gallery", "info", gallery, "--json").stdout)["indexes"]}
+    assert not current["image"] and not current["pose"]  # their generations say "current"; their records do not
     dml("gallery", "calibrate", gallery)  # a writable open saves the rebuilt files
+    assert all(i["current"] for i in json.loads(dml("gallery", "info", gallery, "--json").stdout)["indexes"])
     assert faiss.read_index(str(gallery / "pose.faiss")).ntotal == N
     assert search(gallery, "--key", "000003", "-k", N) == by_key
 

@@ -72,6 +72,19 @@ public struct GalleryReader {
         }
     }
 
+    /// Whether the index file `name` (a space, or "pose") is the one the gallery last saved at the store's current
+    /// generation and still matches the store's rows (see `IndexRecord`), so opening the gallery loads it rather than
+    /// rebuilding it. Reads the file once; does not load it into FAISS.
+    public func indexIsCurrent(_ name: String) throws -> Bool {
+        try run {
+            guard let record = try GallerySchema.indexRecord(database, space: name),
+                  try GallerySchema.indexGeneration(database, space: name) == GallerySchema.generation(database),
+                  let data = try? Data(contentsOf: directory.appendingPathComponent("\(name).faiss")), record.matches(file: data)
+            else { return false }
+            return try GallerySchema.indexedIDs(database, space: name) == record.storeIDs
+        }
+    }
+
     /// Every item with its id, in id order.
     public func items() throws -> [(id: Int64, item: GalleryItem)] {
         try run { try GallerySchema.items(database, where: "1 ORDER BY id", []).map { (id: $0.0, item: $0.1) } }
