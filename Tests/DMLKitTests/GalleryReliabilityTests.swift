@@ -158,6 +158,19 @@ private func stateOfIndex(_ url: URL, _ name: String) throws -> (generation: Int
         try expectCorrectSearches(gallery, kept.map { items[$0] }, keptVectors)
     }
 
+    @Test func aWritableOpenThatCannotSaveTheRebuiltIndexWorksFromMemory() throws {
+        // As on a full disk: the rebuilt index cannot be written (here a directory stands where the file goes).
+        let (url, items, vectors) = try makeGallery()
+        defer { try? FileManager.default.removeItem(at: url) }
+        let file = url.appendingPathComponent("image.faiss")
+        try FileManager.default.removeItem(at: file)
+        try FileManager.default.createDirectory(at: file.appendingPathComponent("blocker"), withIntermediateDirectories: true)
+        let gallery = try Gallery(directory: url, spaces: [space])
+        try expectCorrectSearches(gallery, items, vectors)
+        #expect(try GalleryReader(directory: url).indexIsCurrent("image") == false)
+        #expect(try GalleryReader(directory: url).indexIsCurrent("pose"))
+    }
+
     @Test func galleriesSavedWithoutARecordAreRebuiltOnceThenLoaded() throws {
         // Stores written before index records existed: rebuilt (and, by a writable open, recorded).
         let (url, items, vectors) = try makeGallery()

@@ -6,8 +6,9 @@ import Foundation
 /// A gallery is a directory. `gallery.sqlite` is the source of truth: items (key, image reference, caption, pose,
 /// class label, metadata JSON), their embeddings per space, each space's embedder fingerprint, and a generation
 /// counter bumped by every committed change. The FAISS indexes beside it (`SPACE.faiss`, `pose.faiss`) are derived:
-/// an index whose recorded generation differs from the store's, or that is missing or unreadable, is rebuilt from
-/// the store when the gallery opens. Adds and removes commit to SQLite first, in one transaction, so a process
+/// an index whose recorded generation differs from the store's, that is missing or fails to load, or that is not
+/// the file this gallery saved for the store's current rows (see `IndexRecord`), is rebuilt from the store when the
+/// gallery opens. Adds and removes commit to SQLite first, in one transaction, so a process
 /// killed mid-add leaves either the whole batch or none of it, and the indexes catch up on the next open.
 ///
 /// Searches may run concurrently; adds and removes are serialised.
