@@ -674,19 +674,31 @@ def test_a_read_only_gallery_is_searchable_as_another_user_and_on_a_read_only_mo
         assert files_of(gallery) == before
     finally:
         shutil.rmtree(shared, ignore_errors=True)
-    # A read-only bind mount, in a private mount namespace so nothing outlives the test.
-    gallery = stale_copy(original, tmp_path / "m")
-    before = files_of(gallery)
+    # A read-only bind mount, in a private mount namespace so nothing outlives the test. The gallery's last commit
+    # is still only in its WAL (as a killed writer leaves it), with the -shm beside it: SQLite reads it read-only.
+    mounted = tmp_path / "m"
+    writer = sqlite3.connect(original / "gallery.sqlite", isolation_level=None)
+    try:
+        writer.execute("PRAGMA wal_autocheckpoint=0")
+        writer.execute("UPDATE items SET caption = 'only in the WAL' WHERE key = '000003'")
+        stale_copy(original, mounted)
+        writer.execute("UPDATE items SET caption = ? WHERE key = '000003'", (by_key[0].get("caption"),))
+    finally:
+        writer.close()
+    assert (mounted / "gallery.sqlite-wal").stat().st_size > 0
+    before = files_of(mounted)
     view = tmp_path / "view"
     view.mkdir()
-    script = (f'mount --bind "{gallery}" "{view}" && mount -o remount,ro,bind "{view}" && touch "{view}/probe" 2>/dev/null '
+    script = (f'mount --bind "{mounted}" "{view}" && mount -o remount,ro,bind "{view}" && touch "{view}/probe" 2>/dev/null '
               f'&& exit 3; "{DML}" gallery search "{view}" --key 000003 -k {N} --json')
     result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True)
     if result.returncode != 0 and ("mount" in result.stderr or "unshare" in result.stderr or result.returncode == 3):
         pytest.skip(f"no read-only bind mount here: {result.stderr.strip()}")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == by_key
-    assert files_of(gallery) == before
+    hits = json.loads(result.stdout)
+    assert hits[0]["caption"] == "only in the WAL"
+    assert [h["key"] for h in hits] == [h["key"] for h in by_key]
+    assert files_of(mounted) == before
 
 
 def test_a_search_on_a_full_disk_works_and_writes_nothing(built, tmp_path):
