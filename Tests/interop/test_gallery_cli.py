@@ -718,6 +718,9 @@ def test_a_search_on_a_full_disk_works_and_writes_nothing(built, tmp_path):
                                 capture_output=True, text=True, preexec_fn=no_room)
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout) == expected
+    for args in [["info", gallery, "--json"], ["eval", gallery, "--queries", "5", "--json"]]:
+        result = subprocess.run([DML, "gallery", *map(str, args)], capture_output=True, text=True, preexec_fn=no_room)
+        assert result.returncode == 0 and json.loads(result.stdout), result.stderr
     assert files_of(gallery) == before
 
 
