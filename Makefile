@@ -32,9 +32,9 @@ test: setup text-model
 	$(MAKE) test-tsan
 	$(MAKE) test-python
 
-# The concurrency test again under ThreadSanitizer (separate build folder).
+# Every concurrency test (gallery, text encoder, runtime, index) again under ThreadSanitizer (separate build folder).
 test-tsan: setup-system
-	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter Concurrency
+	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter '[Cc]oncurren'
 
 # pytest: interop tests (Python FAISS against the dml CLI) and the training package.
 test-python: setup text-model

@@ -115,14 +115,15 @@ struct GalleryQuery {
         return parts
     }
 
-    /// The gallery opened with the spaces the parts need (fingerprints checked against the store). A search by key
-    /// needs no model, so it opens every stored space, which also brings every lagging index up to date.
+    /// The gallery opened read-only with the spaces the parts need (fingerprints checked against the store). A
+    /// search by key needs no model, so it opens every stored space. A search writes nothing: indexes that lag the
+    /// store are rebuilt in memory for this search, and saved by the next command that changes the gallery.
     private func open(_ parts: [Part]) throws -> Gallery {
         var spaces: [EmbeddingSpace] = []
         var needed = parts.compactMap(\.space)
         if parts.contains(where: { $0.name == "key" }) { needed += try reader.spaces() }
         for space in needed where !spaces.contains(where: { $0.name == space.name }) { spaces.append(space) }
-        return try Gallery(directory: reader.directory, spaces: spaces)
+        return try Gallery(directory: reader.directory, spaces: spaces, access: .readOnly)
     }
 
     private func queryPose(_ parts: [Part]) -> Pose? { parts.lazy.compactMap(\.queryPose).first }

@@ -7,6 +7,7 @@ extension Gallery {
     /// Fits the calibration of `space` on the items stored now (see `DistanceCalibration`) and stores it.
     @discardableResult
     public func calibrate(space: String, settings: DistanceCalibration.Settings = .init()) throws -> DistanceCalibration {
+        try requireWritable()
         guard let declared = spaces.first(where: { $0.name == space }) else { throw GalleryError.unknownSpace(space) }
         return try writeLock.withLock {
             let (generation, stored, items) = try locked {

@@ -45,9 +45,15 @@ extension Gallery {
         for part in parts where !(part.weight.isFinite && part.weight > 0) {
             throw GalleryError.invalidQuery("each part's weight must be a finite number > 0, got \(part.weight)")
         }
-        let prepared = try parts.map { try prepare($0) }
         let totalWeight = parts.map(\.weight).reduce(0, +)
-        var candidateCount = max(initialCandidates ?? 4 * k, 1)
+        guard totalWeight.isFinite else { throw GalleryError.invalidQuery("the weights add up to more than a Double holds") }
+        // Weights as fractions of their sum: the same scores, and no product can overflow.
+        let weights = parts.map { $0.weight / totalWeight }
+        let prepared = try parts.map { try prepare($0) }
+        // Nothing beyond the gallery's size can be returned: clamping first keeps every count below in range.
+        let itemCount = max(count, 1)
+        let k = min(k, itemCount)
+        var candidateCount = min(max(initialCandidates ?? 4 * k, 1), itemCount)
         var cache = prepared.map { _ in [Int64: Double]() }
         while true {
             var candidates = Set<Int64>()
@@ -55,9 +61,8 @@ extension Gallery {
             for (i, part) in prepared.enumerated() {
                 let (ids, partBound) = try part.nearest(candidateCount)
                 candidates.formUnion(ids)
-                bound += parts[i].weight * partBound
+                bound += weights[i] * partBound
             }
-            bound /= totalWeight
             var scored: [(id: Int64, score: Double, parts: [Double])] = []
             for (i, part) in prepared.enumerated() {
                 let missing = candidates.filter { cache[i][$0] == nil }
@@ -66,7 +71,7 @@ extension Gallery {
             for id in candidates {
                 let distances = prepared.indices.compactMap { cache[$0][id] }
                 guard distances.count == prepared.count else { continue }
-                let score = zip(parts, distances).map { $0.weight * $1 }.reduce(0, +) / totalWeight
+                let score = zip(weights, distances).map { $0 * $1 }.reduce(0, +)
                 scored.append((id, score, distances))
             }
             scored.sort { ($0.score, $0.id) < ($1.score, $1.id) }
@@ -82,7 +87,8 @@ extension Gallery {
                     }
                 }
             }
-            candidateCount *= 4
+            // Saturating: once C passes an index's size that part returns everything (bound infinite), so this ends.
+            candidateCount = candidateCount > Int.max / 4 ? Int.max : candidateCount * 4
         }
     }
 

@@ -6,11 +6,15 @@ import Foundation
 /// A gallery is a directory. `gallery.sqlite` is the source of truth: items (key, image reference, caption, pose,
 /// class label, metadata JSON), their embeddings per space, each space's embedder fingerprint, and a generation
 /// counter bumped by every committed change. The FAISS indexes beside it (`SPACE.faiss`, `pose.faiss`) are derived:
-/// an index whose recorded generation differs from the store's, or that is missing or unreadable, is rebuilt from
-/// the store when the gallery opens. Adds and removes commit to SQLite first, in one transaction, so a process
+/// an index whose recorded generation differs from the store's, that is missing or fails to load, or that is not
+/// the file this gallery saved for the store's current rows (see `IndexRecord`), is rebuilt from the store when the
+/// gallery opens. Adds and removes commit to SQLite first, in one transaction, so a process
 /// killed mid-add leaves either the whole batch or none of it, and the indexes catch up on the next open.
 ///
 /// Searches may run concurrently; adds and removes are serialised.
+///
+/// A handle opened with `access: .readOnly` never writes: the store is opened read-only, and indexes that need a
+/// rebuild are rebuilt in memory only, so read-only directories, read-only mounts and full disks can be searched.
 ///
 /// Bulk loads pass `saveIndexes: false` to `add` and call `saveIndexes()` once at the end: each batch is still its
 /// own transaction, and until the save the index files are stale, so a process that dies first loses nothing (the
@@ -21,7 +25,11 @@ public final class Gallery: @unchecked Sendable {
     /// The embedding spaces this handle searches.
     public let spaces: [EmbeddingSpace]
 
+    /// Whether this handle may change the directory.
+    public let access: GalleryAccess
+
     static let poseSpace = "pose"
+    static let storeName = "gallery.sqlite"
     let database: SQLiteDatabase
     let databaseLock = NSLock()
     let writeLock = NSLock()
@@ -37,21 +45,36 @@ public final class Gallery: @unchecked Sendable {
 
     // MARK: Opening
 
-    /// Opens the gallery at `directory`, creating it if needed. Spaces already stored must match `spaces`
-    /// (dimension, metric and embedder fingerprint); new ones are added. A change waits up to `busyTimeout`
-    /// seconds for another process's write lock, then fails with `GalleryError.locked`.
-    public init(directory: URL, spaces: [EmbeddingSpace], busyTimeout: TimeInterval = 5) throws {
+    /// Opens the gallery at `directory`. Spaces already stored must match `spaces` (dimension, metric and embedder
+    /// fingerprint). With `.readWrite` (the default) the gallery is created if needed and new spaces are added; a
+    /// change waits up to `busyTimeout` seconds for another process's write lock, then fails with
+    /// `GalleryError.locked`. With `.readOnly` the gallery must exist, every space must be stored, and nothing in
+    /// the directory is written (changes fail with `GalleryError.readOnly`).
+    ///
+    /// A `gallery.sqlite` of zero bytes is refused in both modes (`GalleryError.notAGallery`): SQLite would take it
+    /// for an empty database and write a fresh schema into it, hiding that the store was lost.
+    public init(directory: URL, spaces: [EmbeddingSpace], busyTimeout: TimeInterval = 5, access: GalleryAccess = .readWrite) throws {
         self.directory = directory
         self.spaces = spaces
+        self.access = access
         guard Set(spaces.map(\.name)).count == spaces.count else { throw GalleryError.spaceMismatch("space names must be unique") }
         guard !spaces.contains(where: { $0.name == Self.poseSpace }) else {
             throw GalleryError.spaceMismatch("'\(Self.poseSpace)' is reserved for the pose-label index")
         }
         do {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            database = try SQLiteDatabase(path: directory.appendingPathComponent("gallery.sqlite").path, busyTimeout: busyTimeout)
-            try GallerySchema.create(in: database)
-            try GallerySchema.register(spaces, in: database)
+            let store = directory.appendingPathComponent(Self.storeName)
+            if access == .readWrite {
+                try Self.refuseEmptyStore(store)
+                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+                database = try SQLiteDatabase(path: store.path, busyTimeout: busyTimeout)
+                try GallerySchema.create(in: database)
+                try GallerySchema.register(spaces, in: database)
+            } else {
+                try Self.requireStore(store, directory: directory)
+                database = try SQLiteDatabase(path: store.path, readOnly: true, busyTimeout: busyTimeout)
+                try GallerySchema.checkReadable(database, path: store.path)
+                try GallerySchema.checkRegistered(spaces, in: database)
+            }
         } catch let error as GalleryError {
             throw error
         } catch let error as SQLiteError {
@@ -66,6 +89,23 @@ public final class Gallery: @unchecked Sendable {
             indexes[space.name] = try loadOrRebuild(space.name, dimension: space.dimension, metric: space.metric, factory: space.factory)
         }
         poseIndex = try loadOrRebuild(Self.poseSpace, dimension: 34, metric: .l2, factory: "Flat")
+    }
+
+    /// A zero-length store is a lost one, never an empty gallery.
+    static func refuseEmptyStore(_ store: URL) throws {
+        let size = (try? FileManager.default.attributesOfItem(atPath: store.path))?[.size] as? Int
+        if size == 0 {
+            throw GalleryError.notAGallery("\(store.path) is empty (0 bytes): the store was lost or never written; "
+                + "remove the file to start a new gallery")
+        }
+    }
+
+    /// An existing, non-empty store (read paths create nothing).
+    static func requireStore(_ store: URL, directory: URL) throws {
+        guard FileManager.default.fileExists(atPath: store.path) else {
+            throw GalleryError.notAGallery("no gallery at \(directory.path) (no \(storeName))")
+        }
+        try refuseEmptyStore(store)
     }
 
     /// Items in the gallery.
@@ -99,7 +139,8 @@ public final class Gallery: @unchecked Sendable {
     /// loads save once at the end instead of rewriting every file after every batch.
     @discardableResult
     public func add(_ items: [GalleryItem], embeddings: [String: [Float]], saveIndexes save: Bool = true) throws -> [Int64] {
-        try writeLock.withLock {
+        try requireWritable()
+        return try writeLock.withLock {
             try validate(items, embeddings)
             let (ids, generation): ([Int64], Int64) = try locked {
                 try database.transaction {
@@ -135,7 +176,8 @@ public final class Gallery: @unchecked Sendable {
     /// fails the whole call (`GalleryError.unknownKey`) and nothing is removed; otherwise unknown keys are skipped.
     @discardableResult
     public func remove(keys: [String], requireAll: Bool = false) throws -> Int {
-        try writeLock.withLock {
+        try requireWritable()
+        return try writeLock.withLock {
             let (ids, generation) = try locked {
                 try database.transaction {
                     let before = try GallerySchema.generation(database)
@@ -166,6 +208,7 @@ public final class Gallery: @unchecked Sendable {
 
     /// The `k` items whose embeddings in `space` are closest to `embedding`.
     public func search(embedding: [Float], space: String, k: Int, allowedKeys: [String]? = nil) throws -> [GalleryHit] {
+        guard k >= 1 else { throw GalleryError.invalidQuery("k must be at least 1") }
         guard let index = indexes[space] else { throw GalleryError.unknownSpace(space) }
         guard index.count > 0 else { throw GalleryError.emptyGallery }
         var parameters = SearchParameters()
@@ -186,6 +229,8 @@ public final class Gallery: @unchecked Sendable {
         guard k >= 1 else { throw GalleryError.invalidQuery("k must be at least 1") }
         let query = try Self.normalizedQuery(pose)
         guard poseIndex.count > 0 else { throw GalleryError.emptyGallery }
+        // k is clamped to the gallery first, so the candidate count cannot overflow for any k.
+        let k = min(k, poseIndex.count)
         let candidateCount = min(poseIndex.count, max(10 * k, 200))
         var candidates: [Neighbor]
         do {
@@ -306,7 +351,8 @@ public final class Gallery: @unchecked Sendable {
     /// fsynced) and records the generation they reflect. Does nothing when the files are current. On failure the
     /// items stay stored and the files stale: they are rebuilt from the store when the gallery is next opened.
     public func saveIndexes() throws {
-        try writeLock.withLock {
+        try requireWritable()
+        return try writeLock.withLock {
             guard unsavedIndexes else { return }
             do {
                 try writeIndexes()
@@ -327,30 +373,57 @@ public final class Gallery: @unchecked Sendable {
     func writeIndexes() throws {
         let generation = indexedGeneration
         for (name, index) in indexes.map({ ($0.key, $0.value) }) + [(Self.poseSpace, poseIndex)] {
-            try index.save(to: indexURL(name))
-            try locked { try GallerySchema.setIndexGeneration(database, space: name, generation) }
+            try save(index, space: name, generation: generation)
         }
         unsavedIndexes = false
     }
 
-    /// The index for `space`: loaded if its file reflects the store's generation, rebuilt from the store otherwise.
-    private func loadOrRebuild(_ space: String, dimension: Int, metric: Metric, factory: String) throws -> VectorIndex {
+    /// Saves one index file, reads it back, and records it (`IndexRecord`) with the generation it reflects.
+    private func save(_ index: VectorIndex, space: String, generation: Int64) throws {
         let url = indexURL(space)
-        let current = indexedGeneration
-        let recorded = try locked { try GallerySchema.indexGeneration(database, space: space) }
-        if recorded == current, FileManager.default.fileExists(atPath: url.path),
-           let index = try? VectorIndex.load(contentsOf: url), index.dimension == dimension, index.metric == metric
-        {
-            return index
+        try index.save(to: url)
+        try locked {
+            let record = try IndexRecord(fileAt: url, count: index.count, storeIDs: try GallerySchema.indexedIDs(database, space: space))
+            try GallerySchema.setIndexRecord(database, space: space, generation: generation, record)
         }
+    }
+
+    /// Throws `GalleryError.readOnly` on a handle opened read-only.
+    func requireWritable() throws {
+        guard access == .readWrite else { throw GalleryError.readOnly("the gallery at \(directory.path) was opened read-only") }
+    }
+
+    /// The index file of `space` if it is the one this gallery last saved at the store's generation and still
+    /// matches the store (see `IndexRecord`); nil when it must be rebuilt. Any failure to read or load it means
+    /// "rebuild", never an error: the store is the source of truth.
+    private func loadCurrent(_ space: String, dimension: Int, metric: Metric) -> VectorIndex? {
+        let url = indexURL(space)
+        guard let (recorded, record) = try? locked({
+                  (try GallerySchema.indexGeneration(database, space: space), try GallerySchema.indexRecord(database, space: space))
+              }),
+              recorded == indexedGeneration, let record,
+              let data = try? Data(contentsOf: url), record.matches(file: data),
+              let index = try? VectorIndex.load(contentsOf: url),
+              index.dimension == dimension, index.metric == metric, index.count == record.count,
+              let stored = try? locked({ try GallerySchema.indexedIDs(database, space: space) }), stored == record.storeIDs
+        else { return nil }
+        return index
+    }
+
+    /// The index for `space`: loaded if its file is current (`loadCurrent`), rebuilt from the store otherwise. A
+    /// writable handle then saves the rebuilt index; if that fails (a full disk) the file stays stale and this
+    /// handle works from memory. A read-only handle never saves.
+    private func loadOrRebuild(_ space: String, dimension: Int, metric: Metric, factory: String) throws -> VectorIndex {
+        if let index = loadCurrent(space, dimension: dimension, metric: metric) { return index }
         // A rebuild reads the whole store anyway: check it first, so a corrupt page is reported as such rather than
         // baked into an index (once per open).
         if !checkedBeforeRebuild {
             try verify()
             checkedBeforeRebuild = true
         }
+        let index: VectorIndex
         do {
-            let index = try VectorIndex(dimension: dimension, factory: factory, metric: metric)
+            index = try VectorIndex(dimension: dimension, factory: factory, metric: metric)
             let (ids, vectors): ([Int64], [Float])
             if space == Self.poseSpace {
                 let posed = try locked { try GallerySchema.poses(database) }
@@ -361,11 +434,13 @@ public final class Gallery: @unchecked Sendable {
             }
             if !index.isTrained && !ids.isEmpty { try index.train(vectors) }
             if !ids.isEmpty { try index.add(vectors, ids: ids) }
-            try index.save(to: url)
-            try locked { try GallerySchema.setIndexGeneration(database, space: space, current) }
-            return index
         } catch let error as VectorIndexError {
             throw GalleryError.index(error)
         }
+        if access == .readWrite {
+            // Best effort: the in-memory index is right either way, and a failed save leaves the file stale.
+            try? save(index, space: space, generation: indexedGeneration)
+        }
+        return index
     }
 }

@@ -8,16 +8,20 @@ public struct GalleryReader {
     public let directory: URL
     let database: SQLiteDatabase
 
-    /// Opens the store of an existing gallery read-only; a directory without `gallery.sqlite` is an error (nothing
-    /// is created), and a gallery in a read-only directory can be read.
+    /// Opens the store of an existing gallery read-only; a directory without `gallery.sqlite`, an empty (0-byte)
+    /// file or one that is not a gallery store is `GalleryError.notAGallery` (nothing is created), and a gallery in a
+    /// read-only directory, on a read-only mount or on a full disk can be read.
     public init(directory: URL) throws {
         self.directory = directory
-        let file = directory.appendingPathComponent("gallery.sqlite")
-        guard FileManager.default.fileExists(atPath: file.path) else {
-            throw GalleryError.storage("no gallery at \(directory.path) (no gallery.sqlite)")
-        }
+        let file = directory.appendingPathComponent(Gallery.storeName)
+        try Gallery.requireStore(file, directory: directory)
         do {
             database = try SQLiteDatabase(path: file.path, readOnly: true)
+            try GallerySchema.checkReadable(database, path: file.path)
+        } catch let error as GalleryError {
+            throw error
+        } catch let error as SQLiteError {
+            throw GalleryError(error)
         } catch {
             throw GalleryError.storage("\(error)")
         }
@@ -65,6 +69,19 @@ public struct GalleryReader {
                 result[String(key.dropFirst(prefix.count))] = value
             }
             return result
+        }
+    }
+
+    /// Whether the index file `name` (a space, or "pose") is the one the gallery last saved at the store's current
+    /// generation and still matches the store's rows (see `IndexRecord`), so opening the gallery loads it rather than
+    /// rebuilding it. Reads the file once; does not load it into FAISS.
+    public func indexIsCurrent(_ name: String) throws -> Bool {
+        try run {
+            guard let record = try GallerySchema.indexRecord(database, space: name),
+                  try GallerySchema.indexGeneration(database, space: name) == GallerySchema.generation(database),
+                  let data = try? Data(contentsOf: directory.appendingPathComponent("\(name).faiss")), record.matches(file: data)
+            else { return false }
+            return try GallerySchema.indexedIDs(database, space: name) == record.storeIDs
         }
     }
 

@@ -69,6 +69,41 @@ enum GallerySchema {
         return try? Pose(coco: text.split(separator: ",").compactMap { Double($0) })
     }
 
+    /// For read-only handles: the file is a gallery store whose schema this code reads (1 or 2; nothing is
+    /// converted), so a foreign SQLite file is refused rather than half-read.
+    static func checkReadable(_ db: SQLiteDatabase, path: String) throws {
+        let tables = Set(try db.query("SELECT name FROM sqlite_master WHERE type = 'table'").compactMap { $0.text(0) })
+        guard ["meta", "items", "spaces", "embeddings"].allSatisfy(tables.contains) else {
+            throw GalleryError.notAGallery("\(path) is not a gallery store (tables missing)")
+        }
+        let stored = try db.query("SELECT value FROM meta WHERE key = 'schema_version'").first?.text(0)
+        guard stored == "1" || stored == String(version) else {
+            throw GalleryError.storage("gallery schema version \(stored ?? "?") is not supported (this DMLKit reads \(version))")
+        }
+    }
+
+    /// For read-only handles: every given space is stored, with the same fingerprint, dimension and metric.
+    static func checkRegistered(_ spaces: [EmbeddingSpace], in db: SQLiteDatabase) throws {
+        for space in spaces {
+            guard let row = try db.query("SELECT dimension, fingerprint, metric FROM spaces WHERE name = ?", [.text(space.name)]).first else {
+                throw GalleryError.unknownSpace(space.name)
+            }
+            try checkStored(space, row)
+        }
+    }
+
+    /// A stored space row against the space a caller opens.
+    private static func checkStored(_ space: EmbeddingSpace, _ row: SQLiteRow) throws {
+        let fingerprint = row.text(1) ?? ""
+        guard fingerprint == space.fingerprint else {
+            throw GalleryError.fingerprintMismatch(space: space.name, stored: fingerprint, given: space.fingerprint)
+        }
+        guard row.int(0) == Int64(space.dimension), row.text(2) == space.metric.rawValue else {
+            throw GalleryError.spaceMismatch(
+                "space '\(space.name)' is stored with dimension \(row.int(0) ?? 0) and metric \(row.text(2) ?? "?")")
+        }
+    }
+
     /// Checks given spaces against stored ones and records new ones.
     static func register(_ spaces: [EmbeddingSpace], in db: SQLiteDatabase) throws {
         try db.transaction {
@@ -76,14 +111,7 @@ enum GallerySchema {
                 guard space.dimension > 0 else { throw GalleryError.spaceMismatch("space '\(space.name)' needs a positive dimension") }
                 let rows = try db.query("SELECT dimension, fingerprint, metric FROM spaces WHERE name = ?", [.text(space.name)])
                 if let row = rows.first {
-                    let fingerprint = row.text(1) ?? ""
-                    guard fingerprint == space.fingerprint else {
-                        throw GalleryError.fingerprintMismatch(space: space.name, stored: fingerprint, given: space.fingerprint)
-                    }
-                    guard row.int(0) == Int64(space.dimension), row.text(2) == space.metric.rawValue else {
-                        throw GalleryError.spaceMismatch(
-                            "space '\(space.name)' is stored with dimension \(row.int(0) ?? 0) and metric \(row.text(2) ?? "?")")
-                    }
+                    try checkStored(space, row)
                 } else {
                     let count = try db.query("SELECT COUNT(*) FROM items").first?.int(0) ?? 0
                     guard count == 0 else {

@@ -95,8 +95,17 @@ public struct GalleryHit: Sendable, Equatable {
     }
 }
 
-/// Why a gallery call failed.
-public enum GalleryError: Error, CustomStringConvertible {
+/// How a `Gallery` handle may touch its directory.
+public enum GalleryAccess: Sendable, Equatable {
+    /// Creates the gallery if needed, adds spaces, changes items, saves rebuilt index files.
+    case readWrite
+    /// Writes nothing: the store is opened read-only and stale indexes are rebuilt in memory only.
+    case readOnly
+}
+
+/// Why a gallery call failed. Cases compare equal when their contents do, so callers (and tests) can tell
+/// exactly which failure happened; `description` is the one-line message for people.
+public enum GalleryError: Error, Equatable, CustomStringConvertible, LocalizedError {
     case fingerprintMismatch(space: String, stored: String, given: String)
     case spaceMismatch(String)
     case unknownSpace(String)
@@ -111,6 +120,10 @@ public enum GalleryError: Error, CustomStringConvertible {
     case notCalibrated(String)
     case storage(String)
     case index(VectorIndexError)
+    /// No usable store: the directory has no `gallery.sqlite`, or it is empty (0 bytes) or not a gallery.
+    case notAGallery(String)
+    /// A change was asked of a handle opened with `access: .readOnly`.
+    case readOnly(String)
 
     public var description: String {
         switch self {
@@ -127,8 +140,12 @@ public enum GalleryError: Error, CustomStringConvertible {
         case .notCalibrated(let why): return why
         case .storage(let why): return "gallery storage: \(why)"
         case .index(let e): return "gallery index: \(e)"
+        case .notAGallery(let why): return why
+        case .readOnly(let why): return "\(why): nothing can be changed through it"
         }
     }
+
+    public var errorDescription: String? { description }
 }
 
 extension GalleryError {

@@ -51,19 +51,19 @@ final class SQLiteDatabase {
         }
         sqlite3_busy_timeout(handle, Int32(clamping: Int((busyTimeout * 1000).rounded())))
         sqlite3_extended_result_codes(handle, 1)
-        if !readOnly {
-            try execute("PRAGMA journal_mode=WAL")
-            try execute("PRAGMA synchronous=FULL")
-        }
-        try execute("PRAGMA foreign_keys=ON")
-        // Fails fast on a file that is not a database (header) or whose schema page is unreadable. A full check
-        // reads the whole file, so it is `quickCheck()`, run where its cost is small next to the work (index
-        // rebuilds) or asked for; a corrupt page met later fails its query with SQLITE_CORRUPT.
+        // Fails fast, naming the file, on a file that is not a database (header) or whose schema page is unreadable.
+        // A full check reads the whole file, so it is `quickCheck()`, run where its cost is small next to the work
+        // (index rebuilds) or asked for; a corrupt page met later fails its query with SQLITE_CORRUPT.
         do {
             try execute("SELECT COUNT(*) FROM sqlite_master")
         } catch let error as SQLiteError {
             throw SQLiteError(code: error.code, message: "\(path): \(error.message)")
         }
+        if !readOnly {
+            try execute("PRAGMA journal_mode=WAL")
+            try execute("PRAGMA synchronous=FULL")
+        }
+        try execute("PRAGMA foreign_keys=ON")
     }
 
     /// `PRAGMA quick_check`: every page and index of the file (not the index contents against the tables).
