@@ -49,7 +49,7 @@ struct Attributes {
             if let fallback { return fallback }
             throw fail(key, "is missing")
         }
-        guard let number = value.doubleValue else { throw fail(key, "must be a number") }
+        guard let number = value.doubleValue, Float(number).isFinite else { throw fail(key, "must be a finite number within float range") }
         return Float(number)
     }
 

@@ -79,6 +79,10 @@ struct GraphBuilder {
             else {
                 throw ModelError.shapeMismatch(node: node.name, reason: "output shape \(layer.outputShape) is empty or too large")
             }
+            // Scratch space per sample is bounded like values (attention over very long sequences, huge im2col).
+            guard layer.workspaceCount(maxBatch: 1) <= RuntimeLimits.maxValueElements else {
+                throw ModelError.shapeMismatch(node: node.name, reason: "needs \(layer.workspaceCount(maxBatch: 1)) floats of scratch space per sample, more than \(RuntimeLimits.maxValueElements)")
+            }
             steps.append(.init(name: node.name, op: op, layer: layer, inputs: inputs, output: shapes.count))
             valueOf[node.name] = shapes.count
             shapes.append(layer.outputShape)

@@ -88,4 +88,21 @@ struct LoadSafetyTests {
         let file = try editedModel("mlp-f32.safetensors") { $0.replacingOccurrences(of: #""inputs":["fc1"]"#, with: #""inputs":["fc1","fc1"]"#) }
         #expect(throws: ModelError.self) { try EmbeddingModel(file: file) }
     }
+
+    @Test("attention over a sequence too long for its scratch space is refused, not allocated")
+    func hugeAttention() throws {
+        // 20000 tokens: q/k/v (20000 x 24) + context (20000 x 8) + scores (20000 x 20000) floats.
+        let file = try editedModel("op-tokens.safetensors") { $0.replacingOccurrences(of: #""shape": [6, 8]"#, with: #""shape": [20000, 8]"#) }
+        #expect(throws: ModelError.shapeMismatch(node: "attn", reason: "needs 400640000 floats of scratch space per sample, more than 268435456")) {
+            try EmbeddingModel(file: file)
+        }
+    }
+
+    @Test("a float attribute beyond float range is refused")
+    func hugeScalar() throws {
+        let file = try editedModel("op-activations.safetensors") { $0.replacingOccurrences(of: #""scalar": 0.25"#, with: #""scalar": 1e300"#) }
+        #expect(throws: ModelError.badAttribute(node: "plus", attribute: "scalar", reason: "must be a finite number within float range")) {
+            try EmbeddingModel(file: file)
+        }
+    }
 }

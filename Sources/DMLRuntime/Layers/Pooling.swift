@@ -172,8 +172,10 @@ struct AdaptivePool2dLayer: Layer {
 
     init(node: String, inputShape: [Int], outputSize: [Int], isMax: Bool) throws {
         guard inputShape.count == 3 else { throw ModelError.shapeMismatch(node: node, reason: "adaptive pooling needs input [C, H, W], got \(inputShape)") }
-        guard outputSize.count == 2, outputSize.allSatisfy({ $0 >= 1 }) else {
-            throw ModelError.badAttribute(node: node, attribute: "output_size", reason: "must be two sizes >= 1")
+        guard outputSize.count == 2, outputSize.allSatisfy({ $0 >= 1 }),
+              let count = (outputSize + [inputShape[0]]).checkedElementCount, count <= RuntimeLimits.maxValueElements
+        else {
+            throw ModelError.badAttribute(node: node, attribute: "output_size", reason: "must be two sizes >= 1 of moderate size")
         }
         self.isMax = isMax
         channels = inputShape[0]; height = inputShape[1]; width = inputShape[2]
