@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export OMP_NUM_THREADS ?= 2
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup setup-system setup-python text-model build release test test-swift test-tsan test-python demo models bench clean
+.PHONY: setup setup-system setup-python text-model build release test test-swift test-tsan test-python demo models bench zoo clean
 
 setup: setup-system setup-python
 
@@ -49,6 +49,11 @@ models: setup-python
 
 bench: release setup-python
 	scripts/bench.sh
+
+# The backbone zoo at full size (224 px, inception 299) through the release dml embed vs PyTorch; prints the
+# table and writes the zoo section of bench/RESULTS.md. CPU heavy: run it alone.
+zoo: release setup-python
+	nice $(PY) bench/zoo/run.py
 
 clean:
 	rm -rf .build .build-tsan

@@ -80,7 +80,6 @@ ARCHITECTURES = [
     Architecture("squeezenet1_1", "torchvision", _squeezenet),
     Architecture("convnext_tiny", "torchvision", _tv("convnext_tiny")),
     Architecture("vit_b_16", "torchvision", _vit_b_16),
-    Architecture("swin_t", "torchvision", _tv("swin_t")),
     Architecture("vit_small_patch16_224", "timm", _timm("vit_small_patch16_224", {"img_size": 64, "depth": 4})),
     Architecture("efficientnet_lite0", "timm", _timm("efficientnet_lite0")),
     Architecture("mobilenetv3_small_100", "timm", _timm("mobilenetv3_small_100")),
