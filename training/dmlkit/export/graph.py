@@ -163,7 +163,6 @@ class _Converter(fx.Interpreter):
                 self.static[n] = result  # forward arguments fixed to their defaults
             return
         if n.op == "output":
-            items = result if isinstance(result, (tuple, list)) else [result]
             args = n.args[0] if isinstance(n.args[0], (tuple, list)) else [n.args[0]]
             for arg in args:
                 self.out.outputs.append(self.tensor(arg))
