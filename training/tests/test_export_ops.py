@@ -150,6 +150,11 @@ def test_unsupported_ops_name_op_and_node(tmp_path, module, shape, pattern):
     assert not (tmp_path / "m.safetensors").exists()
 
 
+def test_values_read_from_the_data_are_not_folded(tmp_path):
+    with pytest.raises(ExportError, match=r"method \.item\(\).*read from the data"):
+        export_model(_Fn(lambda x: x * x.mean(1).item()), torch.randn(1, 4), tmp_path / "m.safetensors")
+
+
 def test_inplace_op_whose_input_is_read_again_is_refused(tmp_path):
     class InPlace(nn.Module):
         def forward(self, x):

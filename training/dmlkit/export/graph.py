@@ -103,6 +103,8 @@ _BINARY = {
 _BINARY_METHODS = {"add": "add", "add_": "add", "sub": "sub", "sub_": "sub", "mul": "mul", "mul_": "mul",
                    "div": "div", "div_": "div"}
 _INPLACE_FUNCTIONS = {operator.iadd, operator.isub, operator.imul, operator.itruediv}
+# Methods whose (non-tensor) result depends on the data, not only on shapes: never folded.
+_DATA_METHODS = {"item", "tolist", "numpy", "any", "all", "__bool__"}
 
 
 class _Converter(fx.Interpreter):
@@ -168,6 +170,8 @@ class _Converter(fx.Interpreter):
                 self.out.outputs.append(self.tensor(arg))
             return
         depends = any(self.is_runtime(a) for a in n.all_input_nodes)
+        if depends and n.op == "call_method" and n.target in _DATA_METHODS:
+            raise self.fail(f"{self.describe(n)}: a value read from the data cannot be fixed at trace time")
         if n.op == "get_attr" or not depends or not _has_tensor(result):
             self.static[n] = result  # parameters, shape arithmetic, asserts: folded here
             return
