@@ -38,7 +38,7 @@ class Gates(nn.Module):
 
 
 class Shuffle(nn.Module):
-    """Channel shuffle from shape arithmetic, chunk and split, a channels-last LayerNorm between permutes,
+    """An assert on ndim/dim(), channel shuffle from shape arithmetic, chunk and split, a channels-last LayerNorm between permutes,
     a layer-scale parameter read in forward, and scalar arithmetic on either side (1 - x, x / 2)."""
 
     def __init__(self):
@@ -50,6 +50,8 @@ class Shuffle(nn.Module):
 
     def forward(self, x):  # [N, 3, 6, 6]
         x = self.conv(x)
+        torch._assert(x.ndim == 4, "an NCHW map")  # asserts are folded at trace time
+        torch._assert(x.dim() == 4, "an NCHW map")
         b, c, h, w = x.size()
         x = torch.transpose(x.view(b, 2, c // 2, h, w), 1, 2).contiguous().view(b, -1, h, w)
         left, right = x.chunk(2, dim=1)
