@@ -3,10 +3,14 @@ import Foundation
 
 /// Read access to a gallery's store without knowing its embedders: what `dml gallery info`, `eval` and searches by
 /// stored key need before (or instead of) opening a `Gallery` with a model.
-public struct GalleryReader {
+///
+/// A reader may be shared between tasks and threads: its calls take turns on one read-only connection.
+public struct GalleryReader: @unchecked Sendable {
     /// The gallery directory.
     public let directory: URL
     let database: SQLiteDatabase
+    /// Serialises the connection (opened without SQLite's own mutex).
+    private let lock = NSLock()
 
     /// Opens the store of an existing gallery read-only; a directory without `gallery.sqlite`, an empty (0-byte)
     /// file or one that is not a gallery store is `GalleryError.notAGallery` (nothing is created), and a gallery in a
@@ -36,7 +40,7 @@ public struct GalleryReader {
     var isReadOnly: Bool { database.isReadOnly }
 
     func run<T>(_ body: () throws -> T) throws -> T {
-        do { return try body() } catch let error as SQLiteError { throw GalleryError(error) }
+        do { return try lock.withLock(body) } catch let error as SQLiteError { throw GalleryError(error) }
     }
 
     /// The embedding spaces stored, by name.
@@ -100,15 +104,7 @@ public struct GalleryReader {
 
     /// The stored embedding of the item `key` in `space`.
     public func embedding(key: String, space: String) throws -> [Float] {
-        let rows = try run {
-            try database.query("""
-                SELECT e.vector FROM items i LEFT JOIN embeddings e ON e.item_id = i.id AND e.space = ? WHERE i.key = ?
-                """, [.text(space), .text(key)])
-        }
-        guard let row = rows.first else { throw GalleryError.unknownKey(key) }
-        guard let blob = row.blob(0) else { throw GalleryError.unknownSpace(space) }
-        // Copied element by element: a blob's bytes carry no alignment promise.
-        return blob.withUnsafeBytes { raw in (0..<raw.count / 4).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
+        try run { try GallerySchema.embedding(database, key: key, space: space) }
     }
 }
 

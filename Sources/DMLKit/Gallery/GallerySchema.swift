@@ -3,10 +3,11 @@ import Foundation
 
 /// The gallery's SQLite schema and the statements on it. Callers hold the database lock.
 enum GallerySchema {
+    /// 3: items carry the crop box they were embedded from (`crop` TEXT "x,y,width,height", NULL for whole images).
     /// 2: poses stored as 51 little-endian float64 (x, y, v per COCO joint) in a BLOB; 1 stored them as text
-    /// ("x,y,v,..."), which took most of a pose query to parse. Version-1 stores are converted when opened for
-    /// writing; readers decode either form.
-    static let version = 2
+    /// ("x,y,v,..."), which took most of a pose query to parse. Older stores are converted when opened for
+    /// writing; readers read any of them.
+    static let version = 3
 
     static func create(in db: SQLiteDatabase) throws {
         try db.transaction {
@@ -14,7 +15,7 @@ enum GallerySchema {
                 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
                 CREATE TABLE IF NOT EXISTS items(
                     id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, image TEXT, caption TEXT,
-                    pose BLOB, class_label INTEGER, metadata TEXT);
+                    pose BLOB, class_label INTEGER, metadata TEXT, crop TEXT);
                 CREATE TABLE IF NOT EXISTS spaces(
                     name TEXT PRIMARY KEY, dimension INTEGER NOT NULL, fingerprint TEXT NOT NULL,
                     metric TEXT NOT NULL, factory TEXT NOT NULL);
@@ -29,6 +30,15 @@ enum GallerySchema {
         var stored = try db.query("SELECT value FROM meta WHERE key = 'schema_version'").first?.text(0)
         if stored == "1" {
             try migrateFromVersion1(db)
+            stored = "2"
+        }
+        if stored == "2" {
+            // 2 → 3: the crop column (NULL: those items were embedded whole). One transaction with the version.
+            try db.transaction {
+                if !(try hasCropColumn(db)) { try db.execute("ALTER TABLE items ADD COLUMN crop TEXT") }
+                try db.query("UPDATE meta SET value = ? WHERE key = 'schema_version'", [.text(String(version))])
+            }
+            db.cropColumn = true
             stored = String(version)
         }
         guard stored == String(version) else {
@@ -44,8 +54,16 @@ enum GallerySchema {
                 guard let id = row.int(0), let pose = decodePose(row, 1) else { continue }  // unreadable: left as it was
                 try db.query("UPDATE items SET pose = ? WHERE id = ?", [encodePose(pose), .integer(id)])
             }
-            try db.query("UPDATE meta SET value = ? WHERE key = 'schema_version'", [.text(String(version))])
+            try db.query("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
         }
+    }
+
+    /// Whether the items table has the `crop` column (version 3); cached on the connection.
+    static func hasCropColumn(_ db: SQLiteDatabase) throws -> Bool {
+        if let known = db.cropColumn { return known }
+        let has = try db.query("SELECT COUNT(*) FROM pragma_table_info('items') WHERE name = 'crop'").first?.int(0) == 1
+        db.cropColumn = has
+        return has
     }
 
     static func encodePose(_ pose: Pose) -> SQLiteValue {
@@ -77,7 +95,7 @@ enum GallerySchema {
             throw GalleryError.notAGallery("\(path) is not a gallery store (tables missing)")
         }
         let stored = try db.query("SELECT value FROM meta WHERE key = 'schema_version'").first?.text(0)
-        guard stored == "1" || stored == String(version) else {
+        guard ["1", "2", String(version)].contains(stored ?? "") else {
             throw GalleryError.storage("gallery schema version \(stored ?? "?") is not supported (this DMLKit reads \(version))")
         }
     }
@@ -149,9 +167,10 @@ enum GallerySchema {
         var ids: [Int64] = []
         for (row, item) in items.enumerated() {
             let pose: SQLiteValue = item.pose.map(encodePose) ?? .null
-            try db.query("INSERT INTO items(key, image, caption, pose, class_label, metadata) VALUES(?, ?, ?, ?, ?, ?)", [
+            try db.query("INSERT INTO items(key, image, caption, pose, class_label, metadata, crop) VALUES(?, ?, ?, ?, ?, ?, ?)", [
                 .text(item.key), item.image.map(SQLiteValue.text) ?? .null, item.caption.map(SQLiteValue.text) ?? .null, pose,
                 item.classLabel.map(SQLiteValue.integer) ?? .null, item.metadata.map(SQLiteValue.text) ?? .null,
+                item.crop.map { SQLiteValue.text($0.description) } ?? .null,
             ])
             let id = db.lastInsertedRowID
             ids.append(id)
@@ -183,9 +202,10 @@ enum GallerySchema {
 
     /// Items matching a WHERE clause, with their ids.
     static func items(_ db: SQLiteDatabase, where clause: String, _ values: [SQLiteValue]) throws -> [(Int64, GalleryItem)] {
-        try db.query("SELECT id, key, image, caption, pose, class_label, metadata FROM items WHERE \(clause)", values).map { row in
+        let crop = try hasCropColumn(db) ? "crop" : "NULL"
+        return try db.query("SELECT id, key, image, caption, pose, class_label, metadata, \(crop) FROM items WHERE \(clause)", values).map { row in
             let item = GalleryItem(key: row.text(1) ?? "", image: row.text(2), caption: row.text(3), pose: decodePose(row, 4),
-                                   classLabel: row.int(5), metadata: row.text(6))
+                                   classLabel: row.int(5), metadata: row.text(6), crop: row.text(7).flatMap { try? CropBox(parsing: $0) })
             return (row.int(0) ?? -1, item)
         }
     }
@@ -209,5 +229,16 @@ enum GallerySchema {
             vectors += blob.withUnsafeBytes { raw in (0..<raw.count / 4).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
         }
         return (ids, vectors)
+    }
+
+    /// The stored embedding of the item `key` in `space`.
+    static func embedding(_ db: SQLiteDatabase, key: String, space: String) throws -> [Float] {
+        let rows = try db.query("""
+            SELECT e.vector FROM items i LEFT JOIN embeddings e ON e.item_id = i.id AND e.space = ? WHERE i.key = ?
+            """, [.text(space), .text(key)])
+        guard let row = rows.first else { throw GalleryError.unknownKey(key) }
+        guard let blob = row.blob(0) else { throw GalleryError.unknownSpace(space) }
+        // Copied element by element: a blob's bytes carry no alignment promise.
+        return blob.withUnsafeBytes { raw in (0..<raw.count / 4).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
     }
 }

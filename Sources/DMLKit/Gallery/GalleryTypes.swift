@@ -13,10 +13,14 @@ public struct GalleryItem: Sendable, Equatable {
     public var classLabel: Int64?
     /// Free-form metadata as JSON text.
     public var metadata: String?
+    /// The part of `image` the item's embeddings were made from (nil: the whole image).
+    public var crop: CropBox?
 
+    /// An item; only `key` is required.
     public init(key: String, image: String? = nil, caption: String? = nil, pose: Pose? = nil, classLabel: Int64? = nil,
-                metadata: String? = nil)
+                metadata: String? = nil, crop: CropBox? = nil)
     {
+        self.crop = crop
         self.key = key
         self.image = image
         self.caption = caption

@@ -1,0 +1,24 @@
+import Foundation
+
+extension Gallery {
+    /// The `k` items nearest the stored embedding of the item `key` in `space` (the item itself comes first).
+    public func search(key: String, k: Int, space: String = GalleryPipeline.imageSpace) throws -> [GalleryHit] {
+        guard spaces.contains(where: { $0.name == space }) else { throw GalleryError.unknownSpace(space) }
+        let vector = try embedding(key: key, space: space)
+        return try search(embedding: vector, space: space, k: k)
+    }
+
+    /// The stored embedding of the item `key` in `space`.
+    public func embedding(key: String, space: String) throws -> [Float] {
+        try locked { try GallerySchema.embedding(database, key: key, space: space) }
+    }
+
+    /// Removes the items with these keys (see `remove(keys:requireAll:)`), then refits the calibrations the change
+    /// made stale; returns how many were removed and the current calibrations by space.
+    public func remove(keys: [String], requireAll: Bool = false, refreshingCalibrations settings: DistanceCalibration.Settings)
+        throws -> (removed: Int, calibrations: [String: DistanceCalibration])
+    {
+        let removed = try remove(keys: keys, requireAll: requireAll)
+        return (removed, try refreshCalibrations(settings: settings))
+    }
+}
