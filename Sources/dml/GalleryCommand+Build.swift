@@ -46,6 +46,7 @@ struct GalleryInputOptions: ParsableArguments {
         guard (captions == nil) == (textModel == nil) else { throw CLIError("--captions and --text-model go together") }
         guard batch >= 1 else { throw CLIError("--batch must be at least 1") }
         var builder = GalleryBuilder(imageModel: try loadImageModel(model), captionModel: try textModel.map(loadCaptionModel))
+        builder.imageModelName = model
         builder.factory = factory
         builder.batch = batch
         builder.calibrationSeed = calibrationSeed

@@ -105,7 +105,11 @@ struct GalleryQuery {
             let image = try decodeImage(example)
             let vector: [Float]
             do { vector = try imageModel.embed(image: image, box: box) } catch { throw CLIError("\(example): \(error)") }
-            parts.append(Part(name: "example", space: try imageModel.gallerySpace(), vector: vector))
+            let space = try imageModel.gallerySpace()
+            if let stored = try reader.spaces().first(where: { $0.name == space.name }) {
+                try space.checkMatches(stored: stored, model: model, gallery: reader.directory)
+            }
+            parts.append(Part(name: "example", space: space, vector: vector))
         }
         if let key {
             guard let stored = try reader.spaces().first(where: { $0.name == "image" }) else { throw CLIError("the gallery has no image space") }
@@ -117,6 +121,9 @@ struct GalleryQuery {
         if let caption {
             guard let textModel else { throw CLIError("--caption needs --text-model") }
             let captionModel = try loadCaptionModel(textModel)
+            if let stored = try reader.spaces().first(where: { $0.name == Gallery.captionSpace }) {
+                try captionModel.space().checkMatches(stored: stored, model: textModel, gallery: reader.directory)
+            }
             let text = caption.trimmingCharacters(in: .whitespacesAndNewlines)
             guard !text.isEmpty else { throw CLIError("invalid query: empty caption") }
             parts.append(Part(name: "caption", space: captionModel.space(), vector: captionModel.embedder.embed([text])))

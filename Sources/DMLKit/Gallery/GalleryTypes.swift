@@ -132,7 +132,8 @@ public enum GalleryError: Error, Equatable, CustomStringConvertible, LocalizedEr
     public var description: String {
         switch self {
         case .fingerprintMismatch(let space, let stored, let given):
-            return "gallery space '\(space)' was built with model \(stored), not \(given): rebuild the gallery for this model"
+            return "gallery space '\(space)' was built with model \(stored), not \(given): open it with the model it was built "
+                + "with, or build a new gallery (into another directory) for this one"
         case .spaceMismatch(let why): return why
         case .unknownSpace(let s): return "the gallery has no embedding space '\(s)'"
         case .duplicateKey(let k): return "an item with key '\(k)' is already in the gallery"

@@ -86,9 +86,11 @@ public struct PersonCropping: Sendable, Equatable {
                 (y0, y1) = (y0 - grow, y1 + grow)
             }
         }
-        // Shifted back inside where it overhangs one edge, cut where it is larger than the image.
+        // Whole pixels covering the region (the same count on both sides of a square), shifted back inside where it
+        // overhangs one edge, cut where it is larger than the image.
         func clamp(_ lo: Double, _ hi: Double, _ size: Int) -> (Int, Int) {
-            var a = Int(lo.rounded(.down)), b = Int(hi.rounded(.up))
+            var a = Int(lo.rounded(.down))
+            var b = a + Int((hi - lo - 1e-9).rounded(.up)) + 1
             if a < 0 { b -= a; a = 0 }
             if b > size { a -= b - size; b = size }
             a = max(a, 0)

@@ -114,6 +114,8 @@ public struct GalleryBuilder: Sendable {
     public var policy = AnnotationPolicy.refuse
     /// How a person's crop is cut; nil embeds whole images (no crop stored).
     public var cropping: PersonCropping?
+    /// How errors name the image model (its file, say).
+    public var imageModelName = "the image model"
     /// Called as the work advances (from the calling thread).
     public var progress: (@Sendable (BuildProgress) -> Void)?
 
@@ -176,7 +178,7 @@ public struct GalleryBuilder: Sendable {
         let hasCaptions = stored.contains { $0.name == Gallery.captionSpace }
         if hasCaptions, captionModel == nil { throw PipelineError("the gallery has a caption space: give captions and a text model") }
         if !hasCaptions, captionModel != nil { throw PipelineError("the gallery has no caption space: leave out captions and the text model") }
-        try imageModel.gallerySpace(factory: storedImage.factory).checkMatches(stored: storedImage, model: "the image model", gallery: directory)
+        try imageModel.gallerySpace(factory: storedImage.factory).checkMatches(stored: storedImage, model: imageModelName, gallery: directory)
         if let captionModel, let storedCaption = stored.first(where: { $0.name == Gallery.captionSpace }) {
             try captionModel.space().checkMatches(stored: storedCaption, model: "the text model \(captionModel.directory.lastPathComponent)",
                                                   gallery: directory)

@@ -87,8 +87,9 @@ struct FNV1a {
 
 extension EmbeddingSpace {
     /// Throws a `PipelineError` saying what to do when `self` (what a model gives) cannot be used on `stored` (what a
-    /// gallery holds): names the model, both dimensions and both fingerprints. Nil-returning when they match.
-    func checkMatches(stored: EmbeddingSpace, model: String, gallery: URL) throws {
+    /// gallery holds): names the model (`model`: its file or name), both dimensions and both fingerprints, and says
+    /// "another model" when the dimensions alone show it. Returns when they match.
+    public func checkMatches(stored: EmbeddingSpace, model: String, gallery: URL) throws {
         guard stored.fingerprint != fingerprint || stored.dimension != dimension else { return }
         let given = "\(model) gives \(dimension)-d vectors (fingerprint \(fingerprint))"
         let held = "the gallery's '\(name)' space at \(gallery.path) holds \(stored.dimension)-d vectors from \(stored.fingerprint)"
