@@ -74,6 +74,7 @@ struct GalleryQuery {
         var rank: Int
         var key: String
         var score: Float
+        var distance: Double
         var poseDistance: Double?
         var estimatedPoseDistance: Double?
         var partDistances: [String: Double]?
@@ -82,7 +83,7 @@ struct GalleryQuery {
         var crop: String?
 
         enum CodingKeys: String, CodingKey {
-            case rank, key, score, poseDistance = "pose_distance", estimatedPoseDistance = "estimated_pose_distance",
+            case rank, key, score, distance, poseDistance = "pose_distance", estimatedPoseDistance = "estimated_pose_distance",
                  partDistances = "part_distances", caption, image, crop
         }
     }
@@ -173,7 +174,7 @@ struct GalleryQuery {
                 distance = try? Pose.distance(queryPose, other, mirror: mirror)
             }
             let parts = hit.partDistances.map { Dictionary(zip(partNames, $0), uniquingKeysWith: { a, _ in a }) }
-            return Hit(rank: i + 1, key: hit.item.key, score: hit.score, poseDistance: distance,
+            return Hit(rank: i + 1, key: hit.item.key, score: hit.score, distance: hit.distance, poseDistance: distance,
                        estimatedPoseDistance: hit.estimatedPoseDistance, partDistances: parts, caption: hit.item.caption,
                        image: hit.item.image, crop: hit.item.crop?.description)
         }
@@ -182,6 +183,7 @@ struct GalleryQuery {
 
 func printHits(_ hits: [GalleryQuery.Hit], json: Bool) throws {
     if json { return try printJSON(hits) }
+    // score: higher is closer (cosine similarity, or 1/(1+d) for pose and combined queries); d: the distance.
     print("rank  key                 score     pose_d  est_d   caption")
     for hit in hits {
         let distance = hit.poseDistance.map { String(format: "%6.3f", $0) } ?? "     -"

@@ -152,6 +152,53 @@ private func cosine(_ a: [Float], _ b: [Float]) -> Float {
     }
 }
 
+/// What an app written for Swift 6 concurrency needs: async builds and searches, a reader shared between tasks,
+/// hits that round-trip through JSON with one score convention, errors that read as their message.
+@Suite struct AppFacingAPITests {
+    @Test func asyncBuildSharedReaderCodableHitsReadableErrors() async throws {
+        let model = try EmbeddingModel.load(contentsOf: poseModel)
+        var builder = GalleryBuilder(imageModel: model)
+        builder.policy = .skipAndReport
+        let root = try scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let directory = root.appendingPathComponent("gallery")
+        let summary = try await builder.build(into: directory, from: source())
+        #expect(summary.added == 5)
+
+        let reader = try GalleryReader(directory: directory)
+        let counts = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<4 { group.addTask { try reader.count() } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(counts == [5, 5, 5, 5])
+
+        let gallery = try Gallery(directory: directory, spaces: [try model.gallerySpace()], access: .readOnly)
+        let query = try #require(try reader.item(key: "nobox").pose)
+        let byPose = try await gallery.search(pose: query, k: 5)
+        // Higher score is closer, the distance alongside: 1/(1+d) for poses, similarity and 1 - cosine for embeddings.
+        #expect(byPose.first?.item.key == "nobox" && byPose.first?.distance == 0 && byPose.first?.score == 1)
+        #expect(byPose.allSatisfy { abs(Double($0.score) - 1 / (1 + $0.distance)) < 1e-6 && $0.poseDistance == $0.distance })
+        #expect(zip(byPose, byPose.dropFirst()).allSatisfy { $0.score >= $1.score && $0.distance <= $1.distance })
+        let byExample = try await gallery.search(embedding: try gallery.embedding(key: "cmyk", space: "image"), space: "image", k: 5)
+        #expect(byExample.allSatisfy { abs($0.distance - (1 - Double($0.score))) < 1e-6 })
+        let decoded = try JSONDecoder().decode([GalleryHit].self, from: try JSONEncoder().encode(byExample))
+        #expect(decoded == byExample)
+
+        do {
+            _ = try RGBImage(encoded: Data("not an image".utf8), source: "junk.bin")
+            Issue.record("junk decoded")
+        } catch {
+            #expect(error.localizedDescription.hasPrefix("junk.bin: cannot decode"))
+        }
+        do {
+            _ = try gallery.search(key: "no-such-key", k: 1)
+            Issue.record("an unknown key was found")
+        } catch {
+            #expect(error.localizedDescription == "no item with key 'no-such-key' in the gallery")
+        }
+    }
+}
+
 /// Progress reports collected across the builder's callback.
 private final class ProgressLog: @unchecked Sendable {
     private let lock = NSLock()

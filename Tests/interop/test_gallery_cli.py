@@ -430,7 +430,8 @@ def test_combined_search_equals_a_brute_force_weighted_mean(built, tmp_path):
     expected.sort()
     hits = search(gallery, "--key", key, "--pose", tmp_path / "q.json", "--weight", "pose=2.5", "-k", 15)
     assert [h["key"] for h in hits] == [k for _, k in expected[:15]]
-    np.testing.assert_allclose([h["score"] for h in hits], [s for s, _ in expected[:15]], atol=1e-4)
+    np.testing.assert_allclose([h["distance"] for h in hits], [s for s, _ in expected[:15]], atol=1e-4)
+    np.testing.assert_allclose([h["score"] for h in hits], [1 / (1 + s) for s, _ in expected[:15]], atol=1e-4)  # higher is closer
     assert set(hits[0]["part_distances"]) == {"key", "pose"}
     fails("gallery", "search", gallery, "--key", key, "--pose", tmp_path / "q.json", "--weight", "caption=2", contains="caption")
     fails("gallery", "search", gallery, "--key", key, "--pose", tmp_path / "q.json", "--weight", "pose=-1", contains="PART=W")

@@ -82,7 +82,7 @@ extension Gallery {
                 let posePart = prepared.firstIndex { $0.isPose }
                 return top.compactMap { hit in
                     items[hit.id].map {
-                        GalleryHit(id: hit.id, item: $0, score: Float(hit.score), poseDistance: posePart.map { hit.parts[$0] },
+                        GalleryHit(id: hit.id, item: $0, distance: hit.score, poseDistance: posePart.map { hit.parts[$0] },
                                    partDistances: hit.parts)
                     }
                 }

@@ -220,7 +220,7 @@ public final class Gallery: @unchecked Sendable {
             throw GalleryError.index(error)
         }
         let items = try fetch(neighbors.map(\.id))
-        return neighbors.compactMap { n in items[n.id].map { GalleryHit(id: n.id, item: $0, score: n.distance) } }
+        return neighbors.compactMap { n in items[n.id].map { GalleryHit(id: n.id, item: $0, faissValue: n.distance, metric: index.metric) } }
     }
 
     /// The `k` items whose poses are closest to `pose` by the pose distance (see `Pose.distance`), nearest first.
@@ -251,7 +251,7 @@ public final class Gallery: @unchecked Sendable {
         let kept = scored.prefix(k)
         let items = try fetch(kept.map(\.id))
         return kept.compactMap { hit in
-            items[hit.id].map { GalleryHit(id: hit.id, item: $0, score: Float(hit.distance), poseDistance: hit.distance) }
+            items[hit.id].map { GalleryHit(id: hit.id, item: $0, distance: hit.distance, poseDistance: hit.distance) }
         }
     }
 

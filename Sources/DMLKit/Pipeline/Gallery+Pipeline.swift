@@ -22,3 +22,21 @@ extension Gallery {
         return (removed, try refreshCalibrations(settings: settings))
     }
 }
+
+extension Gallery {
+    /// `refreshCalibrations(settings:)` off the calling task (a fit reads every stored vector).
+    @discardableResult
+    public func refreshCalibrations(settings: DistanceCalibration.Settings = .init()) async throws -> [String: DistanceCalibration] {
+        try await Task.detached { try self.refreshCalibrations(settings: settings) }.value
+    }
+
+    /// `search(embedding:space:k:allowedKeys:)` off the calling task.
+    public func search(embedding: [Float], space: String, k: Int) async throws -> [GalleryHit] {
+        try await Task.detached { try self.search(embedding: embedding, space: space, k: k) }.value
+    }
+
+    /// `search(pose:k:mirror:)` off the calling task.
+    public func search(pose: Pose, k: Int, mirror: Bool = false) async throws -> [GalleryHit] {
+        try await Task.detached { try self.search(pose: pose, k: k, mirror: mirror) }.value
+    }
+}

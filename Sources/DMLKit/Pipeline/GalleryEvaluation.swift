@@ -94,3 +94,10 @@ public struct GalleryEvaluation: Sendable {
             spearman: m.spearman.isNaN ? nil : m.spearman)
     }
 }
+
+extension GalleryEvaluation {
+    /// `evaluate(space:queries:seed:ks:)` off the calling task.
+    public func evaluate(space: String, queries: Int, seed: UInt64, ks: [Int] = [1, 10, 50]) async throws -> Report {
+        try await Task.detached { try self.evaluate(space: space, queries: queries, seed: seed, ks: ks) }.value
+    }
+}
