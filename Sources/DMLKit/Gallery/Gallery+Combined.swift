@@ -165,21 +165,3 @@ extension EmbeddingTable {
         }
     }
 }
-
-extension GallerySchema {
-    /// The stored embeddings of `ids` in `space` (ids without one are absent), queried in chunks.
-    static func vectors(_ db: SQLiteDatabase, space: String, ids: [Int64]) throws -> [(Int64, [Float])] {
-        var result: [(Int64, [Float])] = []
-        for start in stride(from: 0, to: ids.count, by: 500) {
-            let chunk = ids[start..<min(start + 500, ids.count)]
-            let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ",")
-            let rows = try db.query("SELECT item_id, vector FROM embeddings WHERE space = ? AND item_id IN (\(placeholders))",
-                                    [.text(space)] + chunk.map { .integer($0) })
-            for row in rows {
-                guard let id = row.int(0), let blob = row.blob(1) else { continue }
-                result.append((id, blob.withUnsafeBytes { raw in (0..<raw.count / 4).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }))
-            }
-        }
-        return result
-    }
-}

@@ -9,14 +9,15 @@ public struct GalleryReader: @unchecked Sendable {
     /// The gallery directory.
     public let directory: URL
     let database: SQLiteDatabase
-    /// Serialises the connection (opened without SQLite's own mutex).
-    private let lock = NSLock()
+    /// Serialises the connection (opened without SQLite's own mutex); shared with the `Gallery` that holds this reader.
+    private let lock: NSLock
 
     /// Opens the store of an existing gallery read-only; a directory without `gallery.sqlite`, an empty (0-byte)
     /// file or one that is not a gallery store is `GalleryError.notAGallery` (nothing is created), and a gallery in a
     /// read-only directory, on a read-only mount or on a full disk can be read.
     public init(directory: URL) throws {
         self.directory = directory
+        lock = NSLock()
         let file = directory.appendingPathComponent(Gallery.storeName)
         try Gallery.requireStore(file, directory: directory)
         do {
@@ -29,6 +30,13 @@ public struct GalleryReader: @unchecked Sendable {
         } catch {
             throw GalleryError.storage("\(error)")
         }
+    }
+
+    /// A reader over a `Gallery`'s own connection and lock.
+    init(directory: URL, database: SQLiteDatabase, lock: NSLock) {
+        self.directory = directory
+        self.database = database
+        self.lock = lock
     }
 
     /// Reads every page of the store (SQLite's `quick_check`); throws `GalleryError.storage` naming the first problem.
@@ -45,19 +53,12 @@ public struct GalleryReader: @unchecked Sendable {
 
     /// The embedding spaces stored, by name.
     public func spaces() throws -> [EmbeddingSpace] {
-        try run {
-            try database.query("SELECT name, dimension, fingerprint, metric, factory FROM spaces ORDER BY name").compactMap { row in
-                guard let name = row.text(0), let dimension = row.int(1), let fingerprint = row.text(2),
-                      let metric = row.text(3).flatMap(Metric.init(rawValue:)), let factory = row.text(4)
-                else { return nil }
-                return EmbeddingSpace(name: name, dimension: Int(dimension), fingerprint: fingerprint, metric: metric, factory: factory)
-            }
-        }
+        try run { try GallerySchema.spaces(database) }
     }
 
     /// Items stored.
     public func count() throws -> Int {
-        try run { Int(try database.query("SELECT COUNT(*) FROM items").first?.int(0) ?? 0) }
+        try run { try GallerySchema.count(database) }
     }
 
     /// The store's generation (bumped by every committed change).
@@ -65,15 +66,12 @@ public struct GalleryReader: @unchecked Sendable {
 
     /// The generation each derived index file was last saved at, by index name.
     public func indexGenerations() throws -> [String: Int64] {
-        try run {
-            let prefix = "index_generation:"
-            var result: [String: Int64] = [:]
-            for row in try database.query("SELECT key, value FROM meta WHERE key LIKE 'index_generation:%'") {
-                guard let key = row.text(0), let value = row.text(1).flatMap({ Int64($0) }) else { continue }
-                result[String(key.dropFirst(prefix.count))] = value
-            }
-            return result
-        }
+        try run { try GallerySchema.indexGenerations(database) }
+    }
+
+    /// The names of the derived index files (`NAME.faiss`): one per stored space, and the pose-label index.
+    public func indexNames() throws -> [String] {
+        try spaces().map(\.name) + [DerivedIndex.poseLabels.name]
     }
 
     /// Whether the index file `name` (a space, or "pose") is the one the gallery last saved at the store's current
@@ -85,7 +83,7 @@ public struct GalleryReader: @unchecked Sendable {
                   try GallerySchema.indexGeneration(database, space: name) == GallerySchema.generation(database),
                   let data = try? Data(contentsOf: directory.appendingPathComponent("\(name).faiss")), record.matches(file: data)
             else { return false }
-            return try GallerySchema.indexedIDs(database, space: name) == record.storeIDs
+            return try GallerySchema.indexedIDs(database, for: DerivedIndex.source(named: name)) == record.storeIDs
         }
     }
 
