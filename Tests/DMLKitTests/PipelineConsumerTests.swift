@@ -119,6 +119,25 @@ private func cosine(_ a: [Float], _ b: [Float]) -> Float {
         }
     }
 
+    @Test func anAnnotationFileForAnotherSizeOfTheImageIsRefused() throws {
+        let root = try scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        // The COCO file says cmyk.jpg is 64x80; the file is 64x64.
+        var coco = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: source().keypoints)) as? [String: Any])
+        var images = try #require(coco["images"] as? [[String: Any]])
+        let index = try #require(images.firstIndex { $0["file_name"] as? String == "cmyk.jpg" })
+        images[index]["height"] = 80
+        coco["images"] = images
+        let keypoints = root.appendingPathComponent("person_keypoints.json")
+        try JSONSerialization.data(withJSONObject: coco).write(to: keypoints)
+        var builder = GalleryBuilder(imageModel: try EmbeddingModel.load(contentsOf: poseModel))
+        builder.policy = .skipAndReport
+        let (people, skipped) = try builder.prepare(PeopleSource(keypoints: keypoints, images: source().images))
+        #expect(people.count == 5 - 1)
+        #expect(skipped.map(\.annotationID).sorted() == [31, 51])
+        #expect(skipped.first { $0.annotationID == 31 }?.reason.contains("says 64x80 but cmyk.jpg is 64x64") == true)
+    }
+
     @Test func aGalleryTheCLIBuiltOpensWithThePublicFingerprints() throws {
         let dml = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dml")
         let binary = ProcessInfo.processInfo.environment["DML_BIN"].map(URL.init(fileURLWithPath:)) ?? dml
