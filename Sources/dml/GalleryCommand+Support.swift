@@ -1,11 +1,9 @@
-import DMLIndex
 import DMLKit
 import DMLRuntime
-import DMLText
 import Foundation
 
-// Pieces shared by `dml gallery` and `dml demo`: loading models as gallery spaces, reading captions and poses,
-// embedding decoded images, progress lines.
+// Command-line pieces shared by `dml gallery` and `dml demo`: loading models, reading a pose file, decoding an image
+// with one-line errors, progress lines. The pipeline itself is DMLKit's (`GalleryBuilder` and friends).
 
 /// The image model, or one line naming the file.
 func loadImageModel(_ path: String) throws -> EmbeddingModel {
