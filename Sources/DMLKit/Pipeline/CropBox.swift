@@ -38,8 +38,7 @@ public struct CropBox: Sendable, Equatable, Hashable, Codable, CustomStringConve
 
     /// Whether the box lies inside a `width` x `height` image.
     public func fits(width: Int, height: Int) -> Bool {
-        x >= 0 && y >= 0 && x.addingReportingOverflow(self.width).partialValue <= width
-            && y.addingReportingOverflow(self.height).partialValue <= height && self.width <= width && self.height <= height
+        x >= 0 && y >= 0 && x <= width && y <= height && self.width <= width - x && self.height <= height - y
     }
 }
 

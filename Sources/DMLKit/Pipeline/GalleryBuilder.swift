@@ -262,7 +262,7 @@ public struct GalleryBuilder: Sendable {
         for (i, person) in persons.enumerated() {
             if i % 256 == 0 { progress?(BuildProgress(stage: .checking, done: i, total: persons.count)) }
             let url = imageRoot.appendingPathComponent(person.fileName)
-            let where_ = "\(coco): annotation \(person.annotationID) (\(person.fileName))"
+            let context = "\(coco): annotation \(person.annotationID) (\(person.fileName))"
             do {
                 let (width, height): (Int, Int)
                 if let known = sizes[url.path] {
@@ -273,13 +273,13 @@ public struct GalleryBuilder: Sendable {
                     sizes[url.path] = (width, height)
                 }
                 if let w = person.width, let h = person.height, (w, h) != (width, height) {
-                    throw PipelineError("\(where_): the annotation file says \(w)x\(h) but \(person.fileName) is \(width)x\(height) "
+                    throw PipelineError("\(context): the annotation file says \(w)x\(h) but \(person.fileName) is \(width)x\(height) "
                         + "(as displayed, EXIF orientation applied): the annotations are for another version of the image")
                 }
                 try Self.checkInside(person, width: width, height: height, source: coco)
                 let crop: CropBox?
                 do { crop = try cropping?.box(for: person, imageWidth: width, imageHeight: height) } catch {
-                    throw PipelineError("\(where_): \(error)")
+                    throw PipelineError("\(context): \(error)")
                 }
                 let stem = (person.fileName as NSString).deletingPathExtension
                 let key = (perImage[person.imageID] ?? 1) > 1 ? "\(stem)-\(person.annotationID)" : stem
@@ -291,7 +291,7 @@ public struct GalleryBuilder: Sendable {
                 let metadata = #"{"annotation_id": \#(person.annotationID), "image_id": \#(person.imageID)}"#
                 let item = GalleryItem(key: key, image: url.path, caption: captionModel == nil ? nil : caption, pose: person.pose,
                                        metadata: metadata, crop: crop)
-                do { try item.validate() } catch { throw PipelineError("\(where_): \(error)") }
+                do { try item.validate() } catch { throw PipelineError("\(context): \(error)") }
                 keys.insert(key)
                 people.append(PreparedPerson(item: item, annotationID: person.annotationID))
             } catch {
