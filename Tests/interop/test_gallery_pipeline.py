@@ -128,3 +128,33 @@ def test_a_gallery_built_by_another_program_through_the_library_is_searchable_by
     text = next(c["caption"] for c in captions["annotations"] if c["image_id"] == 4)
     hits = json.loads(dml("gallery", "search", g, "--caption", text, "--text-model", TEXT, "-k", 1, "--json").stdout)
     assert hits[0]["key"] == "nobox"
+
+
+def fnv1a64(chunks):
+    h = 0xCBF29CE484222325
+    for chunk in chunks:
+        for byte in chunk:
+            h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def test_the_stored_fingerprints_are_the_documented_ones(gallery):
+    """docs/FORMATS.md's recipe, written again here: the image space stores the file's dml.fingerprint, the caption
+    space FNV-1a over the text model's small files and the weight file's size."""
+    from safetensors import safe_open
+
+    g, _ = gallery
+    con = sqlite3.connect(g / "gallery.sqlite")
+    stored = dict(con.execute("SELECT name, fingerprint FROM spaces"))
+    con.close()
+    with safe_open(str(MODEL), "np") as f:
+        assert stored["image"] == f.metadata()["dml.fingerprint"]
+    if not (TEXT / "config.json").exists():
+        pytest.skip("no text model (make text-model)")
+    chunks = []
+    for name in ["config.json", "vocab.txt", "tokenizer_config.json", "1_Pooling/config.json"]:
+        chunks.append(name.encode())
+        if (TEXT / name).exists():
+            chunks.append((TEXT / name).read_bytes())
+    chunks.append(f"model.safetensors:{(TEXT / 'model.safetensors').resolve().stat().st_size}".encode())
+    assert stored["caption"] == f"text:fnv1a64:{fnv1a64(chunks):016x}"
