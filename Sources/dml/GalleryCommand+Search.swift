@@ -168,11 +168,8 @@ struct GalleryQuery {
     }
 
     func annotate(_ hits: [GalleryHit], queryPose: Pose?, partNames: [String] = []) -> [Hit] {
-        hits.enumerated().map { i, hit in
-            var distance = hit.poseDistance
-            if distance == nil, let queryPose, let other = hit.item.pose {
-                distance = try? Pose.distance(queryPose, other, mirror: mirror)
-            }
+        hits.withPoseDistances(to: queryPose, mirror: mirror).enumerated().map { i, hit in
+            let distance = hit.poseDistance
             let parts = hit.partDistances.map { Dictionary(zip(partNames, $0), uniquingKeysWith: { a, _ in a }) }
             return Hit(rank: i + 1, key: hit.item.key, score: hit.score, distance: hit.distance, poseDistance: distance,
                        estimatedPoseDistance: hit.estimatedPoseDistance, partDistances: parts, caption: hit.item.caption,

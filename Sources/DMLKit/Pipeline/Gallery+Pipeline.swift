@@ -40,3 +40,17 @@ extension Gallery {
         try await Task.detached { try self.search(pose: pose, k: k, mirror: mirror) }.value
     }
 }
+
+extension Collection where Element == GalleryHit {
+    /// The hits with `poseDistance` filled in where a query had no pose part of its own (by example, key or
+    /// caption): the pose distance from `pose` to each item's pose, where the two can be compared.
+    public func withPoseDistances(to pose: Pose?, mirror: Bool = false) -> [GalleryHit] {
+        map { hit in
+            var hit = hit
+            if hit.poseDistance == nil, let pose, let other = hit.item.pose {
+                hit.poseDistance = try? Pose.distance(pose, other, mirror: mirror)
+            }
+            return hit
+        }
+    }
+}
