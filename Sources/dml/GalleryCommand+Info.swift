@@ -32,7 +32,7 @@ struct GalleryInfoCommand: ParsableCommand {
         let generation = try reader.generation()
         let recorded = try reader.indexGenerations()
         let spaces = try reader.spaces()
-        let indexes = try (spaces.map(\.name) + ["pose"]).map { name throws -> IndexFile in
+        let indexes = try reader.indexNames().map { name throws -> IndexFile in
             let file = reader.directory.appendingPathComponent("\(name).faiss")
             let bytes = (try? FileManager.default.attributesOfItem(atPath: file.path))?[.size] as? Int
             return IndexFile(name: name, file: file.lastPathComponent, bytes: bytes, generation: recorded[name],

@@ -214,10 +214,13 @@ private func row(_ v: [Float], _ i: Int) -> ArraySlice<Float> { v[i * dim..<(i +
                 for initial in [1, 5, nil] as [Int?] {
                     let hits = try gallery.search(parts: parts, k: 12, initialCandidates: initial)
                     #expect(hits.map(\.item.key) == truth.prefix(12).map(\.0), "\(weights)")
-                    for (hit, t) in zip(hits, truth) { #expect(abs(Double(hit.score) - t.1) < 1e-4) }
+                    for (hit, t) in zip(hits, truth) {
+                        #expect(abs(hit.distance - t.1) < 1e-4)
+                        #expect(abs(Double(hit.score) - 1 / (1 + t.1)) < 1e-4)  // higher is closer
+                    }
                     #expect(hits.allSatisfy { $0.partDistances?.count == parts.count })
                     let first = try #require(hits.first?.partDistances)
-                    #expect(abs(zip(parts.map(\.weight), first).map(*).reduce(0, +) / parts.map(\.weight).reduce(0, +) - Double(hits[0].score)) < 1e-5)
+                    #expect(abs(zip(parts.map(\.weight), first).map(*).reduce(0, +) / parts.map(\.weight).reduce(0, +) - hits[0].distance) < 1e-5)
                 }
             }
             // Items without a pose cannot be scored on a pose part.

@@ -203,7 +203,7 @@ private func cosineRanking(_ query: [Float], _ vectors: [Float], keys: [String])
         #expect(try GalleryReader(directory: url).items().map(\.item) == items)  // read-only: text decoded
         let gallery = try Gallery(directory: url, spaces: [space])
         let db = try SQLiteDatabase(path: path, readOnly: true)
-        #expect(try db.query("SELECT value FROM meta WHERE key = 'schema_version'").first?.text(0) == "2")
+        #expect(try db.query("SELECT value FROM meta WHERE key = 'schema_version'").first?.text(0) == "3")
         #expect(try db.query("SELECT COUNT(*) FROM items WHERE typeof(pose) != 'blob'").first?.int(0) == 0)
         #expect(try GalleryReader(directory: url).items().map(\.item) == items)
         #expect(try GalleryReader(directory: url).indexGenerations() == generations)  // same data: indexes stay current

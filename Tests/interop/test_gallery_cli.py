@@ -141,7 +141,7 @@ def test_a_schema_1_gallery_with_text_poses_is_converted_and_searches_the_same(b
     dml("gallery", "calibrate", gallery)  # opens for writing: converts
     assert search(gallery, "--pose", query, "-k", 20) == hits
     con = sqlite3.connect(gallery / "gallery.sqlite")
-    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
     assert dict(con.execute("SELECT id, pose FROM items WHERE pose IS NOT NULL")) == blobs  # bit for bit
     con.close()
     after = json.loads(dml("gallery", "info", gallery, "--json").stdout)
@@ -154,7 +154,10 @@ def test_key_and_example_find_the_item_itself_first(built):
     by_key = search(gallery, "--key", key, "-k", 5)
     assert by_key[0]["key"] == key and abs(by_key[0]["score"] - 1) < 1e-5 and by_key[0]["pose_distance"] == 0
     assert [h["rank"] for h in by_key] == [1, 2, 3, 4, 5]
-    by_example = search(gallery, "--example", people / "images" / records[7].file_name, "--model", MODEL, "-k", 5)
+    # Items are embedded from their person crop: the same crop of the same file is the same query.
+    crop = by_key[0]["crop"]
+    assert crop and len(crop.split(",")) == 4
+    by_example = search(gallery, "--example", people / "images" / records[7].file_name, "--box", crop, "--model", MODEL, "-k", 5)
     assert [h["key"] for h in by_example] == [h["key"] for h in by_key]
     np.testing.assert_allclose([h["score"] for h in by_example], [h["score"] for h in by_key], atol=1e-5)
 
@@ -427,7 +430,8 @@ def test_combined_search_equals_a_brute_force_weighted_mean(built, tmp_path):
     expected.sort()
     hits = search(gallery, "--key", key, "--pose", tmp_path / "q.json", "--weight", "pose=2.5", "-k", 15)
     assert [h["key"] for h in hits] == [k for _, k in expected[:15]]
-    np.testing.assert_allclose([h["score"] for h in hits], [s for s, _ in expected[:15]], atol=1e-4)
+    np.testing.assert_allclose([h["distance"] for h in hits], [s for s, _ in expected[:15]], atol=1e-4)
+    np.testing.assert_allclose([h["score"] for h in hits], [1 / (1 + s) for s, _ in expected[:15]], atol=1e-4)  # higher is closer
     assert set(hits[0]["part_distances"]) == {"key", "pose"}
     fails("gallery", "search", gallery, "--key", key, "--pose", tmp_path / "q.json", "--weight", "caption=2", contains="caption")
     fails("gallery", "search", gallery, "--key", key, "--pose", tmp_path / "q.json", "--weight", "pose=-1", contains="PART=W")

@@ -82,7 +82,7 @@ extension Gallery {
                 let posePart = prepared.firstIndex { $0.isPose }
                 return top.compactMap { hit in
                     items[hit.id].map {
-                        GalleryHit(id: hit.id, item: $0, score: Float(hit.score), poseDistance: posePart.map { hit.parts[$0] },
+                        GalleryHit(id: hit.id, item: $0, distance: hit.score, poseDistance: posePart.map { hit.parts[$0] },
                                    partDistances: hit.parts)
                     }
                 }
@@ -163,23 +163,5 @@ extension EmbeddingTable {
         case .l2: return Double(l2).squareRoot()
         case .innerProduct: return -Double(dot)
         }
-    }
-}
-
-extension GallerySchema {
-    /// The stored embeddings of `ids` in `space` (ids without one are absent), queried in chunks.
-    static func vectors(_ db: SQLiteDatabase, space: String, ids: [Int64]) throws -> [(Int64, [Float])] {
-        var result: [(Int64, [Float])] = []
-        for start in stride(from: 0, to: ids.count, by: 500) {
-            let chunk = ids[start..<min(start + 500, ids.count)]
-            let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ",")
-            let rows = try db.query("SELECT item_id, vector FROM embeddings WHERE space = ? AND item_id IN (\(placeholders))",
-                                    [.text(space)] + chunk.map { .integer($0) })
-            for row in rows {
-                guard let id = row.int(0), let blob = row.blob(1) else { continue }
-                result.append((id, blob.withUnsafeBytes { raw in (0..<raw.count / 4).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }))
-            }
-        }
-        return result
     }
 }

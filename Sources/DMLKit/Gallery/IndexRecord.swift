@@ -71,32 +71,3 @@ struct StoreIDs: Codable, Equatable {
         return z ^ (z >> 31)
     }
 }
-
-extension GallerySchema {
-    /// The ids of the store rows an index is checked against: the items with an embedding in `space`, or every item
-    /// for the pose index. Both queries read only an index of ids (SQLite answers them from the embeddings' primary
-    /// key and the items' key index), not the rows, so the check stays cheap. (For the pose index, a pose changed
-    /// outside DMLKit without a generation bump is not noticed; items added or removed are.)
-    static func indexedIDs(_ db: SQLiteDatabase, space: String) throws -> StoreIDs {
-        let rows = space == Gallery.poseSpace
-            ? try db.query("SELECT id FROM items")
-            : try db.query("SELECT item_id FROM embeddings WHERE space = ?", [.text(space)])
-        return StoreIDs(rows.compactMap { $0.int(0) })
-    }
-
-    static func indexRecord(_ db: SQLiteDatabase, space: String) throws -> IndexRecord? {
-        guard let text = try db.query("SELECT value FROM meta WHERE key = ?", [.text("index_check:\(space)")]).first?.text(0) else {
-            return nil
-        }
-        return try? JSONDecoder().decode(IndexRecord.self, from: Data(text.utf8))
-    }
-
-    /// Records the generation an index file reflects and what it holds, in one transaction.
-    static func setIndexRecord(_ db: SQLiteDatabase, space: String, generation: Int64, _ record: IndexRecord) throws {
-        let json = String(decoding: try JSONEncoder().encode(record), as: UTF8.self)
-        try db.transaction {
-            try setIndexGeneration(db, space: space, generation)
-            try db.query("INSERT OR REPLACE INTO meta VALUES(?, ?)", [.text("index_check:\(space)"), .text(json)])
-        }
-    }
-}

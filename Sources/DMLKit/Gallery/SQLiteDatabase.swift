@@ -25,6 +25,8 @@ enum SQLiteValue {
 /// One connection is used from one thread at a time (the gallery serialises access).
 final class SQLiteDatabase {
     private var handle: OpaquePointer?
+    /// Whether the gallery's items table has its `crop` column (nil: not looked up yet; see `GallerySchema`).
+    var cropColumn: Bool?
     private let path: String
 
     /// Opens (creating if needed) a database file in WAL mode, so readers never block the writer.
