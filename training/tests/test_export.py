@@ -158,3 +158,20 @@ def test_training_models_export(tmp_path):
         assert arch["output_dim"] == model.dim
         with torch.no_grad():
             assert np.abs(run_graph(path, x) - reference(model, x)).max() <= 1e-5
+
+
+def test_architecture_keys_follow_docs_formats(tmp_path):
+    """docs/FORMATS.md's architecture example has the keys this exporter writes, and its op table lists
+    exactly the ops of ops.json."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "FORMATS.md").read_text()
+    example = json.loads(re.search(r"### Architecture JSON\s+```json\n(.*?)```", doc, re.S).group(1))
+    model, x = build("cnn")
+    arch = export_model(model, x, tmp_path / "m.safetensors", preprocessing=CNN_PREPROCESSING)
+    assert set(arch) == set(example) and set(arch["input"]) == set(example["input"])
+    assert set(arch["preprocessing"]) == set(example["preprocessing"])
+    documented = set(re.findall(r"^\| `([a-z0-9_]+)` \| [0-9]", doc, re.M))
+    from dmlkit.export.ops import load_ops
+
+    assert documented == set(load_ops()["ops"])
