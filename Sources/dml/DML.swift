@@ -15,6 +15,8 @@ struct DML: ParsableCommand {
         do {
             var command = try parseAsRoot(attachingNegativeNumbers(Array(CommandLine.arguments.dropFirst())))
             try command.run()
+        } catch let code as ExitCode {
+            Foundation.exit(code.rawValue)  // the command already said why
         } catch {
             if exitCode(for: error) == .success {
                 print(fullMessage(for: error))
