@@ -146,6 +146,11 @@ struct Checker {
         if (!ok) refuse(Defect::inconsistent, message);
     }
 
+    // Codecs whose search reads trained parameters may hold vectors only once trained.
+    void expect_trained_if_filled(const Info& info, const std::string& name) {
+        expect(info.trained || info.ntotal == 0, name + ": an untrained index holds " + str(info.ntotal) + " vectors");
+    }
+
     Info index(Role role, const std::string& where) {
         uint32_t h = cursor.read<uint32_t>(where + " type");
         std::string name = where + " " + fourcc_name(h);
@@ -254,6 +259,7 @@ struct Checker {
             cursor.read<int32_t>(name + " polysemous_ht");
         }
         if (h != fourcc("IxPq")) info.metric = 1;  // FAISS forces L2 on the legacy formats
+        expect_trained_if_filled(info, name);
         info.pq_M = pq.M;
         info.pq_ksub = pq.ksub;
         return info;
@@ -266,6 +272,7 @@ struct Checker {
         expect(codes == uint64_t(info.ntotal) * code_size,
                name + ": ntotal " + str(info.ntotal) + " needs " + str(uint64_t(info.ntotal) * code_size) +
                    " code bytes, the file stores " + str(codes));
+        expect_trained_if_filled(info, name);  // decoding reads the trained ranges
         return info;
     }
 
@@ -299,6 +306,7 @@ struct Checker {
         expect(codes == uint64_t(info.ntotal) * uint64_t(code_size),
                name + ": ntotal " + str(info.ntotal) + " needs " + str(uint64_t(info.ntotal) * uint64_t(code_size)) +
                    " code bytes, the file stores " + str(codes));
+        expect_trained_if_filled(info, name);  // searching reads the trained thresholds
         return info;
     }
 
@@ -323,7 +331,7 @@ struct Checker {
         std::sort(sorted.begin(), sorted.end());
         auto dup = std::adjacent_find(sorted.begin(), sorted.end());
         if (dup != sorted.end()) refuse(Defect::inconsistent, name + ": id " + str(*dup) + " appears twice in the id map");
-        info.trained = info.trained && inner.trained;
+        expect(!info.trained || inner.trained, name + ": the map is trained but its inner index is not");
         return info;
     }
 
@@ -401,6 +409,7 @@ struct Checker {
         expect(storage.d == info.d, name + ": storage dimension " + str(storage.d) + " differs from " + str(info.d));
         expect(storage.ntotal == info.ntotal, name + ": ntotal " + str(info.ntotal) + " but the storage holds " + str(storage.ntotal));
         expect(storage.metric == info.metric, name + ": storage metric differs from the graph's");
+        expect(!info.trained || storage.trained, name + ": the graph is trained but its storage is not");
         if (role == Role::hnsw_pq_storage) {
             // FAISS builds an M x ksub x ksub float table for HNSW over PQ.
             uint64_t table = storage.pq_M * storage.pq_ksub * storage.pq_ksub * 4;

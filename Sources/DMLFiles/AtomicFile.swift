@@ -162,3 +162,7 @@ public enum AtomicFile {
 
     static func errnoText() -> String { String(cString: strerror(errno)) }
 }
+
+extension AtomicFile.Failure: LocalizedError {
+    public var errorDescription: String? { description }
+}

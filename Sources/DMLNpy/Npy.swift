@@ -316,3 +316,7 @@ public enum Npy {
         }
     }
 }
+
+extension NpyError: LocalizedError {
+    public var errorDescription: String? { description }
+}

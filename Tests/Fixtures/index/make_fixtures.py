@@ -97,6 +97,15 @@ def idmap_tail(data, ntotal):
     return len(data) - 8 * ntotal - 8
 
 
+def ivf_sparse_bigger_list(data):
+    """The sparse size table ("sprs", pairs of list number and size) with its first size raised by one."""
+    pos = data.index(b"sprs") + 4
+    (count,) = struct.unpack_from("<Q", data, pos)
+    assert count >= 2
+    (size,) = struct.unpack_from("<Q", data, pos + 16)
+    return put(data, pos + 16, "<Q", size + 1)
+
+
 def crafted(valid):
     flat, idmap2, hnsw, ivf, pq = valid["flat_l2"], valid["idmap2_flat"], valid["hnsw_flat"], valid["ivf_flat"], valid["pq"]
     cases = {}
@@ -137,6 +146,9 @@ def crafted(valid):
     neighbors_pos, _ = f["neighbors"]
     case("hnsw_link_outside_graph", put(hnsw, neighbors_pos + 8, "<i", 5000), "inconsistent")
     case("hnsw_ntotal_2p31", put(hnsw, 8, "<q", 2**31), "inconsistent")
+    # Search would decode with the trained ranges; an index that says it is untrained may hold no codes.
+    case("sq_untrained_with_vectors", put(valid["sq"], 32, "<B", 0), "inconsistent")
+    case("ivf_sparse_sizes_past_ntotal", ivf_sparse_bigger_list(valid["ivf_sparse"]), "inconsistent")
     return cases
 
 
