@@ -33,11 +33,13 @@ struct IndexSidecar: Codable, Equatable {
     /// The sidecar of an index file, or nil when there is none (an index written by another tool).
     static func read(besideIndexAt url: URL) throws -> IndexSidecar? {
         let sidecarURL = Self.url(besideIndexAt: url)
-        guard FileManager.default.fileExists(atPath: sidecarURL.path) else { return nil }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: sidecarURL.path, isDirectory: &isDirectory) else { return nil }
+        guard !isDirectory.boolValue else { throw VectorIndexError.io("\(sidecarURL.path) is a directory, not a sidecar file") }
         do {
             return try JSONDecoder().decode(IndexSidecar.self, from: Data(contentsOf: sidecarURL))
         } catch {
-            throw VectorIndexError.corruptIndex("cannot read \(sidecarURL.lastPathComponent): \(error.localizedDescription)")
+            throw VectorIndexError.corruptIndex("cannot read \(sidecarURL.lastPathComponent): it is not a DMLKit index sidecar")
         }
     }
 

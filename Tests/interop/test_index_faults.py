@@ -69,10 +69,10 @@ def count(path):
 
 # ---- full disk ----
 
-@pytest.mark.parametrize("limit", [1_000, 20_000, 60_000, 150_000])
+@pytest.mark.parametrize("limit", [1_000, 20_000, 100_000, 400_000])
 def test_a_save_on_a_full_disk_fails_and_keeps_both_files(index, limit):
-    """RLIMIT_FSIZE stops the save at different points: inside the index file, inside the sidecar (the index
-    temp file was complete), or not at all (150 KB holds both). A failed save changes neither file."""
+    """RLIMIT_FSIZE stops the save of the ~160 KB index at different points of its temp file, or not at all
+    (400 KB). A failed save changes neither file, leaves no temp file, and a retry adds the vectors once."""
     directory = index.parent
     before = snapshot(directory)
     result = dml("index", "add", index, "--vectors", directory / "more.npy", limit=limit)
@@ -112,6 +112,22 @@ def test_a_save_on_a_full_tmpfs_fails_and_keeps_the_old_index(tmp_path):
         assert count(path) == 2200
     finally:
         subprocess.run(["umount", str(mount_point)], capture_output=True)
+
+
+def test_a_sidecar_that_cannot_be_written_leaves_the_index_unchanged(index):
+    """The sidecar's place is taken by a directory: a save over the index (`create` reads nothing first) fails
+    before renaming anything, so the index file keeps its vectors; loading names the directory."""
+    directory = index.parent
+    sidecar = directory / "x.faiss.dml.json"
+    sidecar.unlink()
+    sidecar.mkdir()
+    before = index.read_bytes()
+    line = failure("index", "create", index, "--dim", 4)
+    assert "x.faiss.dml.json: it is a directory" in line
+    assert index.read_bytes() == before
+    assert not [p for p in directory.iterdir() if p.name.endswith(".tmp")]
+    line = failure("index", "add", index, "--vectors", directory / "more.npy")
+    assert "x.faiss.dml.json is a directory, not a sidecar file" in line and "NSCocoaErrorDomain" not in line
 
 
 def test_stale_temporary_files_of_dead_processes_are_removed(index):
