@@ -11,7 +11,7 @@ import shutil
 import signal
 import struct
 import subprocess
-import tempfile
+import sys
 
 import numpy as np
 import pytest
@@ -161,6 +161,21 @@ def test_crafted_files_are_refused_with_their_defect():
         line = failure("index", "info", FIXTURES / "crafted" / f"{name}.faiss")
         assert f"not a valid FAISS index file ({defect})" in line, (name, line)
         assert "(Success)" not in line
+
+
+def test_crafted_files_allocate_nothing_they_do_not_hold():
+    """Issue 12 saw an 84-byte file make `index info` touch 2.1 GB. Each crafted file is opened by a fresh Python
+    process whose only child is dml, so RUSAGE_CHILDREN's peak RSS is dml's own: it stays at a debug binary's
+    baseline (~30 MB), far below anything a header-driven allocation would reach."""
+    expected = json.loads((FIXTURES / "crafted" / "expected.json").read_text())
+    paths = [str(FIXTURES / "crafted" / f"{name}.faiss") for name in sorted(expected)]
+    probe = ("import resource, subprocess, sys\n"
+             "peak = 0\n"
+             "for path in sys.argv[2:]:\n"
+             "    subprocess.run([sys.argv[1], 'index', 'info', path], capture_output=True)\n"
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+    result = subprocess.run([sys.executable, "-c", probe, DML, *paths], capture_output=True, text=True, check=True)
+    assert int(result.stdout) < 150_000, f"peak RSS {result.stdout.strip()} KB"
 
 
 def test_flipping_any_header_byte_never_crashes_or_hangs(tmp_path):
