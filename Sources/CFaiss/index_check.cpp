@@ -117,6 +117,7 @@ struct Info {
     bool trained = false;
     int32_t metric = 0;
     uint64_t pq_M = 0, pq_ksub = 0;  // PQ storage only
+    int64_t max_list_id = -1;        // IVF only: the largest id in the inverted lists
 };
 
 struct Checker {
@@ -301,6 +302,8 @@ struct Checker {
         uint64_t full = uint64_t(d_in) * uint64_t(d_out);
         expect(a == full || (!rotation_trained && a == 0), name + ": rotation matrix holds " + str(a) + " floats, expected " + str(full));
         expect(!rotate || rotation_trained, name + ": rotates data with an untrained rotation");
+        // Without rotation FAISS keeps the first nbits components (and asserts nbits <= d).
+        expect(rotate || nbits <= info.d, name + ": " + str(nbits) + " bits from " + str(info.d) + " dimensions without rotation");
         expect(!bias || b >= uint64_t(d_out), name + ": rotation bias holds " + str(b) + " floats, expected " + str(d_out));
         uint64_t codes = cursor.array(1, name + " codes");
         expect(codes == uint64_t(info.ntotal) * uint64_t(code_size),
@@ -318,6 +321,9 @@ struct Checker {
         expect(inner.d == info.d, name + ": inner index dimension " + str(inner.d) + " differs from " + str(info.d));
         expect(inner.metric == info.metric, name + ": inner index metric differs from the map's");
         expect(inner.ntotal == info.ntotal, name + ": ntotal " + str(info.ntotal) + " but the inner index holds " + str(inner.ntotal));
+        // Under a map, an IVF's list ids are positions into the id map.
+        expect(inner.max_list_id < info.ntotal,
+               name + ": the inner index stores position " + str(inner.max_list_id) + " for an id map of " + str(info.ntotal));
         const uint8_t* ids = nullptr;
         uint64_t count = cursor.array(8, name + " id map", &ids);
         expect(count == uint64_t(info.ntotal), name + ": the id map holds " + str(count) + " ids for ntotal " + str(info.ntotal));
@@ -472,7 +478,7 @@ struct Checker {
             expect(code_size == sq_code, name + ": code size " + str(code_size) + " but the SQ makes " + str(sq_code));
             if (h == fourcc("IwSq")) cursor.read_bool(name + " by_residual");
         }
-        std::vector<uint64_t> sizes = inverted_lists(info, nlist, code_size, name);
+        std::vector<uint64_t> sizes = inverted_lists(info, nlist, code_size, name, &info.max_list_id);
         for (const auto& e : entries) {
             if (e.value == -1) continue;
             uint64_t list = uint64_t(e.value) >> 32, offset = uint64_t(e.value) & 0xffffffffu;
@@ -482,7 +488,8 @@ struct Checker {
         return info;
     }
 
-    std::vector<uint64_t> inverted_lists(const Info& info, uint64_t nlist, uint64_t code_size, const std::string& ivf) {
+    std::vector<uint64_t> inverted_lists(const Info& info, uint64_t nlist, uint64_t code_size, const std::string& ivf,
+                                         int64_t* max_id) {
         std::string name = ivf + " > inverted lists";
         uint32_t h = cursor.read<uint32_t>(name + " type");
         if (h != fourcc("ilar"))
@@ -525,6 +532,7 @@ struct Checker {
             for (uint64_t j = 0; j < n; j++) {
                 int64_t id = element<int64_t>(ids, j);
                 if (id < 0) refuse(Defect::out_of_range, name + ": list " + str(i) + " holds a negative id (" + str(id) + ")");
+                *max_id = std::max(*max_id, id);
             }
             cursor.skip(n * 8, name + " list " + str(i) + " ids");
         }

@@ -58,6 +58,12 @@ def valid_indexes():
         index.add(x[:4] if name == "ivf_sparse" else x)  # few vectors in many lists: the "sprs" size table
         out[name] = index
 
+    # An id map over an IVF: the lists then hold positions into the map.
+    idmap_ivf = faiss.IndexIDMap(faiss.index_factory(D, "IVF4,Flat", faiss.METRIC_L2))
+    idmap_ivf.train(vectors(400, 2))
+    idmap_ivf.add_with_ids(x, np.arange(N, dtype=np.int64) * 3)
+    out["idmap_ivf"] = idmap_ivf
+
     pq = faiss.index_factory(D, "PQ2x4", faiss.METRIC_L2)
     pq.train(vectors(400, 3))
     pq.add(x)
@@ -149,6 +155,11 @@ def crafted(valid):
     # Search would decode with the trained ranges; an index that says it is untrained may hold no codes.
     case("sq_untrained_with_vectors", put(valid["sq"], 32, "<B", 0), "inconsistent")
     case("ivf_sparse_sizes_past_ntotal", ivf_sparse_bigger_list(valid["ivf_sparse"]), "inconsistent")
+    # FAISS asserts (abort) when an unrotated LSH keeps more bits than the vectors have components.
+    case("lsh_unrotated_more_bits_than_dimensions", put(valid["lsh"], HEADER + 4, "<B", 0), "inconsistent")
+    # The last id of the IVF's last list (just before the map's ids) made a position outside the map.
+    mapped = valid["idmap_ivf"]
+    case("idmap_ivf_position_outside_map", put(mapped, idmap_tail(mapped, N) - 8, "<q", 1000), "inconsistent")
     return cases
 
 
