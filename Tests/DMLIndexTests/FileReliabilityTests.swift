@@ -96,7 +96,7 @@ private func defect(of error: Error) -> IndexFileDefect? {
         defer { try? FileManager.default.removeItem(at: dir) }
         #expect(throws: VectorIndexError.io("\(dir.path) is a directory, not an index file")) { try VectorIndex.load(contentsOf: dir) }
         let empty = dir.appendingPathComponent("empty.faiss")
-        FileManager.default.createFile(atPath: empty.path, contents: Data())
+        #expect(FileManager.default.createFile(atPath: empty.path, contents: Data()))
         #expect(throws: VectorIndexError.invalidIndexFile(.truncated, reason: "the file is empty")) { try VectorIndex.load(contentsOf: empty) }
     }
 }
@@ -246,7 +246,7 @@ private func defect(of error: Error) -> IndexFileDefect? {
         let dead = dir.appendingPathComponent(".t.faiss.\(child.processIdentifier).12345.tmp")
         let alive = dir.appendingPathComponent(".t.faiss.\(getpid()).777.tmp")
         let unrelated = dir.appendingPathComponent(".other.faiss.\(child.processIdentifier).1.tmp")
-        for file in [dead, alive, unrelated] { FileManager.default.createFile(atPath: file.path, contents: Data(count: 100)) }
+        for file in [dead, alive, unrelated] { #expect(FileManager.default.createFile(atPath: file.path, contents: Data(count: 100))) }
         try VectorIndex(dimension: 4).save(to: url)
         #expect(!FileManager.default.fileExists(atPath: dead.path))
         #expect(FileManager.default.fileExists(atPath: alive.path))
