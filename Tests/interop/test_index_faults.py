@@ -272,3 +272,12 @@ def test_npy_v2_header_over_64_kib_is_refused_quickly(index, tmp_path):
     path.write_bytes(b"\x93NUMPY\x02\x00" + struct.pack("<I", len(header)) + header + b"\0" * 64)
     line = failure("index", "add", index, "--vectors", path)
     assert f"header length {len(header)} bytes is over the limit of 65536 bytes" in line
+
+
+def test_a_negative_number_reaches_the_commands_range_check(tmp_path):
+    """ArgumentParser would say "Missing value for '--batch'"; dml attaches the number so the command answers."""
+    line = failure("embed", "--model", tmp_path / "m.safetensors", "--input", tmp_path / "x.npy", "--output",
+                   tmp_path / "e.npy", "--batch", "-1")
+    assert line == "dml: --batch must be at least 1"
+    line = failure("index", "add", tmp_path / "x.faiss", "--vectors", tmp_path / "x.npy", "--threads", "-4")
+    assert line == "dml: --threads must be at least 1"
