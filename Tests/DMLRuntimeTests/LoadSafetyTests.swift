@@ -105,4 +105,39 @@ struct LoadSafetyTests {
             try EmbeddingModel(file: file)
         }
     }
+
+    struct BadGraph: CustomStringConvertible, Sendable {
+        var fixture: String, find: String, replace: String, node: String
+        var description: String { "\(fixture): \(replace)" }
+    }
+
+    /// Wrong shapes or attributes in the new ops: each refused at load with the node's name, never a trap.
+    static let badGraphs: [BadGraph] = [
+        BadGraph(fixture: "broadcast", find: #""shape": [5, 1, 1]}"#, replace: #""shape": [3, 1, 1]}"#, node: "rows"),  // 5 values
+        BadGraph(fixture: "broadcast", find: #""shape": [1, 4, 1]}"#, replace: #""shape": [1, 1, 4]}"#, node: "ratio"),  // [5, 4, 6] / [1, 1, 4]
+        BadGraph(fixture: "broadcast", find: #""dims": [0, 2, 3, 1]"#, replace: #""dims": [1, 0, 2, 3]"#, node: "last"),
+        BadGraph(fixture: "broadcast", find: #""dims": [0, 2, 3, 1]"#, replace: #""dims": [0, 2, 2, 1]"#, node: "last"),
+        BadGraph(fixture: "shapes", find: #""start": 4, "end": 1048576"#, replace: #""start": 8, "end": 1048576"#, node: "right"),
+        BadGraph(fixture: "shapes", find: #""dim": 2, "index": -1"#, replace: #""dim": 2, "index": 4"#, node: "row"),
+        BadGraph(fixture: "shapes", find: #""dims": [1, -1]"#, replace: #""dims": [1, 1]"#, node: "apart"),
+        BadGraph(fixture: "shapes", find: #""dims": [2, 3], "keepdim": true"#, replace: #""dims": [0, 3], "keepdim": true"#, node: "spatial"),
+        BadGraph(fixture: "tokens", find: #""num_heads": 2"#, replace: #""num_heads": 3"#, node: "attn"),
+        BadGraph(fixture: "tokens", find: #""softmax", "inputs": ["scores"], "attrs": {"dim": 3}"#, replace: #""softmax", "inputs": ["scores"], "attrs": {"dim": 4}"#, node: "probs"),
+        BadGraph(fixture: "tokens", find: #""inputs": ["by_head", "by_head_t"]"#, replace: #""inputs": ["by_head", "by_head"]"#, node: "scores"),
+        BadGraph(fixture: "pooling", find: #""output_size": [4, 3]"#, replace: #""output_size": [0, 3]"#, node: "adapt_avg"),
+    ]
+
+    @Test("shape and attribute errors in the new ops name the node", arguments: badGraphs)
+    func badGraph(_ bad: BadGraph) throws {
+        let file = try editedModel("op-\(bad.fixture).safetensors") { json in
+            #expect(json.contains(bad.find), "the edit applies")
+            return json.replacingOccurrences(of: bad.find, with: bad.replace)
+        }
+        do {
+            _ = try EmbeddingModel(file: file)
+            Issue.record("\(bad) loaded")
+        } catch let error as ModelError {
+            #expect(error.description.contains("'\(bad.node)'"), "\(error)")
+        }
+    }
 }
