@@ -68,8 +68,10 @@ let package = Package(
         .testTarget(name: "DMLTextTests", dependencies: ["DMLText", "DMLRuntime", "DMLNpy"]),
         // Text benchmark driver (bench/text/run.py runs it beside sentence-transformers and onnxruntime).
         .executableTarget(name: "text-bench", dependencies: ["DMLText", "CDMLBlas"], path: "bench/text/swift"),
-        // Runtime benchmark driver (bench/runtime/bench.py runs it side by side with PyTorch and onnxruntime).
-        .executableTarget(name: "runtime-bench", dependencies: ["DMLRuntime", "CDMLBlas"], path: "bench/runtime/swift"),
+        // Runtime benchmark driver (bench/runtime/run.py runs it side by side with PyTorch and onnxruntime).
+        // Its C helper: the measured FMA peak (cpuid-gated AVX-512 / AVX2 loops) and the OpenBLAS kernel in use.
+        .target(name: "CBenchMachine", dependencies: ["CDMLBlas"], path: "bench/runtime/cmachine"),
+        .executableTarget(name: "runtime-bench", dependencies: ["DMLRuntime", "CDMLBlas", "CBenchMachine"], path: "bench/runtime/swift"),
         // Gallery benchmark driver (bench/gallery/run.py runs it beside the same pipeline in PyTorch + faiss-cpu).
         .executableTarget(name: "gallery-bench", dependencies: ["DMLKit", "DMLRuntime", "DMLText", "CDMLBlas"], path: "bench/gallery/swift"),
     ],
