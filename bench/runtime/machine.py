@@ -62,8 +62,11 @@ def machine_facts(binary, avx2=False):
 
 
 def peak_gflops(facts):
-    """The best single-core FMA peak measured (the widest ISA the CPU runs)."""
-    return max(facts["fma_peak_gflops"].values(), default=0.0)
+    """The single-core FMA peak the measured kernels can reach: the widest ISA the CPU runs, AVX2's when forced."""
+    peaks = facts["fma_peak_gflops"]
+    if facts.get("avx2_forced") and "avx2" in peaks:
+        return peaks["avx2"]
+    return max(peaks.values(), default=0.0)
 
 
 def header_lines(facts):

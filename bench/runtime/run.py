@@ -111,6 +111,8 @@ def run_all(args, binary, work, data):
                         data["cells"].setdefault(key, []).append(r)
                         print(round_, key, json.dumps(r)[:160], file=sys.stderr, flush=True)
             data["load"].setdefault(name, []).append([before, os.getloadavg()[0]])
+            if round_ == 0 and not args.no_profile:  # beside the model's cells, so a cut-short run keeps it
+                profile(args, binary, work, data, name)
             save(data)
 
 
@@ -140,17 +142,14 @@ def kind(layer):
     return "elementwise"
 
 
-def profile_all(args, binary, work, data):
-    repeats = 1 if args.quick else 2
-    for name in args.models:
-        prepare(name, work)
-        try:
-            p = measure([binary, "profile", work / f"{name}.safetensors", PROFILE_BATCH, repeats, 1], 1)
-        except RuntimeError as error:
-            p = {"error": str(error)}
-        data["profiles"][name] = p
-        print("profile", name, p.get("total_ms", p.get("error")), file=sys.stderr, flush=True)
-        save(data)
+def profile(args, binary, work, data, name):
+    """DMLKit's per-layer profile of one model at batch PROFILE_BATCH, 1 thread."""
+    try:
+        p = measure([binary, "profile", work / f"{name}.safetensors", PROFILE_BATCH, 1 if args.quick else 2, 1], 1)
+    except RuntimeError as error:
+        p = {"error": str(error)}
+    data["profiles"][name] = p
+    print("profile", name, p.get("total_ms", p.get("error")), file=sys.stderr, flush=True)
 
 
 def save(data):
@@ -260,7 +259,14 @@ def main():
         args.rounds = 1
     global AVX2
     AVX2 = args.avx2
-    command = "python bench/runtime/run.py " + " ".join(sys.argv[1:])
+    # The command as recorded: --bin and --work name paths of the machine it ran on, not how to reproduce it.
+    shown, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip or arg in ("--bin", "--work"):
+            skip = not skip
+            continue
+        shown.append(arg)
+    command = "python bench/runtime/run.py " + " ".join(shown)
     if args.reuse:
         data = json.loads(LAST_RUN.read_text())
         command = data.get("command", command)
@@ -277,8 +283,6 @@ def main():
             data["sizes"][name] = prepare(name, work)
         save(data)
         run_all(args, binary, work, data)
-        if not args.no_profile:
-            profile_all(args, binary, work, data)
     section = render(data, command)
     print(section)
     if not args.no_write:
