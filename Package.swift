@@ -41,7 +41,9 @@ let package = Package(
                 .linkedFramework("Accelerate", .when(platforms: [.macOS, .iOS])),
             ]
         ),
-        .target(name: "DMLRuntime", dependencies: ["CDMLBlas"]),
+        // SHA-256 blocks for the load-time fingerprint check (C stays fast in debug builds).
+        .target(name: "CDMLHash"),
+        .target(name: "DMLRuntime", dependencies: ["CDMLBlas", "CDMLHash"]),
         // WordPiece tokenizer and BERT/MiniLM encoder over a Hugging Face model directory.
         .target(name: "DMLText", dependencies: ["DMLRuntime", "CDMLBlas"]),
         // PNG/JPEG in and PNG out through Debian's libpng and libjpeg-turbo.
