@@ -252,6 +252,8 @@ def main():
     parser.add_argument("--avx2", action="store_true", help="force the AVX2 kernels where a library has a setting")
     parser.add_argument("--bin", help="runtime-bench executable (default: build it in release)")
     parser.add_argument("--work", help="folder for the exported models, reused across runs (default: a new temp folder)")
+    parser.add_argument("--merge", action="store_true", help="add this run's cells to bench/runtime/last-run.json "
+                        "(e.g. the 2-thread rows measured after the 1-thread ones) instead of starting afresh")
     parser.add_argument("--reuse", action="store_true", help="render bench/runtime/last-run.json again, measure nothing")
     parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
     args = parser.parse_args()
@@ -279,6 +281,13 @@ def main():
         data = {"command": command, "commit": commit, "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "rounds": args.rounds,
                 "machine": machine_facts(binary, args.avx2), "cells": {}, "load": {}, "profiles": {}, "sizes": {}}
+        if args.merge and LAST_RUN.exists():
+            earlier = json.loads(LAST_RUN.read_text())
+            for key in ("cells", "load", "profiles", "sizes"):
+                earlier[key].update({k: v for k, v in data[key].items()})
+            earlier["command"] = f"{earlier['command']}`, then `{command}"
+            earlier["commit"] = f"{earlier['commit']}, then {commit}"
+            data, command = earlier, f"{earlier['command']}"
         for name in args.models:
             data["sizes"][name] = prepare(name, work)
         save(data)
