@@ -43,7 +43,12 @@ let package = Package(
         ),
         // SHA-256 blocks for the load-time fingerprint check (C stays fast in debug builds).
         .target(name: "CDMLHash"),
-        .target(name: "DMLRuntime", dependencies: ["CDMLBlas", "CDMLHash"]),
+        // oneDNN convolutions where Debian's libdnnl exists (x86-64 Linux); the C side compiles to stubs elsewhere.
+        .target(
+            name: "CDMLDnnl",
+            linkerSettings: [.linkedLibrary("dnnl", .when(platforms: [.linux])), .linkedLibrary("gomp", .when(platforms: [.linux]))]
+        ),
+        .target(name: "DMLRuntime", dependencies: ["CDMLBlas", "CDMLHash", "CDMLDnnl"]),
         // WordPiece tokenizer and BERT/MiniLM encoder over a Hugging Face model directory.
         .target(name: "DMLText", dependencies: ["DMLRuntime", "CDMLBlas"]),
         // PNG/JPEG in and PNG out through Debian's libpng and libjpeg-turbo.

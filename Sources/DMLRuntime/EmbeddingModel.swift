@@ -1,4 +1,5 @@
 import CDMLBlas
+import CDMLDnnl
 import Foundation
 
 /// A model loaded from one `.safetensors` file (weights + architecture), ready to embed.
@@ -65,9 +66,11 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         if let threads = options.threads { Self.setThreads(threads) }
     }
 
-    /// Sets the number of BLAS threads for the whole process.
+    /// Sets the number of BLAS threads for the whole process, and the OpenMP threads oneDNN convolutions use
+    /// (applied on each thread that runs a model; FAISS shares the same libgomp and sees that thread's setting).
     public static func setThreads(_ threads: Int) {
         dml_blas_set_threads(Int32(clamping: threads))
+        dml_dnnl_set_threads(Int32(clamping: threads))
     }
 
     /// Name of the BLAS in use (e.g. "OpenBLAS", "Accelerate").
