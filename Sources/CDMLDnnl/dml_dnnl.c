@@ -95,6 +95,27 @@ static int make_reorder(dnnl_primitive_t *out, const dnnl_memory_desc_t *from, c
     return st != dnnl_success;
 }
 
+// Each thread's work buffer (scratchpad + activations in oneDNN's layout), grown to the largest layer it ran
+// and kept: a fresh large malloc per call faults its pages in every time. Freed when the thread exits.
+static pthread_key_t arena_key;
+static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
+static _Thread_local void *arena_data;
+static _Thread_local size_t arena_size;
+
+static void make_arena_key(void) { pthread_key_create(&arena_key, free); }
+
+static void *arena(size_t bytes) {
+    if (bytes <= arena_size) return arena_data;
+    pthread_once(&arena_once, make_arena_key);
+    void *grown = NULL;
+    if (posix_memalign(&grown, 64, bytes)) return NULL;
+    free(arena_data);
+    arena_data = grown;
+    arena_size = bytes;
+    pthread_setspecific(arena_key, grown);
+    return grown;
+}
+
 // Runs `p` with `args` on a fresh stream (streams are cheap on CPU and not shared between threads).
 static int execute(dnnl_primitive_t p, int nargs, const dnnl_exec_arg_t *args) {
     dnnl_stream_t stream;
@@ -208,13 +229,14 @@ int dml_dnnl_conv_run(dml_dnnl_conv *c, const float *source, float *destination,
     if (!e) return 1;
     int n = atomic_load(&threads);
     if (n > 0) omp_set_num_threads(n);
-    void *scratch = NULL, *src_tmp = NULL, *dst_tmp = NULL;
     dnnl_memory_t user_src = NULL, user_dst = NULL, src = NULL, dst = NULL, bias = NULL, pad = NULL;
     int failed = 1;
-    if ((e->scratch_bytes && posix_memalign(&scratch, 64, e->scratch_bytes)) ||
-        (e->src_bytes && posix_memalign(&src_tmp, 64, e->src_bytes)) ||
-        (e->dst_bytes && posix_memalign(&dst_tmp, 64, e->dst_bytes)))
-        goto done;
+    // One block: scratchpad, then the source and destination in oneDNN's layout, each 64-byte aligned.
+    size_t scratch_size = (e->scratch_bytes + 63) / 64 * 64, src_size = (e->src_bytes + 63) / 64 * 64;
+    size_t total = scratch_size + src_size + e->dst_bytes;
+    void *block = arena(total);
+    if (total && !block) goto done;
+    void *scratch = block, *src_tmp = (char *)block + scratch_size, *dst_tmp = (char *)block + scratch_size + src_size;
     dnnl_dims_t b_dims = {c->s.out_channels};
     dnnl_memory_desc_t b_md;
     dnnl_memory_desc_init_by_tag(&b_md, 1, b_dims, dnnl_f32, dnnl_x);
@@ -251,9 +273,6 @@ done:
     if (dst) dnnl_memory_destroy(dst);
     if (bias) dnnl_memory_destroy(bias);
     if (pad) dnnl_memory_destroy(pad);
-    free(scratch);
-    free(src_tmp);
-    free(dst_tmp);
     return failed;
 }
 
