@@ -251,6 +251,7 @@ def main():
     parser.add_argument("--no-profile", action="store_true", help="skip the per-layer profiles")
     parser.add_argument("--avx2", action="store_true", help="force the AVX2 kernels where a library has a setting")
     parser.add_argument("--bin", help="runtime-bench executable (default: build it in release)")
+    parser.add_argument("--bin-commit", help="the commit --bin was built from, for the record")
     parser.add_argument("--work", help="folder for the exported models, reused across runs (default: a new temp folder)")
     parser.add_argument("--merge", action="store_true", help="add this run's cells to bench/runtime/last-run.json "
                         "(e.g. the 2-thread rows measured after the 1-thread ones) instead of starting afresh")
@@ -264,7 +265,7 @@ def main():
     # The command as recorded: --bin and --work name paths of the machine it ran on, not how to reproduce it.
     shown, skip = [], False
     for arg in sys.argv[1:]:
-        if skip or arg in ("--bin", "--work"):
+        if skip or arg in ("--bin", "--work", "--bin-commit"):
             skip = not skip
             continue
         shown.append(arg)
@@ -278,6 +279,16 @@ def main():
         work.mkdir(parents=True, exist_ok=True)
         import onnxruntime
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        # Say so when the sources built differ from the commit (a shared tree with someone's work in progress).
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "Sources", "Package.swift"], cwd=REPO,
+                               capture_output=True, text=True).stdout.split("\n")
+        dirty = sorted({line[3:].strip() for line in dirty if line.strip()})
+        if dirty and not args.bin:
+            commit += " plus uncommitted changes in " + ", ".join(dirty)
+        elif args.bin:
+            commit += f" (runtime-bench given with --bin, built from {args.bin_commit or 'an unrecorded tree'})"
+        elif not commit:
+            commit = "? (not a git checkout)"
         data = {"command": command, "commit": commit, "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "rounds": args.rounds,
                 "machine": machine_facts(binary, args.avx2), "cells": {}, "load": {}, "profiles": {}, "sizes": {}}

@@ -87,13 +87,21 @@ def main():
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; each cell keeps its best")
     parser.add_argument("--bin", help="text-bench executable (default: build it in release)")
+    parser.add_argument("--bin-commit", help="the commit --bin was built from, for the record")
     parser.add_argument("--runtime-bench", help="runtime-bench executable for the machine header (default: next to text-bench)")
     parser.add_argument("--avx2", action="store_true", help="force the AVX2 kernels where a library has a setting")
     parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
     args = parser.parse_args()
     global AVX2
     AVX2 = args.avx2
-    command_line = "python bench/text/run.py " + " ".join(sys.argv[1:])
+    shown, skip = [], False  # the command as recorded, without paths of the machine it ran on
+    for arg in sys.argv[1:]:
+        if skip or arg in ("--bin", "--runtime-bench", "--bin-commit"):
+            skip = not skip
+            continue
+        shown.append(arg)
+    command_line = "python bench/text/run.py " + " ".join(shown)
+    built = f"built from {args.bin_commit}" if args.bin_commit else "built from the working tree"
     subprocess.run([str(REPO / "scripts" / "text-model.sh")], check=True)
     binary = args.bin
     if binary is None:
@@ -125,7 +133,7 @@ def main():
     import torch
     import onnxruntime
     lines = [START, "## Text (DMLText vs sentence-transformers vs onnxruntime, all-MiniLM-L6-v2)", "",
-             f"Command: `{command_line}`, release build (`make bench` runs it with the other harnesses).", ""]
+             f"Command: `{command_line}`, release build {built} (`make bench` runs it with the other harnesses).", ""]
     lines += header_lines(facts)
     lines += [f"- 1-minute load average before the run and after each round: {' → '.join(f'{v:.1f}' for v in load)}; "
               f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}.",
