@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from . import losses as L
-from .miners import DenseTripletBatchSampler
+from .samplers import DenseTripletBatchSampler
 from .models import MLPEmbedder, MultiHeadEmbedder
 
 CLASS_LOSSES = {
