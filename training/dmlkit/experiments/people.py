@@ -296,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--caption-label", choices=("mean", "first"), default="mean",
                    help="caption label: the mean of the unit embeddings of all a person's captions (renormalised; "
                         "averages the random wording away), or the first caption's embedding")
+    p.add_argument("--pose-scale", choices=("torso", "torso_clipped", "extent"), default="torso",
+                   help="pose normalisation of the training label (held-out metrics always use the torso "
+                        "length, the project's pose distance)")
     p.add_argument("--width", type=int, default=32, help="channels of the first conv block")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy small CPU)")
@@ -330,9 +333,11 @@ def main(argv: list[str] | None = None) -> int:
             _save_npy(labels_cache, vectors)
         labels = CaptionLabels(vectors)
     label_qg = labels.distances(np.arange(need)[qs], np.arange(need)[gs])
-    train_labels = type(labels)(data.keypoints[tr] if a.label == "pose" else labels.vectors[tr])
+    train_labels = (PoseLabels(data.keypoints[tr], scale=a.pose_scale) if a.label == "pose"
+                    else CaptionLabels(labels.vectors[tr]))
     # the neighbour search is the slow part of setting up; cache it beside the data
-    space = a.label if a.label == "pose" else f"caption_{a.caption_label}"
+    space = (("pose" if a.pose_scale == "torso" else f"pose_{a.pose_scale}") if a.label == "pose"
+             else f"caption_{a.caption_label}")
     k_needed = 30 if a.protocol and PROTOCOLS[a.protocol].sampler == "paper_binary" else 5
     cache = os.path.join(a.data, f"{space}_neighbours_k5_first{a.train}.npy")
     cache30 = os.path.join(a.data, f"{space}_neighbours_k30_first{a.train}.npy")
