@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..data.people import generate_dataset, load_people
-from ..models import L2Normalize
+from ..models import L2Normalize, ResNetEmbedder
 from ..samplers import DenseTripletBatchSampler, PaperBinaryBatchSampler
 from .people_labels import DEFAULT_TEXT_MODEL, CaptionLabels, PoseLabels, embed_captions
 from .protocols import LOSSES, OPTIMIZERS, PROTOCOLS, label_power, make_loss, make_optimizer  # noqa: F401 (re-exported)
@@ -50,6 +50,19 @@ class PeopleCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.head(torch.flatten(self.features(x), 1)))
+
+
+ARCHS = ("cnn", "resnet")
+
+
+def make_embedder(arch: str, dim: int, size: int, width: int, normalize: bool = True) -> nn.Module:
+    """``cnn``: :class:`PeopleCNN` (four conv blocks); ``resnet``: :class:`dmlkit.models.ResNetEmbedder`
+    (ResNet-18-style, two basic blocks per stage), both flattening the final map."""
+    if arch == "cnn":
+        return PeopleCNN(dim, size, width, normalize=normalize)
+    if arch == "resnet":
+        return ResNetEmbedder(dim, size, width, normalize=normalize)
+    raise ValueError(f"unknown arch {arch!r}; choose from {', '.join(ARCHS)}")
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -98,7 +111,7 @@ def embed(model: nn.Module, images: np.ndarray, batch: int = 256) -> np.ndarray:
 
 def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: int = 32, k: int = 5,
           lr: float = 1e-3, loss: str = "log_ratio", width: int = 32, neighbours: np.ndarray | None = None,
-          groups: int = 1, protocol: str | None = None, optimizer: str = "adam_cosine",
+          groups: int = 1, protocol: str | None = None, optimizer: str = "adam_cosine", arch: str = "cnn",
           log=print) -> tuple[nn.Module, dict]:
     """Train a :class:`PeopleCNN` with ``loss`` (see :func:`make_loss`) on dense-triplet batches: an
     anchor, its k label-space neighbours and random others (``groups`` anchors with their neighbours
@@ -116,7 +129,7 @@ def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: in
     if protocol is not None and spec is None:
         raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
     torch.manual_seed(seed)
-    model = PeopleCNN(dim, images.shape[1], width, normalize=spec.normalize if spec else True)
+    model = make_embedder(arch, dim, images.shape[1], width, normalize=spec.normalize if spec else True)
     need = 30 if spec and spec.sampler == "paper_binary" else k
     t0 = time.time()
     neighbours = labels.neighbours(need) if neighbours is None else neighbours
@@ -204,6 +217,10 @@ LOSS_TEXT = {"log_ratio": "log-ratio, squared distances in both spaces, every sa
                                  "anchor"),
              "dense_triplet": "triplet margin 0.05 on all dense triplets of the batch",
              "binary_triplet": "triplet margin 0.2, the 5 label-space nearest as positives"}
+ARCH_TEXT = {"cnn": "`dmlkit.experiments.people.PeopleCNN(dim={dim}, width={width})`: four stride-2\n  "
+                    "conv3x3/BN/ReLU blocks, flatten, linear, L2 normalisation",
+             "resnet": "`dmlkit.models.ResNetEmbedder(dim={dim}, width={width})`: ResNet-18-style (stem and four\n  "
+                       "stages of two basic blocks), flatten, linear, L2 normalisation"}
 OPTIMIZER_TEXT = {"adam_cosine": "Adam with cosine decay,",
                   "paper_sgd": "SGD (momentum 0.9, weight decay 5e-4, lr / (1 + 1e-4 step)),"}
 LABEL_TEXT = {
@@ -231,8 +248,7 @@ def model_card(result: dict, fingerprint: str, command: str) -> str:
 {LABEL_TEXT[c['label']][0]}-aware image embedder: 64x64 RGB image of one person -> {c['dim']}-d {unit}
 embedding whose distances follow {LABEL_TEXT[c['label']][1]}{caption_note}.
 
-- **Architecture**: `dmlkit.experiments.people.PeopleCNN(dim={c['dim']}, width={c['width']})`: four stride-2
-  conv3x3/BN/ReLU blocks, flatten, linear, L2 normalisation. Preprocessing: pixels / 255, minus
+- **Architecture**: {ARCH_TEXT[c.get('arch', 'cnn')].format(dim=c['dim'], width=c['width'])}. Preprocessing: pixels / 255, minus
   {PIXEL_MEAN}, divided by {PIXEL_STD} (stored in the file). Weights stored as {result['export']['dtype']}
   (smallest cosine to the float32 model on the held-out queries: {result['f16_min_cosine']:.6f}).
 - **Data**: synthetic people from `dmlkit.data.people` (seed {c['data_seed']}, {c['count']} generated): the first
@@ -300,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="pose normalisation of the training label (held-out metrics always use the torso "
                         "length, the project's pose distance)")
     p.add_argument("--width", type=int, default=32, help="channels of the first conv block")
+    p.add_argument("--arch", choices=ARCHS, default="cnn", help="embedder: the 4-block CNN or the ResNet-18-style one")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy small CPU)")
     p.add_argument("--out", help="directory for metrics.json and the checkpoint")
@@ -354,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     t_nn = time.time() - t0
     model, info = train(data.images[tr], train_labels, a.dim, a.steps, a.seed, a.batch, lr=a.lr,
                         loss=a.loss, width=a.width, neighbours=neighbours, groups=a.groups,
-                        protocol=a.protocol, optimizer=a.optimizer,
+                        protocol=a.protocol, optimizer=a.optimizer, arch=a.arch,
                         log=lambda m: print(m, flush=True))
     info["neighbour_seconds"] = round(t_nn, 1)
     info["neighbours_cached"] = bool(t_nn < 5 and os.path.exists(cache))
@@ -362,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.protocol:  # the card and the rows name what was trained
         spec = PROTOCOLS[a.protocol]
         a.loss, a.batch, a.lr, a.optimizer = a.protocol, spec.batch, spec.lr, spec.optimizer
-    untrained = PeopleCNN(a.dim, data.images.shape[1], a.width)
+    untrained = make_embedder(a.arch, a.dim, data.images.shape[1], a.width)
     embeddings = {a.loss: (embed(model, data.images[qs]), embed(model, data.images[gs])),
                   "random-init CNN": (embed(untrained, data.images[qs]), embed(untrained, data.images[gs])),
                   "raw pixels (16x16)": (raw_pixels(data.images[qs]), raw_pixels(data.images[gs]))}
