@@ -134,3 +134,31 @@ def test_label_scale_plot_runs_and_clipping_bounds_the_radius(tmp_path):
                           pose_distance_matrix(kps, scale="extent", too_few="nan"))
     assert pose_label_scales.main(["--count", "8", "--out", str(tmp_path / "p.png")]) == 0
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_batch_flip_keeps_every_pairwise_pose_distance():
+    from dmlkit.data.people.augment import PersonCrops
+
+    samples = [sample_person(np.random.default_rng([7, i]), 96) for i in range(6)]
+    images, kps = np.stack([s.image for s in samples]), np.stack([s.keypoints for s in samples])
+    boxes = [_box(k) for k in kps]
+    plain, plain_k = PersonCrops(images, kps, boxes, 48).fixed(range(6))
+    flipped, flipped_k = PersonCrops(images, kps, boxes, 48, scale=(1, 1), shift=0.0, flip=1.0).batch(range(6))
+    assert np.array_equal(flipped, plain[:, :, ::-1])
+    want = pose_distance_matrix(plain_k, too_few="nan")
+    np.testing.assert_allclose(pose_distance_matrix(flipped_k, too_few="nan"), want, rtol=1e-12, atol=1e-12)
+    assert pose_distance_matrix(flipped_k, plain_k, too_few="nan").diagonal().min() > 0.05  # each one is mirrored
+    jittered, jk = PersonCrops(images, kps, boxes, 48, seed=1).batch(range(6))
+    assert jittered.shape == (6, 48, 48, 3) and not np.array_equal(jittered, plain)
+    assert np.isfinite(pose_distance_matrix(jk, too_few="nan")).all()
+
+
+def test_people_command_line_trains_on_person_crops(tmp_path):
+    from dmlkit.experiments import people
+
+    argv = ["--data", str(tmp_path / "data"), "--count", "30", "--train", "16", "--queries", "4", "--gallery", "10",
+            "--steps", "2", "--batch", "8", "--dim", "8", "--width", "4", "--crop", "32", "--arch", "resnet",
+            "--pose-scale", "torso_clipped", "--export", str(tmp_path / "m.safetensors")]
+    assert people.main(argv) == 0
+    card = (tmp_path / "m.md").read_text()
+    assert "32x32 RGB person-centred crop" in card and "ResNet-18-style" in card

@@ -112,7 +112,7 @@ def embed(model: nn.Module, images: np.ndarray, batch: int = 256) -> np.ndarray:
 def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: int = 32, k: int = 5,
           lr: float = 1e-3, loss: str = "log_ratio", width: int = 32, neighbours: np.ndarray | None = None,
           groups: int = 1, protocol: str | None = None, optimizer: str = "adam_cosine", arch: str = "cnn",
-          log=print) -> tuple[nn.Module, dict]:
+          crops=None, log=print) -> tuple[nn.Module, dict]:
     """Train a :class:`PeopleCNN` with ``loss`` (see :func:`make_loss`) on dense-triplet batches: an
     anchor, its k label-space neighbours and random others (``groups`` anchors with their neighbours
     per batch). ``labels`` is a
@@ -122,14 +122,19 @@ def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: in
 
     ``protocol`` (a name in :data:`~dmlkit.experiments.protocols.PROTOCOLS`) replaces ``loss``,
     ``batch``, ``lr``, ``optimizer`` and the output normalisation with the paper's settings; the
-    ``paper_binary`` protocol needs ``neighbours`` with >= 30 columns (searched if not given)."""
+    ``paper_binary`` protocol needs ``neighbours`` with >= 30 columns (searched if not given).
+
+    ``crops`` (a :class:`~dmlkit.data.people.augment.PersonCrops` over ``images``) trains on jittered,
+    batch-flipped person crops instead of the whole images; pose labels are then measured on the
+    crops' keypoints (joints cut off by the jitter no longer count)."""
     if len(labels) != len(images):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     spec = PROTOCOLS.get(protocol) if protocol is not None else None
     if protocol is not None and spec is None:
         raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
     torch.manual_seed(seed)
-    model = make_embedder(arch, dim, images.shape[1], width, normalize=spec.normalize if spec else True)
+    side = crops.size if crops is not None else images.shape[1]
+    model = make_embedder(arch, dim, side, width, normalize=spec.normalize if spec else True)
     need = 30 if spec and spec.sampler == "paper_binary" else k
     t0 = time.time()
     neighbours = labels.neighbours(need) if neighbours is None else neighbours
@@ -147,13 +152,19 @@ def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: in
                                            neighbours=neighbours, groups=groups)
     power = label_power(loss_fn)
     opt, sched = make_optimizer(optimizer, model.parameters(), steps, lr)
-    x_all = to_tensor(images)
+    x_all = to_tensor(images) if crops is None else None
     model.train()
     t0, running = time.time(), []
     for step, idx in enumerate(sampler, 1):
         idx = np.asarray(idx)
-        dy = torch.from_numpy(labels.distances(idx) ** power)
-        value = loss_fn(model(x_all[idx]), label_distances=dy)
+        if crops is None:
+            x, d = x_all[idx], labels.distances(idx)
+        else:
+            pixels, kps = crops.batch(idx)
+            x = to_tensor(pixels)
+            d = (PoseLabels(kps, labels.scale).distances(np.arange(len(idx))) if isinstance(labels, PoseLabels)
+                 else labels.distances(idx))
+        value = loss_fn(model(x), label_distances=torch.from_numpy(d ** power))
         opt.zero_grad()
         value.backward()
         opt.step()
@@ -240,12 +251,14 @@ def model_card(result: dict, fingerprint: str, command: str) -> str:
                     if c["label"] == "caption" and c.get("caption_label", "first") == "mean" else "")
     for name, row in m.items():
         table.append(f"| {name} | " + " | ".join(f"{row[k]:.4f}" for k in cols) + " |")
+    crop_text = (f"{c['crop']}x{c['crop']} RGB person-centred crop (square of 1.25 x the person box's larger "
+                 "side)" if c.get("crop") else "64x64 RGB image")
     spec = PROTOCOLS.get(c.get("protocol") or "")
     loss_text = f"protocol: {spec.description}" if spec else LOSS_TEXT[c["loss"]]
     unit = "L2-normalised" if spec is None or spec.normalize else "unnormalised (compare by Euclidean distance)"
     return f"""# {os.path.basename(result['export']['path'])}
 
-{LABEL_TEXT[c['label']][0]}-aware image embedder: 64x64 RGB image of one person -> {c['dim']}-d {unit}
+{LABEL_TEXT[c['label']][0]}-aware image embedder: {crop_text} of one person -> {c['dim']}-d {unit}
 embedding whose distances follow {LABEL_TEXT[c['label']][1]}{caption_note}.
 
 - **Architecture**: {ARCH_TEXT[c.get('arch', 'cnn')].format(dim=c['dim'], width=c['width'])}. Preprocessing: pixels / 255, minus
@@ -316,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="pose normalisation of the training label (held-out metrics always use the torso "
                         "length, the project's pose distance)")
     p.add_argument("--width", type=int, default=32, help="channels of the first conv block")
+    p.add_argument("--crop", type=int, default=0,
+                   help="train and evaluate on person-centred crops of this size from each person's box (training "
+                        "crops jittered in scale and position, batches flipped); 0: whole images")
     p.add_argument("--arch", choices=ARCHS, default="cnn", help="embedder: the 4-block CNN or the ResNet-18-style one")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy small CPU)")
@@ -369,9 +385,17 @@ def main(argv: list[str] | None = None) -> int:
     if k_needed == 30:
         cache = cache30
     t_nn = time.time() - t0
-    model, info = train(data.images[tr], train_labels, a.dim, a.steps, a.seed, a.batch, lr=a.lr,
+    crops = None
+    if a.crop:
+        from ..data.people.augment import PersonCrops
+
+        crops = PersonCrops(data.images, data.keypoints, [r.bbox for r in data.records], a.crop, seed=a.seed)
+        data.images, _ = crops.fixed(range(need))  # evaluation and export see the plain crops
+        train_crops = PersonCrops(crops.images[tr], data.keypoints[tr], crops.boxes[tr], a.crop, seed=a.seed)
+    model, info = train(data.images[tr] if crops is None else train_crops.images, train_labels, a.dim, a.steps, a.seed, a.batch, lr=a.lr,
                         loss=a.loss, width=a.width, neighbours=neighbours, groups=a.groups,
                         protocol=a.protocol, optimizer=a.optimizer, arch=a.arch,
+                        crops=train_crops if crops is not None else None,
                         log=lambda m: print(m, flush=True))
     info["neighbour_seconds"] = round(t_nn, 1)
     info["neighbours_cached"] = bool(t_nn < 5 and os.path.exists(cache))
@@ -394,10 +418,10 @@ def main(argv: list[str] | None = None) -> int:
               "f16_min_cosine": f16_parity(model, data.images[qs])}
     if a.export:
         dtype = "f16" if result["f16_min_cosine"] >= 0.999 else "f32"
-        arch = export(model, a.export, dtype, {
+        arch = export(model, a.export, dtype, size=data.images.shape[1], metadata={
             "people.task": a.label, "people.loss": a.loss, "people.dim": a.dim, "people.seed": a.seed,
             "people.data": f"dmlkit.data.people seed {a.data_seed}, first {a.train} of {a.count} people, 64x64",
-            "people.steps": a.steps})
+            "people.steps": a.steps, "people.crop": a.crop or "whole image"})
         result["export"] = {"path": a.export, "dtype": dtype, "output_dim": arch["output_dim"]}
         from safetensors import safe_open
 
