@@ -402,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(a.seed)
     if a.protocol:  # the card and the rows name what was trained
         spec = PROTOCOLS[a.protocol]
-        a.loss, a.batch, a.lr, a.optimizer = a.protocol, spec.batch, spec.lr, spec.optimizer
+        a.loss, a.batch, a.lr, a.optimizer = f"protocol:{a.protocol}", spec.batch, spec.lr, spec.optimizer
     untrained = make_embedder(a.arch, a.dim, data.images.shape[1], a.width)
     embeddings = {a.loss: (embed(model, data.images[qs]), embed(model, data.images[gs])),
                   "random-init CNN": (embed(untrained, data.images[qs]), embed(untrained, data.images[gs])),
