@@ -44,7 +44,7 @@ def data_dir(out: str, count: int, size: int) -> str:
 def ensure_data(a) -> str:
     """Generate the synthetic people once (``dmlkit.data.people.generate``)."""
     path = data_dir(a.out, a.count, a.size)
-    if not os.path.exists(os.path.join(path, "person_keypoints.json")):
+    if not DRY_RUN and not os.path.exists(os.path.join(path, "person_keypoints.json")):
         run([sys.executable, "-m", "dmlkit.data.people.generate", "--out", path, "--count", str(a.count),
              "--seed", "0", "--size", str(a.size), "--captions-per-image", "5", "--quiet"], None)
     return path
@@ -72,10 +72,17 @@ def people_cmd(a, data: str, label: str, dim: int, seed: int, steps: int, extra:
             "--dim", str(dim), "--seed", str(seed), "--steps", str(steps), "--threads", "1", "--out", out, *extra]
 
 
+DRY_RUN = False  # --dry-run: print the commands instead of running them
+
+
 def run_all(jobs: list[tuple[list[str], str]], parallel: int) -> None:
     """Run (command, log) pairs, ``parallel`` at a time; the first of each label computes the
     label-space neighbours, so those go first and alone."""
     pending = [(c, log) for c, log in jobs if not os.path.exists(os.path.join(c[c.index("--out") + 1], "metrics.json"))]
+    if DRY_RUN:
+        for cmd, _ in pending:
+            print("python " + " ".join(cmd[1:]))
+        return
     firsts, seen = [], set()
     for job in pending:
         key = job[0][job[0].index("--label") + 1]
@@ -92,8 +99,9 @@ def shipped(a) -> int:
     """The shipped models: log-ratio, pose and caption labels, d 128 and 16, seed 0."""
     data = ensure_data(a)
     runs = os.path.join(a.out, "people18")
-    os.makedirs(runs, exist_ok=True)
-    os.makedirs(a.models_dir, exist_ok=True)
+    if not DRY_RUN:
+        os.makedirs(runs, exist_ok=True)
+        os.makedirs(a.models_dir, exist_ok=True)
     jobs = []
     for dim in (128, 16):
         for label in ("pose", "caption"):
@@ -110,7 +118,8 @@ def grid(a) -> int:
     """Every row x label x dim x seed at the same image budget."""
     data = ensure_data(a)
     runs = os.path.join(a.out, "people-grid")
-    os.makedirs(runs, exist_ok=True)
+    if not DRY_RUN:
+        os.makedirs(runs, exist_ok=True)
     jobs = []
     for row in a.rows:
         extra, batch = ROWS[row]
@@ -123,7 +132,7 @@ def grid(a) -> int:
                     cmd = people_cmd(a, data, label, dim, seed, steps, extra, os.path.join(runs, name))
                     jobs.append((cmd, os.path.join(runs, name + ".log")))
     run_all(jobs, a.jobs)
-    return table(a)
+    return 0 if DRY_RUN else table(a)
 
 
 def table(a) -> int:
@@ -153,7 +162,10 @@ def main(argv: list[str] | None = None) -> int:
                         "e.g. --extra --arch resnet --width 16 --crop 112")
     p.add_argument("--tag", default="", help="grid: suffix of the run names (to keep variants apart)")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time")
+    p.add_argument("--dry-run", action="store_true", help="print the training commands, run nothing")
     a = p.parse_args(argv)
+    global DRY_RUN
+    DRY_RUN = a.dry_run
     # Runs start in training/ with paths relative to it, so the command a model card records
     # ("cd training && python -m dmlkit.experiments.people ...") names no path of this machine.
     training = os.path.join(ROOT, "training")

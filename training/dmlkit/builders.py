@@ -25,6 +25,7 @@ CONTINUOUS_LOSSES = {
     "log_ratio": L.LogRatioLoss,
     "dense_triplet": L.DenseTripletMarginLoss,
     "binary_triplet": L.BinaryTripletLoss,
+    "label_triplet": L.LabelTripletLoss,  # params: margin, miner, distance, reducer, ...
 }
 
 

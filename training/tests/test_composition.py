@@ -140,3 +140,20 @@ def test_similarity_reverses_the_hinge():
     assert loss(x, y).item() == 0.0
     x_bad = x[[0, 2, 1]]  # now the label neighbour is orthogonal: 1 - 0 + 0.1
     assert loss(x_bad, y).item() == pytest.approx(1.1)
+
+
+def test_config_names_build_the_objects():
+    """A YAML config names distances and reducers; the trainer's builder passes them to the loss."""
+    from dmlkit.builders import Data, build_loss
+    from dmlkit.config import load_config
+
+    cfg = load_config(None, ["loss.name=label_triplet", "loss.params.margin=0.1", "loss.params.miner=dense",
+                             "loss.params.distance={name: squared_euclidean, normalize: true}",
+                             "loss.params.reducer=mean", "data.name=npy"])
+    x, y = data(5)
+    d = Data(x.float(), y.float(), x.float(), y.float(), continuous=True)
+    step = build_loss(cfg, None, d)
+    assert isinstance(step.module.distance, SquaredEuclidean) and step.module.distance.normalize
+    assert isinstance(step.module.reducer, MeanReducer)
+    want = LabelTripletLoss(0.1, "dense", distance=SquaredEuclidean(normalize=True), reducer=MeanReducer())(x, y)
+    assert step.module(x, y).item() == pytest.approx(want.item(), rel=1e-12)

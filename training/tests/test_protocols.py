@@ -105,3 +105,12 @@ def test_each_protocol_trains_a_few_steps(name):
         assert not np.allclose(norms, 1.0)
     with pytest.raises(ValueError, match="protocol"):
         people.train(images, labels, dim=4, steps=1, seed=0, protocol="paper_magic")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")
+def test_cuda_without_cuda_is_a_clear_error():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(20, 16, 16, 3), dtype=np.uint8)
+    labels = CaptionLabels(np.eye(20))
+    with pytest.raises(ValueError, match="CUDA"):
+        people.train(images, labels, dim=4, steps=1, seed=0, batch=8, k=2, width=4, device="cuda")

@@ -112,7 +112,7 @@ def embed(model: nn.Module, images: np.ndarray, batch: int = 256) -> np.ndarray:
 def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: int = 32, k: int = 5,
           lr: float = 1e-3, loss: str = "log_ratio", width: int = 32, neighbours: np.ndarray | None = None,
           groups: int = 1, protocol: str | None = None, optimizer: str = "adam_cosine", arch: str = "cnn",
-          crops=None, log=print) -> tuple[nn.Module, dict]:
+          crops=None, device: str = "cpu", log=print) -> tuple[nn.Module, dict]:
     """Train a :class:`PeopleCNN` with ``loss`` (see :func:`make_loss`) on dense-triplet batches: an
     anchor, its k label-space neighbours and random others (``groups`` anchors with their neighbours
     per batch). ``labels`` is a
@@ -126,7 +126,9 @@ def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: in
 
     ``crops`` (a :class:`~dmlkit.data.people.augment.PersonCrops` over ``images``) trains on jittered,
     batch-flipped person crops instead of the whole images; pose labels are then measured on the
-    crops' keypoints (joints cut off by the jitter no longer count)."""
+    crops' keypoints (joints cut off by the jitter no longer count).
+
+    ``device`` (``cpu`` or ``cuda``) is where training runs; the model comes back on the CPU."""
     if len(labels) != len(images):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     spec = PROTOCOLS.get(protocol) if protocol is not None else None
@@ -151,6 +153,9 @@ def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: in
         sampler = DenseTripletBatchSampler(np.arange(len(images)), batch, k=k, num_batches=steps, seed=seed,
                                            neighbours=neighbours, groups=groups)
     power = label_power(loss_fn)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available")
+    model.to(device)
     opt, sched = make_optimizer(optimizer, model.parameters(), steps, lr)
     x_all = to_tensor(images) if crops is None else None
     model.train()
@@ -164,7 +169,7 @@ def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: in
             x = to_tensor(pixels)
             d = (PoseLabels(kps, labels.scale).distances(np.arange(len(idx))) if isinstance(labels, PoseLabels)
                  else labels.distances(idx))
-        value = loss_fn(model(x), label_distances=torch.from_numpy(d ** power))
+        value = loss_fn(model(x.to(device)), label_distances=torch.from_numpy(d ** power).to(device))
         opt.zero_grad()
         value.backward()
         opt.step()
@@ -172,6 +177,7 @@ def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: in
         running.append(value.item())
         if step % 100 == 0 or step == steps:
             log(f"step {step}/{steps} loss {np.mean(running[-100:]):.4f} ({time.time() - t0:.0f} s)")
+    model.cpu()
     return model, {"train_seconds": round(time.time() - t0, 1), "neighbour_seconds": round(t_nn, 1),
                    "final_loss": float(np.mean(running[-100:]))}
 
@@ -254,6 +260,7 @@ def model_card(result: dict, fingerprint: str, command: str) -> str:
     crop_text = (f"{c['crop']}x{c['crop']} RGB person-centred crop (square of 1.25 x the person box's larger "
                  "side)" if c.get("crop") else "64x64 RGB image")
     spec = PROTOCOLS.get(c.get("protocol") or "")
+    where = "GPU (CUDA)" if c.get("device") == "cuda" else f"CPU, {c.get('threads', 1)} thread(s)"
     loss_text = f"protocol: {spec.description}" if spec else LOSS_TEXT[c["loss"]]
     unit = "L2-normalised" if spec is None or spec.normalize else "unnormalised (compare by Euclidean distance)"
     return f"""# {os.path.basename(result['export']['path'])}
@@ -268,7 +275,7 @@ embedding whose distances follow {LABEL_TEXT[c['label']][1]}{caption_note}.
   {c['train']} train; held out: {c['queries']} queries against a gallery of {c['gallery']} (never seen in training).
 - **Training**: loss `{c['loss']}` ({loss_text}), batches of {c['batch']}
   ({c.get('groups', 1)} anchor(s), each with its 5 label-space neighbours, then random others), {OPTIMIZER_TEXT[c.get('optimizer', 'adam_cosine')]} lr {c['lr']}, {c['steps']} steps,
-  seed {c['seed']}, CPU, 1 thread: {result['train']['train_seconds']} s of training, plus the label-space
+  seed {c['seed']}, {where}: {result['train']['train_seconds']} s of training, plus the label-space
   neighbour search ({result['train']['neighbour_seconds']} s; cached per data set).
 - **Fingerprint**: `{fingerprint}`
 
@@ -334,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
                         "crops jittered in scale and position, batches flipped); 0: whole images")
     p.add_argument("--arch", choices=ARCHS, default="cnn", help="embedder: the 4-block CNN or the ResNet-18-style one")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where training runs (evaluation and export run on the CPU)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy small CPU)")
     p.add_argument("--out", help="directory for metrics.json and the checkpoint")
     p.add_argument("--export", help="also write the trained model here (.safetensors, f16 if parity allows) "
@@ -395,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     model, info = train(data.images[tr] if crops is None else train_crops.images, train_labels, a.dim, a.steps, a.seed, a.batch, lr=a.lr,
                         loss=a.loss, width=a.width, neighbours=neighbours, groups=a.groups,
                         protocol=a.protocol, optimizer=a.optimizer, arch=a.arch,
-                        crops=train_crops if crops is not None else None,
+                        crops=train_crops if crops is not None else None, device=a.device,
                         log=lambda m: print(m, flush=True))
     info["neighbour_seconds"] = round(t_nn, 1)
     info["neighbours_cached"] = bool(t_nn < 5 and os.path.exists(cache))
