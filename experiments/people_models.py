@@ -32,8 +32,11 @@ ROWS = {
     "log_ratio_first": (["--protocol", "log_ratio_first"], 150),
     "log_ratio": (["--loss", "log_ratio"], 32),
     "binary_triplet": (["--loss", "binary_triplet"], 32),
-    "binary_triplet@4": (["--loss", "binary_triplet", "--groups", "4"], 32),
     "dense_triplet": (["--loss", "dense_triplet"], 32),
+    # several anchor groups (each anchor with its 5 label-space neighbours) per batch of 32
+    "log_ratio@4": (["--loss", "log_ratio", "--groups", "4"], 32),
+    "binary_triplet@4": (["--loss", "binary_triplet", "--groups", "4"], 32),
+    "dense_triplet@4": (["--loss", "dense_triplet", "--groups", "4"], 32),
 }
 
 
