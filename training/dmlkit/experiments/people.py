@@ -113,12 +113,12 @@ def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: in
           lr: float = 1e-3, loss: str = "log_ratio", width: int = 32, neighbours: np.ndarray | None = None,
           groups: int = 1, protocol: str | None = None, optimizer: str = "adam_cosine", arch: str = "cnn",
           crops=None, device: str = "cpu", log=print) -> tuple[nn.Module, dict]:
-    """Train a :class:`PeopleCNN` with ``loss`` (see :func:`make_loss`) on dense-triplet batches: an
-    anchor, its k label-space neighbours and random others (``groups`` anchors with their neighbours
-    per batch). ``labels`` is a
+    """Train an embedder (:func:`make_embedder`: ``arch`` ``cnn`` or ``resnet``) with ``loss`` (see
+    :func:`make_loss`) on dense-triplet batches: an anchor, its k label-space neighbours and random
+    others (``groups`` anchors with their neighbours per batch). ``labels`` is a
     :class:`~dmlkit.experiments.people_labels.PoseLabels` or ``CaptionLabels`` over the same samples.
-    The log-ratio loss gets squared label distances (it compares squared embedding distances); the
-    triplet losses only use their order.
+    Label distances are raised to the loss's ``label_power`` (2 for the squared log-ratio loss, which
+    compares squared embedding distances); the triplet losses only use their order.
 
     ``protocol`` (a name in :data:`~dmlkit.experiments.protocols.PROTOCOLS`) replaces ``loss``,
     ``batch``, ``lr``, ``optimizer`` and the output normalisation with the paper's settings; the
