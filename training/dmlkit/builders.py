@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from . import losses as L
-from .miners import DenseTripletBatchSampler
+from .samplers import DenseTripletBatchSampler
 from .models import MLPEmbedder, MultiHeadEmbedder
 
 CLASS_LOSSES = {
@@ -25,6 +25,7 @@ CONTINUOUS_LOSSES = {
     "log_ratio": L.LogRatioLoss,
     "dense_triplet": L.DenseTripletMarginLoss,
     "binary_triplet": L.BinaryTripletLoss,
+    "label_triplet": L.LabelTripletLoss,  # params: margin, miner, distance, reducer, ...
 }
 
 

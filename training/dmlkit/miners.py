@@ -1,120 +1,19 @@
-"""Mining for continuous labels: dense-triplet batches and triplet index tuples.
+"""Mining for continuous labels: triplet index tuples from a batch's label distances.
 
-* :class:`DenseTripletBatchSampler` builds the batches of Kim et al. (CVPR 2019): an anchor, its k
-  nearest neighbours in label space, and random other samples. It is a ``batch_sampler`` for a
-  standard ``torch.utils.data.DataLoader``; the anchor is always the first index of a batch.
 * :func:`dense_triplets` and :func:`binary_triplets` turn a batch's label distances into
   pytorch-metric-learning style ``(anchors, positives, negatives)`` index tuples for the triplet
-  baselines.
+  baselines; :func:`positional_triplets` reads them from a batch's layout (anchor, positives, negatives).
+* The batch samplers live in :mod:`dmlkit.samplers`; they are re-exported here so that the old import
+  path ``dmlkit.miners.DenseTripletBatchSampler`` keeps working.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
-
-import numpy as np
 import torch
-from torch.utils.data import Sampler
 
-from ._checks import as_label_matrix, check_distance_matrix
-
-LabelDistance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def euclidean_label_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Euclidean distances between label rows of ``a`` (n, L) and ``b`` (m, L), shape (n, m)."""
-    return torch.cdist(a.double(), b.double(), compute_mode="donot_use_mm_for_euclid_dist")
-
-
-def label_neighbours(labels: torch.Tensor, k: int, distance: LabelDistance = euclidean_label_distance,
-                     chunk: int = 1024) -> torch.Tensor:
-    """Indices (N, k) of each sample's k nearest other samples in label space (self excluded).
-
-    Ties are broken by the lower index so the result is deterministic. Computed in chunks of rows
-    so that large datasets never need the full N x N matrix.
-    """
-    y = as_label_matrix(torch.as_tensor(labels), len(labels))
-    n = len(y)
-    if not 1 <= k <= n - 1:
-        raise ValueError(f"k must be in [1, {n - 1}] for {n} samples, got {k}")
-    out = torch.empty(n, k, dtype=torch.long)
-    for start in range(0, n, chunk):
-        rows = torch.arange(start, min(start + chunk, n))
-        d = distance(y[rows], y).double()
-        d[torch.arange(len(rows)), rows] = float("inf")
-        # stable sort on distance gives lowest-index-first among ties
-        out[rows] = torch.sort(d, dim=1, stable=True).indices[:, :k]
-    return out
-
-
-class DenseTripletBatchSampler(Sampler[list]):
-    """Batches of [anchor, its k label-space neighbours, batch_size - 1 - k random others].
-
-    With ``groups`` = g > 1 a batch holds g such groups, [anchor_1, its neighbours, anchor_2, its
-    neighbours, ...] then random others, so that a loss with every sample as an anchor sees g anchors
-    whose near neighbours are in the batch (a neighbour already in the batch is not repeated; the
-    batch is topped up with random others).
-
-    Args:
-        labels: continuous labels, (N,) or (N, L); only used to find neighbours.
-        batch_size: samples per batch (>= k + 2, so every batch has at least one random other).
-        k: neighbours per anchor (the paper uses 5).
-        num_batches: batches per epoch; default ``N // batch_size``.
-        seed: base seed; epoch e uses ``seed + e`` so runs are reproducible (call ``set_epoch``).
-        distance: label distance function, Euclidean by default (pass e.g. a pose distance).
-        neighbours: precomputed (N, >= k) neighbour indices, skipping the search.
-        groups: anchors (each with its k neighbours) per batch; batch_size must be >= groups * (k + 1) + 1.
-
-    Anchors are drawn without replacement within an epoch (reshuffled per epoch). Random others are
-    drawn without replacement from the samples that are neither the anchor nor its neighbours.
-    """
-
-    def __init__(self, labels, batch_size: int, k: int = 5, num_batches: int | None = None, seed: int = 0,
-                 distance: LabelDistance = euclidean_label_distance, neighbours: torch.Tensor | None = None,
-                 groups: int = 1) -> None:
-        n = len(labels)
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        if groups < 1:
-            raise ValueError(f"groups must be >= 1, got {groups}")
-        if batch_size < groups * (k + 1) + 1:
-            raise ValueError(f"batch_size must be >= groups * (k + 1) + 1 = {groups * (k + 1) + 1}, got {batch_size}")
-        if batch_size > n:
-            raise ValueError(f"batch_size {batch_size} exceeds the {n} samples")
-        self.n, self.batch_size, self.k, self.seed, self.epoch = n, batch_size, k, seed, 0
-        self.groups = groups
-        self.num_batches = num_batches if num_batches is not None else max(1, n // batch_size)
-        if self.num_batches < 1:
-            raise ValueError(f"num_batches must be >= 1, got {num_batches}")
-        if neighbours is None:
-            neighbours = label_neighbours(torch.as_tensor(labels), k, distance)
-        neighbours = torch.as_tensor(neighbours, dtype=torch.long)
-        if neighbours.dim() != 2 or neighbours.shape[0] != n or neighbours.shape[1] < k:
-            raise ValueError(f"neighbours must have shape ({n}, >= {k}), got {tuple(neighbours.shape)}")
-        self.neighbours = neighbours[:, :k].numpy()
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose random stream the next iteration uses."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.num_batches
-
-    def __iter__(self) -> Iterator[list]:
-        rng = np.random.default_rng(self.seed + self.epoch)
-        need = self.num_batches * self.groups
-        anchors = np.concatenate([rng.permutation(self.n) for _ in range(-(-need // self.n))])[:need]
-        for b in range(self.num_batches):
-            batch: list[int] = []
-            taken = np.zeros(self.n, dtype=bool)
-            for anchor in anchors[b * self.groups:(b + 1) * self.groups]:
-                for i in [int(anchor)] + [int(i) for i in self.neighbours[anchor]]:
-                    if not taken[i]:
-                        taken[i] = True
-                        batch.append(i)
-            others = rng.choice(np.flatnonzero(~taken), size=self.batch_size - len(batch), replace=False)
-            yield batch + [int(i) for i in others]
-
+from ._checks import check_distance_matrix
+from .samplers import (DenseTripletBatchSampler, LabelDistance, PaperBinaryBatchSampler,  # noqa: F401 (old path)
+                       euclidean_label_distance, label_neighbours)
 
 def _anchor_rows(n: int, anchors: str) -> torch.Tensor:
     if anchors == "all":
@@ -162,3 +61,14 @@ def binary_triplets(label_distances: torch.Tensor, k: int = 5, anchors: str = "a
     pair = positive.unsqueeze(2) & negative.unsqueeze(1)
     a, p, q = torch.nonzero(pair, as_tuple=True)
     return rows[a], p, q
+
+
+def positional_triplets(n: int, positives: int):
+    """Triplets of a batch laid out as ``[anchor, positives..., negatives...]`` (from
+    :class:`dmlkit.samplers.PaperBinaryBatchSampler`): (0, p, q) for every positive p in 1..positives
+    and every negative q after them, positive-major. Returns ``(anchor_idx, positive_idx, negative_idx)``."""
+    if not 1 <= positives <= n - 2:
+        raise ValueError(f"positives must be in [1, {n - 2}] for a batch of {n}, got {positives}")
+    p = torch.arange(1, positives + 1).repeat_interleave(n - 1 - positives)
+    q = torch.arange(positives + 1, n).repeat(positives)
+    return torch.zeros_like(p), p, q

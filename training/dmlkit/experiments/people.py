@@ -23,37 +23,21 @@ import torch
 from torch import nn
 
 from ..data.people import generate_dataset, load_people
-from ..losses import BinaryTripletLoss, DenseTripletMarginLoss, LogRatioLoss
-from ..miners import DenseTripletBatchSampler
-from ..models import L2Normalize
+from ..models import L2Normalize, ResNetEmbedder
+from ..samplers import DenseTripletBatchSampler, PaperBinaryBatchSampler
 from .people_labels import DEFAULT_TEXT_MODEL, CaptionLabels, PoseLabels, embed_captions
+from .protocols import LOSSES, OPTIMIZERS, PROTOCOLS, label_power, make_loss, make_optimizer  # noqa: F401 (re-exported)
 
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.25
-LOSSES = ("log_ratio", "log_ratio_first", "dense_triplet", "binary_triplet")
-
-
-def make_loss(name: str, k: int) -> nn.Module:
-    """The loss of a row: log-ratio (squared distances in both spaces, every sample an anchor; or
-    ``log_ratio_first``: only the batch's first sample, the one whose neighbours the batch holds), or
-    the paper's triplet baselines on the same batches (dense triplets, margin 0.05; binary triplets
-    with the k label-space neighbours as positives, margin 0.2)."""
-    if name == "log_ratio":
-        return LogRatioLoss(distance="squared", anchors="all")
-    if name == "log_ratio_first":
-        return LogRatioLoss(distance="squared", anchors="first")
-    if name == "dense_triplet":
-        return DenseTripletMarginLoss(margin=0.05)
-    if name == "binary_triplet":
-        return BinaryTripletLoss(k=k, margin=0.2)
-    raise ValueError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")
 
 
 class PeopleCNN(nn.Module):
     """64 x 64 RGB -> four stride-2 conv blocks -> 4 x 4 x 128 map -> flatten -> linear -> dim,
-    L2-normalised. The flatten keeps where things are, which a pose embedding needs (global pooling
-    would throw the layout away)."""
+    L2-normalised (``normalize=False``: as the head gives it, for the paper's log-ratio protocol).
+    The flatten keeps where things are, which a pose embedding needs (global pooling would throw the
+    layout away)."""
 
-    def __init__(self, dim: int = 128, size: int = 64, width: int = 32) -> None:
+    def __init__(self, dim: int = 128, size: int = 64, width: int = 32, normalize: bool = True) -> None:
         super().__init__()
         chans = [3, width, 2 * width, 3 * width, 4 * width]
         layers = []
@@ -62,10 +46,23 @@ class PeopleCNN(nn.Module):
         self.features = nn.Sequential(*layers)
         side = size // 16
         self.head = nn.Linear(chans[-1] * side * side, dim)
-        self.norm = L2Normalize()
+        self.norm = L2Normalize() if normalize else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.head(torch.flatten(self.features(x), 1)))
+
+
+ARCHS = ("cnn", "resnet")
+
+
+def make_embedder(arch: str, dim: int, size: int, width: int, normalize: bool = True) -> nn.Module:
+    """``cnn``: :class:`PeopleCNN` (four conv blocks); ``resnet``: :class:`dmlkit.models.ResNetEmbedder`
+    (ResNet-18-style, two basic blocks per stage), both flattening the final map."""
+    if arch == "cnn":
+        return PeopleCNN(dim, size, width, normalize=normalize)
+    if arch == "resnet":
+        return ResNetEmbedder(dim, size, width, normalize=normalize)
+    raise ValueError(f"unknown arch {arch!r}; choose from {', '.join(ARCHS)}")
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -114,33 +111,65 @@ def embed(model: nn.Module, images: np.ndarray, batch: int = 256) -> np.ndarray:
 
 def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: int = 32, k: int = 5,
           lr: float = 1e-3, loss: str = "log_ratio", width: int = 32, neighbours: np.ndarray | None = None,
-          groups: int = 1, log=print) -> tuple[nn.Module, dict]:
-    """Train a :class:`PeopleCNN` with ``loss`` (see :func:`make_loss`) on dense-triplet batches: an
-    anchor, its k label-space neighbours and random others (``groups`` anchors with their neighbours
-    per batch). ``labels`` is a
+          groups: int = 1, protocol: str | None = None, optimizer: str = "adam_cosine", arch: str = "cnn",
+          crops=None, device: str = "cpu", log=print) -> tuple[nn.Module, dict]:
+    """Train an embedder (:func:`make_embedder`: ``arch`` ``cnn`` or ``resnet``) with ``loss`` (see
+    :func:`make_loss`) on dense-triplet batches: an anchor, its k label-space neighbours and random
+    others (``groups`` anchors with their neighbours per batch). ``labels`` is a
     :class:`~dmlkit.experiments.people_labels.PoseLabels` or ``CaptionLabels`` over the same samples.
-    The log-ratio loss gets squared label distances (it compares squared embedding distances); the
-    triplet losses only use their order."""
+    Label distances are raised to the loss's ``label_power`` (2 for the squared log-ratio loss, which
+    compares squared embedding distances); the triplet losses only use their order.
+
+    ``protocol`` (a name in :data:`~dmlkit.experiments.protocols.PROTOCOLS`) replaces ``loss``,
+    ``batch``, ``lr``, ``optimizer`` and the output normalisation with the paper's settings; the
+    ``paper_binary`` protocol needs ``neighbours`` with >= 30 columns (searched if not given).
+
+    ``crops`` (a :class:`~dmlkit.data.people.augment.PersonCrops` over ``images``) trains on jittered,
+    batch-flipped person crops instead of the whole images; pose labels are then measured on the
+    crops' keypoints (joints cut off by the jitter no longer count).
+
+    ``device`` (``cpu`` or ``cuda``) is where training runs; the model comes back on the CPU."""
     if len(labels) != len(images):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    spec = PROTOCOLS.get(protocol) if protocol is not None else None
+    if protocol is not None and spec is None:
+        raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
     torch.manual_seed(seed)
-    model = PeopleCNN(dim, images.shape[1], width)
+    side = crops.size if crops is not None else images.shape[1]
+    model = make_embedder(arch, dim, side, width, normalize=spec.normalize if spec else True)
+    need = 30 if spec and spec.sampler == "paper_binary" else k
     t0 = time.time()
-    neighbours = labels.neighbours(k) if neighbours is None else neighbours
+    neighbours = labels.neighbours(need) if neighbours is None else neighbours
     t_nn = time.time() - t0
-    sampler = DenseTripletBatchSampler(np.arange(len(images)), batch, k=k, num_batches=steps, seed=seed,
-                                       neighbours=torch.from_numpy(np.asarray(neighbours)), groups=groups)
-    loss_fn = make_loss(loss, k)
-    power = 2 if loss.startswith("log_ratio") else 1
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    x_all = to_tensor(images)
+    neighbours = torch.from_numpy(np.asarray(neighbours))
+    if spec:
+        batch, lr, optimizer, loss_fn = spec.batch, spec.lr, spec.optimizer, spec.loss()
+    else:
+        loss_fn = make_loss(loss, k)
+    if spec and spec.sampler == "paper_binary":
+        sampler = PaperBinaryBatchSampler(np.arange(len(images)), batch, positives=5, top=30, num_batches=steps,
+                                          seed=seed, neighbours=neighbours)
+    else:
+        sampler = DenseTripletBatchSampler(np.arange(len(images)), batch, k=k, num_batches=steps, seed=seed,
+                                           neighbours=neighbours, groups=groups)
+    power = label_power(loss_fn)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available")
+    model.to(device)
+    opt, sched = make_optimizer(optimizer, model.parameters(), steps, lr)
+    x_all = to_tensor(images) if crops is None else None
     model.train()
     t0, running = time.time(), []
     for step, idx in enumerate(sampler, 1):
         idx = np.asarray(idx)
-        dy = torch.from_numpy(labels.distances(idx) ** power)
-        value = loss_fn(model(x_all[idx]), label_distances=dy)
+        if crops is None:
+            x, d = x_all[idx], labels.distances(idx)
+        else:
+            pixels, kps = crops.batch(idx)
+            x = to_tensor(pixels)
+            d = (PoseLabels(kps, labels.scale).distances(np.arange(len(idx))) if isinstance(labels, PoseLabels)
+                 else labels.distances(idx))
+        value = loss_fn(model(x.to(device)), label_distances=torch.from_numpy(d ** power).to(device))
         opt.zero_grad()
         value.backward()
         opt.step()
@@ -148,6 +177,7 @@ def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: in
         running.append(value.item())
         if step % 100 == 0 or step == steps:
             log(f"step {step}/{steps} loss {np.mean(running[-100:]):.4f} ({time.time() - t0:.0f} s)")
+    model.cpu()
     return model, {"train_seconds": round(time.time() - t0, 1), "neighbour_seconds": round(t_nn, 1),
                    "final_loss": float(np.mean(running[-100:]))}
 
@@ -200,9 +230,16 @@ def export(model: nn.Module, path: str, dtype: str, metadata: dict, size: int = 
 
 
 LOSS_TEXT = {"log_ratio": "log-ratio, squared distances in both spaces, every sample an anchor",
-             "log_ratio_first": "log-ratio, squared distances in both spaces, only the batch's first sample an anchor",
+             "log_ratio_first": ("log-ratio, squared distances in both spaces, only the batch's first sample an "
+                                 "anchor"),
              "dense_triplet": "triplet margin 0.05 on all dense triplets of the batch",
              "binary_triplet": "triplet margin 0.2, the 5 label-space nearest as positives"}
+ARCH_TEXT = {"cnn": "`dmlkit.experiments.people.PeopleCNN(dim={dim}, width={width})`: four stride-2\n  "
+                    "conv3x3/BN/ReLU blocks, flatten, linear, L2 normalisation",
+             "resnet": "`dmlkit.models.ResNetEmbedder(dim={dim}, width={width})`: ResNet-18-style (stem and four\n  "
+                       "stages of two basic blocks), flatten, linear, L2 normalisation"}
+OPTIMIZER_TEXT = {"adam_cosine": "Adam with cosine decay,",
+                  "paper_sgd": "SGD (momentum 0.9, weight decay 5e-4, lr / (1 + 1e-4 step)),"}
 LABEL_TEXT = {
     "pose": ("Pose", "pose distance (`dmlkit.data.people.pose_distance`, no mirror invariance)",
              "pose distance in torso lengths"),
@@ -220,20 +257,25 @@ def model_card(result: dict, fingerprint: str, command: str) -> str:
                     if c["label"] == "caption" and c.get("caption_label", "first") == "mean" else "")
     for name, row in m.items():
         table.append(f"| {name} | " + " | ".join(f"{row[k]:.4f}" for k in cols) + " |")
+    crop_text = (f"{c['crop']}x{c['crop']} RGB person-centred crop (square of 1.25 x the person box's larger "
+                 "side)" if c.get("crop") else "64x64 RGB image")
+    spec = PROTOCOLS.get(c.get("protocol") or "")
+    where = "GPU (CUDA)" if c.get("device") == "cuda" else f"CPU, {c.get('threads', 1)} thread(s)"
+    loss_text = f"protocol: {spec.description}" if spec else LOSS_TEXT[c["loss"]]
+    unit = "L2-normalised" if spec is None or spec.normalize else "unnormalised (compare by Euclidean distance)"
     return f"""# {os.path.basename(result['export']['path'])}
 
-{LABEL_TEXT[c['label']][0]}-aware image embedder: 64x64 RGB image of one person -> {c['dim']}-d L2-normalised
+{LABEL_TEXT[c['label']][0]}-aware image embedder: {crop_text} of one person -> {c['dim']}-d {unit}
 embedding whose distances follow {LABEL_TEXT[c['label']][1]}{caption_note}.
 
-- **Architecture**: `dmlkit.experiments.people.PeopleCNN(dim={c['dim']}, width={c['width']})`: four stride-2
-  conv3x3/BN/ReLU blocks, flatten, linear, L2 normalisation. Preprocessing: pixels / 255, minus
+- **Architecture**: {ARCH_TEXT[c.get('arch', 'cnn')].format(dim=c['dim'], width=c['width'])}. Preprocessing: pixels / 255, minus
   {PIXEL_MEAN}, divided by {PIXEL_STD} (stored in the file). Weights stored as {result['export']['dtype']}
   (smallest cosine to the float32 model on the held-out queries: {result['f16_min_cosine']:.6f}).
 - **Data**: synthetic people from `dmlkit.data.people` (seed {c['data_seed']}, {c['count']} generated): the first
   {c['train']} train; held out: {c['queries']} queries against a gallery of {c['gallery']} (never seen in training).
-- **Training**: loss `{c['loss']}` ({LOSS_TEXT[c['loss']]}), dense-triplet batches of {c['batch']}
-  ({c.get('groups', 1)} anchor(s), each with its 5 label-space neighbours, then random others), Adam lr {c['lr']} with cosine decay, {c['steps']} steps,
-  seed {c['seed']}, CPU, 1 thread: {result['train']['train_seconds']} s of training, plus the label-space
+- **Training**: loss `{c['loss']}` ({loss_text}), batches of {c['batch']}
+  ({c.get('groups', 1)} anchor(s), each with its 5 label-space neighbours, then random others), {OPTIMIZER_TEXT[c.get('optimizer', 'adam_cosine')]} lr {c['lr']}, {c['steps']} steps,
+  seed {c['seed']}, {where}: {result['train']['train_seconds']} s of training, plus the label-space
   neighbour search ({result['train']['neighbour_seconds']} s; cached per data set).
 - **Fingerprint**: `{fingerprint}`
 
@@ -281,13 +323,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--groups", type=int, default=1, help="anchors (each with its 5 label-space neighbours) per batch")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--loss", choices=LOSSES, default="log_ratio")
+    p.add_argument("--protocol", choices=sorted(PROTOCOLS),
+                   help="train as the paper's official code (replaces --loss, --batch, --lr, --optimizer; see "
+                        "dmlkit.experiments.protocols)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam_cosine")
     p.add_argument("--label", choices=("pose", "caption"), default="pose", help="what similarity means")
     p.add_argument("--text-model", default=DEFAULT_TEXT_MODEL, help="sentence-transformers model for captions")
     p.add_argument("--caption-label", choices=("mean", "first"), default="mean",
                    help="caption label: the mean of the unit embeddings of all a person's captions (renormalised; "
                         "averages the random wording away), or the first caption's embedding")
+    p.add_argument("--pose-scale", choices=("torso", "torso_clipped", "extent"), default="torso",
+                   help="pose normalisation of the training label (held-out metrics always use the torso "
+                        "length, the project's pose distance)")
     p.add_argument("--width", type=int, default=32, help="channels of the first conv block")
+    p.add_argument("--crop", type=int, default=0,
+                   help="train and evaluate on person-centred crops of this size from each person's box (training "
+                        "crops jittered in scale and position, batches flipped); 0: whole images")
+    p.add_argument("--arch", choices=ARCHS, default="cnn", help="embedder: the 4-block CNN or the ResNet-18-style one")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where training runs (evaluation and export run on the CPU)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy small CPU)")
     p.add_argument("--out", help="directory for metrics.json and the checkpoint")
     p.add_argument("--export", help="also write the trained model here (.safetensors, f16 if parity allows) "
@@ -320,24 +375,44 @@ def main(argv: list[str] | None = None) -> int:
             _save_npy(labels_cache, vectors)
         labels = CaptionLabels(vectors)
     label_qg = labels.distances(np.arange(need)[qs], np.arange(need)[gs])
-    train_labels = type(labels)(data.keypoints[tr] if a.label == "pose" else labels.vectors[tr])
+    train_labels = (PoseLabels(data.keypoints[tr], scale=a.pose_scale) if a.label == "pose"
+                    else CaptionLabels(labels.vectors[tr]))
     # the neighbour search is the slow part of setting up; cache it beside the data
-    space = a.label if a.label == "pose" else f"caption_{a.caption_label}"
+    space = (("pose" if a.pose_scale == "torso" else f"pose_{a.pose_scale}") if a.label == "pose"
+             else f"caption_{a.caption_label}")
+    k_needed = 30 if a.protocol and PROTOCOLS[a.protocol].sampler == "paper_binary" else 5
     cache = os.path.join(a.data, f"{space}_neighbours_k5_first{a.train}.npy")
+    cache30 = os.path.join(a.data, f"{space}_neighbours_k30_first{a.train}.npy")
     t0 = time.time()
-    if os.path.exists(cache):
+    if os.path.exists(cache30):  # the search is stable, so its first 5 columns are the k = 5 answer
+        neighbours = np.load(cache30)
+    elif k_needed == 5 and os.path.exists(cache):
         neighbours = np.load(cache)
     else:
-        neighbours = train_labels.neighbours(5)
-        _save_npy(cache, neighbours)
+        neighbours = train_labels.neighbours(k_needed)
+        _save_npy(cache30 if k_needed == 30 else cache, neighbours)
+    if k_needed == 30:
+        cache = cache30
     t_nn = time.time() - t0
-    model, info = train(data.images[tr], train_labels, a.dim, a.steps, a.seed, a.batch, lr=a.lr,
+    crops = None
+    if a.crop:
+        from ..data.people.augment import PersonCrops
+
+        crops = PersonCrops(data.images, data.keypoints, [r.bbox for r in data.records], a.crop, seed=a.seed)
+        data.images, _ = crops.fixed(range(need))  # evaluation and export see the plain crops
+        train_crops = PersonCrops(crops.images[tr], data.keypoints[tr], crops.boxes[tr], a.crop, seed=a.seed)
+    model, info = train(data.images[tr] if crops is None else train_crops.images, train_labels, a.dim, a.steps, a.seed, a.batch, lr=a.lr,
                         loss=a.loss, width=a.width, neighbours=neighbours, groups=a.groups,
+                        protocol=a.protocol, optimizer=a.optimizer, arch=a.arch,
+                        crops=train_crops if crops is not None else None, device=a.device,
                         log=lambda m: print(m, flush=True))
     info["neighbour_seconds"] = round(t_nn, 1)
     info["neighbours_cached"] = bool(t_nn < 5 and os.path.exists(cache))
     torch.manual_seed(a.seed)
-    untrained = PeopleCNN(a.dim, data.images.shape[1], a.width)
+    if a.protocol:  # the card and the rows name what was trained
+        spec = PROTOCOLS[a.protocol]
+        a.loss, a.batch, a.lr, a.optimizer = f"protocol:{a.protocol}", spec.batch, spec.lr, spec.optimizer
+    untrained = make_embedder(a.arch, a.dim, data.images.shape[1], a.width)
     embeddings = {a.loss: (embed(model, data.images[qs]), embed(model, data.images[gs])),
                   "random-init CNN": (embed(untrained, data.images[qs]), embed(untrained, data.images[gs])),
                   "raw pixels (16x16)": (raw_pixels(data.images[qs]), raw_pixels(data.images[gs]))}
@@ -352,10 +427,10 @@ def main(argv: list[str] | None = None) -> int:
               "f16_min_cosine": f16_parity(model, data.images[qs])}
     if a.export:
         dtype = "f16" if result["f16_min_cosine"] >= 0.999 else "f32"
-        arch = export(model, a.export, dtype, {
+        arch = export(model, a.export, dtype, size=data.images.shape[1], metadata={
             "people.task": a.label, "people.loss": a.loss, "people.dim": a.dim, "people.seed": a.seed,
             "people.data": f"dmlkit.data.people seed {a.data_seed}, first {a.train} of {a.count} people, 64x64",
-            "people.steps": a.steps})
+            "people.steps": a.steps, "people.crop": a.crop or "whole image"})
         result["export"] = {"path": a.export, "dtype": dtype, "output_dim": arch["output_dim"]}
         from safetensors import safe_open
 

@@ -48,20 +48,22 @@ class _Labels:
 
 class PoseLabels(_Labels):
     """Poses (N, 17, 3) compared by :func:`dmlkit.data.people.pose_distance` without mirror
-    invariance. Pairs sharing too few joints count as far apart as the farthest measurable pair of
+    invariance (``scale="torso_clipped"`` or ``"extent"``: normalised by another pose size). Pairs sharing too few joints count as far apart as the farthest measurable pair of
     the same block (rare: the generator keeps every torso in frame)."""
 
     name = "pose"
 
-    def __init__(self, keypoints: np.ndarray) -> None:
+    def __init__(self, keypoints: np.ndarray, scale: str = "torso") -> None:
         self.keypoints = np.asarray(keypoints, dtype=np.float64)
+        self.scale = scale  # pose normalisation: see dmlkit.data.people.distance.pose_scale_factors
 
     def __len__(self) -> int:
         return len(self.keypoints)
 
     def distances(self, rows, cols=None) -> np.ndarray:
         a = self.keypoints[rows]
-        d = pose_distance_matrix(a, None if cols is None else self.keypoints[cols], mirror=False, too_few="nan")
+        d = pose_distance_matrix(a, None if cols is None else self.keypoints[cols], mirror=False, too_few="nan",
+                                 scale=self.scale)
         bad = np.isnan(d)
         if bad.any():  # too few shared joints: as far as the farthest pair we can measure
             d[bad] = np.nanmax(d) if (~bad).any() else 1.0

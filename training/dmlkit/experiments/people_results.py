@@ -15,8 +15,12 @@ from collections import defaultdict
 
 COLUMNS = ["ndcg@10", "ndcg@50", "ndcg@100", "label_distance@1", "label_distance@5", "label_distance@10"]
 BOUNDS = ("label-space oracle", "random-init CNN", "raw pixels (16x16)")
-LOSS_NAMES = {"log_ratio": "log-ratio", "log_ratio_first": "log-ratio, first-sample anchor",
-              "dense_triplet": "dense triplet", "binary_triplet": "binary triplet"}
+LOSS_NAMES = {"protocol:log_ratio_first": "paper protocol: log-ratio (batch 150, first anchor, plain, unnormalised)",
+              "protocol:paper_dense": "paper protocol: dense triplet (batch 150, margin 0.03 sq., mean)",
+              "protocol:paper_binary": "paper protocol: binary triplet (5 of top 30, margin 0.2 sq., mean)",
+              "log_ratio": "log-ratio", "log_ratio_first": "log-ratio, first-sample anchor",
+              "dense_triplet": "dense triplet (in-batch, violated only)",
+              "binary_triplet": "binary triplet (in-batch 5 nearest, violated only; not the paper's baseline)"}
 
 
 def load_runs(dirs: list[str]) -> list[dict]:
@@ -40,18 +44,28 @@ def _key(run: dict) -> tuple[str, str, int]:
     """(label, row name, dim); runs with several anchor groups per batch are rows of their own."""
     c = run["config"]
     loss, groups = c.get("loss", "log_ratio"), int(c.get("groups", 1))
-    return c.get("label", "pose"), loss if groups == 1 else f"{loss}@{groups}", int(c["dim"])
+    # what else differs from the default setup names the row too (architecture, crops, pose scale)
+    variant = "".join(f"|{v}" for v in (c.get("arch", "cnn") != "cnn" and c["arch"],
+                                         c.get("crop") and f"crop {c['crop']}",
+                                         c.get("pose_scale", "torso") != "torso" and f"label {c['pose_scale']}") if v)
+    return c.get("label", "pose"), (loss if groups == 1 else f"{loss}@{groups}") + variant, int(c["dim"])
 
 
 def _row_name(loss: str) -> str:
+    loss, *variant = loss.split("|")
     base, _, groups = loss.partition("@")
     name = LOSS_NAMES.get(base, base)
-    return f"{name}, {groups} anchor groups per batch" if groups else name
+    name = f"{name}, {groups} anchor groups per batch" if groups else name
+    return ", ".join([name] + variant)
 
 
 def _trained_row(run: dict, source: str = "metrics") -> dict:  # stored under the loss name
     loss = run["config"].get("loss", "log_ratio")
     return run[source].get(loss) or run[source]["log-ratio (dense triplets)"]
+
+
+def _base(row: str) -> str:
+    return row.split("|")[0].split("@")[0]
 
 
 def _fmt(values: list[float]) -> str:
@@ -77,8 +91,8 @@ def table(runs: list[dict], label: str, source: str = "metrics", columns: list[s
                 bkey = (b, dim) if b == "random-init CNN" else (b, None)
                 bounds[bkey][seed] = run[source][b]
     lines = ["| row | d | seeds | " + " | ".join(columns) + " |", "|---|---|---|" + "---|" * len(columns)]
-    order = sorted(groups, key=lambda k: (-k[1], list(LOSS_NAMES).index(k[0].split("@")[0])
-                                          if k[0].split("@")[0] in LOSS_NAMES else 9, k[0]))
+    order = sorted(groups, key=lambda k: (-k[1], list(LOSS_NAMES).index(_base(k[0]))
+                                          if _base(k[0]) in LOSS_NAMES else 9, k[0]))
     for loss, dim in order:
         seeds = groups[(loss, dim)]
         cells = [_fmt([seeds[s][c] for s in sorted(seeds)]) for c in columns]
@@ -139,15 +153,21 @@ def retrieval_examples(run_dir: str, path: str, n: int = 8, top: int = 6, scale:
     from PIL import Image
 
     from ..data.people import load_people
-    from .people import PeopleCNN, embed
+    from .people import embed, make_embedder
 
     with open(os.path.join(run_dir, "metrics.json")) as f:
         c = json.load(f)["config"]
-    model = PeopleCNN(int(c["dim"]), 64, int(c.get("width", 32)))
-    model.load_state_dict(torch.load(os.path.join(run_dir, "model.pt")))
     need = c["train"] + c["queries"] + c["gallery"]
     data = load_people(os.path.join(c["data"], "person_keypoints.json"), os.path.join(c["data"], "images"),
                        limit=need)
+    if c.get("crop"):  # the run saw person crops
+        from ..data.people.augment import PersonCrops
+
+        data.images, _ = PersonCrops(data.images, data.keypoints, [r.bbox for r in data.records],
+                                     int(c["crop"])).fixed(range(need))
+    # the output normalisation has no weights, so the default one loads any run's state
+    model = make_embedder(c.get("arch", "cnn"), int(c["dim"]), data.images.shape[1], int(c.get("width", 32)))
+    model.load_state_dict(torch.load(os.path.join(run_dir, "model.pt")))
     q = data.images[c["train"]:c["train"] + n]
     g = data.images[c["train"] + c["queries"]:need]
     eq, eg = embed(model, q), embed(model, g)

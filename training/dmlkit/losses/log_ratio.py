@@ -17,7 +17,11 @@ Which D and which epsilon
   coincident embeddings give a large but finite loss instead of inf/NaN. The loss is therefore
   invariant to rescaling the labels only up to that epsilon.
 * Embeddings are used as given (the log ratio is already scale invariant); pass
-  ``normalize_embeddings=True`` to L2-normalise them first.
+  ``normalize_embeddings=True`` (or a distance with ``normalize=True``) to L2-normalise them first.
+
+``distance`` may also be a :class:`dmlkit.distances.SquaredEuclidean` or ``Euclidean`` object, and
+``reducer`` a :mod:`dmlkit.reducers` object (default: the mean over all triplets, computed in closed
+form; reducers that need the individual terms get them from an explicit O(n^3) evaluation).
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import as_label_matrix, check_distance_matrix, check_embeddings
-from ..distances import safe_sqrt
+from ..distances import Distance, Euclidean, SquaredEuclidean, safe_sqrt
+from ..reducers import MeanReducer, make_reducer
 
 
 def pairwise_distance_matrix(x: torch.Tensor, distance: str) -> torch.Tensor:
@@ -40,11 +45,13 @@ class LogRatioLoss(torch.nn.Module):
     """Log-ratio loss over the dense triplets of a batch.
 
     Args:
-        distance: ``"squared"`` (default, the paper's) or ``"euclidean"``, used for D in both spaces.
+        distance: ``"squared"`` (default, the paper's formula) or ``"euclidean"`` (the official code's),
+            or a ``SquaredEuclidean`` / ``Euclidean`` object; used for D in both spaces.
         eps: added to D inside every log (default 1e-6).
         anchors: ``"all"`` uses every sample as an anchor; ``"first"`` only sample 0, which is the
             anchor of a batch from :class:`dmlkit.miners.DenseTripletBatchSampler`.
         normalize_embeddings: L2-normalise embeddings before measuring distances.
+        reducer: how the per-triplet terms become the loss (default ``MeanReducer()``).
 
     ``forward(embeddings, labels)`` takes labels of shape (batch,) or (batch, label_dim); or pass
     ``label_distances`` (batch, batch) holding D(y_a, y_i) directly, for labels whose distance is not
@@ -52,8 +59,13 @@ class LogRatioLoss(torch.nn.Module):
     """
 
     def __init__(self, distance: str = "squared", eps: float = 1e-6, anchors: str = "all",
-                 normalize_embeddings: bool = False) -> None:
+                 normalize_embeddings: bool = False, reducer=None) -> None:
         super().__init__()
+        if isinstance(distance, Distance):
+            if type(distance) not in (SquaredEuclidean, Euclidean):
+                raise ValueError(f"distance must be SquaredEuclidean or Euclidean, got {distance!r}")
+            normalize_embeddings = normalize_embeddings or distance.normalize
+            distance = "squared" if isinstance(distance, SquaredEuclidean) else "euclidean"
         if distance not in ("squared", "euclidean"):
             raise ValueError(f"distance must be 'squared' or 'euclidean', got {distance!r}")
         if anchors not in ("all", "first"):
@@ -64,6 +76,13 @@ class LogRatioLoss(torch.nn.Module):
         self.eps = float(eps)
         self.anchors = anchors
         self.normalize_embeddings = normalize_embeddings
+        self.reducer = make_reducer(reducer) if reducer is not None else MeanReducer()
+
+    @property
+    def label_power(self) -> int:
+        """The power of the label distance this loss compares embedding distances with (2 for
+        ``squared``): callers that pass ``label_distances`` raise their distances to it."""
+        return 2 if self.distance == "squared" else 1
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None,
                 label_distances: torch.Tensor | None = None) -> torch.Tensor:
@@ -88,12 +107,30 @@ class LogRatioLoss(torch.nn.Module):
             anchor_ids = torch.zeros(1, dtype=torch.long, device=f.device)
         else:
             anchor_ids = torch.arange(n, device=f.device)
+        m = n - 1
+        try:
+            return self._closed_form(residual, anchor_ids, m)
+        except NotImplementedError:
+            return self.reducer(self._terms(residual, anchor_ids))
+
+    def _terms(self, residual: torch.Tensor, anchor_ids: torch.Tensor) -> torch.Tensor:
+        """Every triplet's (r_ai - r_aj)^2, i < j, i, j != a (for reducers that need the terms)."""
+        n = residual.shape[1]
+        i, j = torch.triu_indices(n, n, offset=1, device=residual.device)
+        out = []
+        for row, a in enumerate(anchor_ids.tolist()):
+            keep = (i != a) & (j != a)
+            out.append((residual[row, i[keep]] - residual[row, j[keep]]).pow(2))
+        return torch.cat(out)
+
+    def _closed_form(self, residual: torch.Tensor, anchor_ids: torch.Tensor, m: int) -> torch.Tensor:
         others = torch.ones_like(residual, dtype=torch.bool)
         others[torch.arange(len(anchor_ids)), anchor_ids] = False
-        m = n - 1
         r = torch.where(others, residual, torch.zeros_like(residual))
         mean = r.sum(1, keepdim=True) / m
         centred = torch.where(others, residual - mean, torch.zeros_like(residual))
         per_anchor = m * centred.pow(2).sum(1)
-        triplets_per_anchor = m * (m - 1) / 2
-        return per_anchor.sum() / (len(anchor_ids) * triplets_per_anchor)
+        count = len(anchor_ids) * m * (m - 1) // 2
+        if isinstance(self.reducer, MeanReducer):  # the historical expression, kept bit for bit
+            return per_anchor.sum() / (len(anchor_ids) * (m * (m - 1) / 2))
+        return self.reducer.from_sum(per_anchor.sum(), count)

@@ -108,9 +108,39 @@ def pose_distance(a, b, mirror: bool = False) -> float:
     return d
 
 
-def normalize_poses(keypoints) -> tuple[np.ndarray, np.ndarray]:
+SCALES = ("torso", "torso_clipped", "extent")
+# torso_clipped: the torso length is not allowed below this fraction of the pose's extent (the
+# larger side of its labelled joints' box). An upright person's torso is ~0.3 of its height, so
+# only foreshortened torsos (seen from above or below, bending towards the camera) are clipped.
+TORSO_CLIP_FRACTION = 0.25
+
+
+def pose_scale_factors(keypoints, scale: str) -> np.ndarray:
+    """Per pose, the factor ``torso / s`` that turns torso-normalised positions into positions
+    normalised by the scale ``s`` of ``scale`` (1 for ``"torso"``): ``"torso_clipped"`` uses
+    ``s = max(torso, TORSO_CLIP_FRACTION * extent)``, ``"extent"`` uses ``s = extent``, where
+    ``extent`` is the larger side of the box around the pose's labelled joints."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    k = np.asarray(keypoints, dtype=np.float64)
+    out = np.ones(len(k))
+    if scale == "torso":
+        return out
+    for i, kp in enumerate(k):
+        xy = kp[kp[:, 2] > 0, :2]
+        extent = float(np.max(xy.max(0) - xy.min(0)))
+        hip = (kp[LEFT_HIP, :2] + kp[RIGHT_HIP, :2]) / 2.0
+        torso = float(np.hypot(*((kp[LEFT_SHOULDER, :2] + kp[RIGHT_SHOULDER, :2]) / 2.0 - hip)))
+        s = max(torso, TORSO_CLIP_FRACTION * extent) if scale == "torso_clipped" else extent
+        out[i] = torso / s
+    return out
+
+
+def normalize_poses(keypoints, scale: str = "torso") -> tuple[np.ndarray, np.ndarray]:
     """Batched :func:`normalize_pose`: (N, 17, 3) keypoints to ``(q (N, 17, 2), labelled (N, 17))``.
-    The error names the first invalid row."""
+    The error names the first invalid row. ``scale`` other than ``"torso"`` (the project's pose
+    distance) divides by another pose size instead (:func:`pose_scale_factors`): a training-label
+    option that does not explode on foreshortened torsos."""
     k = np.asarray(keypoints, dtype=np.float64)
     if k.ndim != 3:
         raise ValueError(f"expected keypoints of shape (N, 17, 3), got {k.shape}")
@@ -118,20 +148,24 @@ def normalize_poses(keypoints) -> tuple[np.ndarray, np.ndarray]:
     lab = np.zeros((k.shape[0], k.shape[1]), dtype=bool)
     for i in range(k.shape[0]):
         q[i], lab[i] = normalize_pose(k[i], f"pose {i}")
+    if scale != "torso":
+        q *= pose_scale_factors(k, scale)[:, None, None]
     return q, lab
 
 
-def pose_distance_matrix(a, b=None, mirror: bool = False, too_few: str = "raise", chunk: int = 64) -> np.ndarray:
+def pose_distance_matrix(a, b=None, mirror: bool = False, too_few: str = "raise", chunk: int = 64,
+                         scale: str = "torso") -> np.ndarray:
     """All pairwise pose distances between keypoint sets ``a`` (N, 17, 3) and ``b`` (M, 17, 3)
     (``b`` defaults to ``a``), as an (N, M) float64 array equal entry by entry to :func:`pose_distance`.
 
     ``too_few="raise"`` (default) raises ``ValueError`` if a pair shares too few joints; ``"nan"``
-    puts NaN there instead. Every pose must still be valid (hips, shoulders, torso > 0).
+    puts NaN there instead. Every pose must still be valid (hips, shoulders, torso > 0). ``scale`` is the normalisation of
+    :func:`normalize_poses` (``"torso"``, the default, is the project's pose distance).
     """
     if too_few not in ("raise", "nan"):
         raise ValueError(f"too_few must be 'raise' or 'nan', got {too_few!r}")
-    qa, la = normalize_poses(a)
-    qb, lb = (qa, la) if b is None else normalize_poses(b)
+    qa, la = normalize_poses(a, scale)
+    qb, lb = (qa, la) if b is None else normalize_poses(b, scale)
     orientations = [(qb, lb)]
     if mirror:
         idx = list(FLIP_INDEX)

@@ -1,0 +1,60 @@
+"""The top-level experiments/people_models.py: which runs it makes (dry run; the runs themselves are the
+people experiment, tested on its own)."""
+
+import contextlib
+import importlib.util
+import io
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture()
+def runner(monkeypatch):
+    monkeypatch.chdir(ROOT)  # main() moves into training/; come back afterwards
+    spec = importlib.util.spec_from_file_location("people_models", os.path.join(ROOT, "experiments", "people_models.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def commands(runner, *argv):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        # --extra takes the rest of the line, so the fixed flags go first
+        assert runner.main([argv[0], "--dry-run", "--out", "out/none-such", *argv[1:]]) == 0
+    return [line.split() for line in out.getvalue().splitlines()]
+
+
+def flag(cmd, name):
+    return cmd[cmd.index(name) + 1]
+
+
+def test_grid_is_every_row_label_dim_and_seed_at_one_image_budget(runner):
+    cmds = commands(runner, "grid")
+    assert len(cmds) == len(runner.ROWS) * 2 * 2 * 3
+    for cmd in cmds:
+        paper = "--protocol" in cmd
+        assert int(flag(cmd, "--steps")) == (640 if paper else 3000)  # 96,000 images either way
+        assert flag(cmd, "--label") in ("pose", "caption") and flag(cmd, "--dim") in ("16", "128")
+    protocols = {flag(c, "--protocol") for c in cmds if "--protocol" in c}
+    assert protocols == {"paper_binary", "paper_dense", "log_ratio_first"}
+    assert not any(os.path.isabs(p) for c in cmds for p in c if "/" in p and p != c[0])  # cards name no local path
+
+
+def test_shipped_are_the_four_log_ratio_models_and_extra_flags_reach_every_run(runner):
+    cmds = commands(runner, "shipped")
+    assert sorted(os.path.basename(flag(c, "--export")) for c in cmds) == [
+        "caption-logratio-d128.safetensors", "caption-logratio-d16.safetensors",
+        "pose-logratio-d128.safetensors", "pose-logratio-d16.safetensors"]
+    assert all(flag(c, "--steps") == "3000" and flag(c, "--loss") == "log_ratio" for c in cmds)
+    cmds = commands(runner, "grid", "--rows", "paper_binary", "--seeds", "0", "--images", "1500",
+                    "--extra", "--arch", "resnet", "--crop", "112")
+    assert len(cmds) == 4 and all(flag(c, "--arch") == "resnet" and flag(c, "--steps") == "10" for c in cmds)
+
+
+def test_a_split_larger_than_the_data_is_refused(runner, capsys):
+    assert runner.main(["grid", "--count", "100", "--dry-run"]) == 1
+    assert "needs 18000 people" in capsys.readouterr().err
