@@ -47,7 +47,22 @@ def label_neighbours(labels: torch.Tensor, k: int, distance: LabelDistance = euc
     return out
 
 
-class DenseTripletBatchSampler(Sampler[list]):
+class _SeededBatchSampler(Sampler[list]):
+    """Batches drawn from a seeded stream per epoch: ``set_epoch`` picks the stream, ``len`` is ``num_batches``."""
+
+    seed: int
+    epoch: int
+    num_batches: int
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose random stream the next iteration uses."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+
+class DenseTripletBatchSampler(_SeededBatchSampler):
     """Batches of [anchor, its k label-space neighbours, batch_size - 1 - k random others].
 
     With ``groups`` = g > 1 a batch holds g such groups, [anchor_1, its neighbours, anchor_2, its
@@ -88,13 +103,6 @@ class DenseTripletBatchSampler(Sampler[list]):
             raise ValueError(f"num_batches must be >= 1, got {num_batches}")
         self.neighbours = _neighbour_table(labels, k, distance, neighbours)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose random stream the next iteration uses."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.num_batches
-
     def __iter__(self) -> Iterator[list]:
         rng = np.random.default_rng(self.seed + self.epoch)
         need = self.num_batches * self.groups
@@ -122,7 +130,7 @@ def _neighbour_table(labels, k: int, distance: LabelDistance, neighbours) -> np.
     return neighbours[:, :k].numpy()
 
 
-class PaperBinaryBatchSampler(Sampler[list]):
+class PaperBinaryBatchSampler(_SeededBatchSampler):
     """Batches of the paper's binary-supervision baseline (Kim et al., CVPR 2019, official code):
     ``[anchor, positives..., negatives...]`` where the ``positives`` are drawn without replacement from
     the anchor's ``top`` nearest samples in label space over the whole training set, and the
@@ -157,13 +165,6 @@ class PaperBinaryBatchSampler(Sampler[list]):
         if self.num_batches < 1:
             raise ValueError(f"num_batches must be >= 1, got {num_batches}")
         self.neighbours = _neighbour_table(labels, top, distance, neighbours)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose random stream the next iteration uses."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.num_batches
 
     def __iter__(self) -> Iterator[list]:
         rng = np.random.default_rng(self.seed + self.epoch)
