@@ -204,9 +204,13 @@ def render(data, command):
             lines.append(f"| {name} | {index.get(name, '?')} | {t} | {ms('dmlkit', 1)} | {ms('eager', 1)} | {ms('ort', 1)} | "
                          f"{fmt_ratio(lat_ratio)} | {tput('dmlkit')} | {tput('eager')} | {tput('ort')} | "
                          f"{fmt_ratio(tput_ratio)} | {rss} | {load_text} |")
-            met = lat_ratio is not None and tput_ratio is not None and lat_ratio <= 1.0 and tput_ratio >= 1.0
-            verdicts.append(f"{name} @{t}t: {'met' if met else 'missed'} (latency {fmt_ratio(lat_ratio)} ORT, "
-                            f"throughput {fmt_ratio(tput_ratio)} ORT)")
+            lat_ok = lat_ratio is not None and lat_ratio <= 1.0
+            tput_ok = tput_ratio is not None and tput_ratio >= 1.0
+            rss_ok = bool(rss_d and rss_e and rss_d / rss_e <= 0.2)
+            word = lambda ok: "met" if ok else "missed"  # noqa: E731
+            verdicts.append(f"{name} @{t}t: {'met' if lat_ok and tput_ok else 'missed'}: batch-1 latency "
+                            f"{fmt_ratio(lat_ratio)} onnxruntime ({word(lat_ok)}), batch-16 throughput {fmt_ratio(tput_ratio)} "
+                            f"onnxruntime ({word(tput_ok)}), peak RSS {word(rss_ok)}")
     errors = [f"{k}: {r['error'][:200]}" for k, runs in data["cells"].items() for r in runs if "error" in r]
     lines += ["", "Targets (issue 16): batch-1 latency <= 1.0x onnxruntime and batch-16 throughput >= 1.0x onnxruntime; "
               "peak RSS <= 0.2x PyTorch's; dense layers >= 70% of the FMA peak.", ""]
@@ -286,7 +290,7 @@ def main():
         if dirty and not args.bin:
             commit += " plus uncommitted changes in " + ", ".join(dirty)
         elif args.bin:
-            commit += f" (runtime-bench given with --bin, built from {args.bin_commit or 'an unrecorded tree'})"
+            commit = f"{commit} (the harness); runtime-bench given with --bin, built from {args.bin_commit or 'an unrecorded tree'}"
         elif not commit:
             commit = "? (not a git checkout)"
         data = {"command": command, "commit": commit, "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
