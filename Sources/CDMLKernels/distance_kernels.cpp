@@ -331,10 +331,11 @@ const DMLDistanceKernels* best_available() {
     return &scalar_kernels;
 }
 
-// The path the environment asks for, lowered to what the CPU has ("avx512" on an AVX2-only CPU gives avx2).
-const DMLDistanceKernels* initial_choice() {
+}  // namespace
+
+// The path a DMLKIT_SIMD value asks for, lowered to what the CPU has ("avx512" on an AVX2-only CPU gives avx2).
+extern "C" const DMLDistanceKernels* dml_distance_kernels_for_setting(const char* wanted) {
     const DMLDistanceKernels* best = best_available();
-    const char* wanted = std::getenv("DMLKIT_SIMD");
     if (wanted == nullptr || *wanted == 0) return best;
     if (std::strcmp(wanted, "scalar") == 0) return &scalar_kernels;
 #if DML_X86
@@ -342,6 +343,8 @@ const DMLDistanceKernels* initial_choice() {
 #endif
     return best;
 }
+
+namespace {
 
 std::atomic<const DMLDistanceKernels*> active{nullptr};
 
@@ -380,7 +383,7 @@ const DMLDistanceKernels counting_kernels = {
 extern "C" const DMLDistanceKernels* dml_distance_kernels(void) {
     const DMLDistanceKernels* k = active.load(std::memory_order_acquire);
     if (k != nullptr) return k;
-    const DMLDistanceKernels* chosen = initial_choice();
+    const DMLDistanceKernels* chosen = dml_distance_kernels_for_setting(std::getenv("DMLKIT_SIMD"));
     active.compare_exchange_strong(k, chosen, std::memory_order_acq_rel);
     return active.load(std::memory_order_acquire);
 }

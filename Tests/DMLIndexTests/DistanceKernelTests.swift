@@ -29,6 +29,17 @@ private let dimensions = [0, 1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 48, 63
         #expect(dml_distance_kernels_select("no-such-path") == -1)
     }
 
+    @Test func theSettingCanOnlyLowerThePath() throws {
+        let best = try #require(availablePaths().last).0
+        func chosen(_ value: String?) -> String { String(cString: dml_distance_kernels_for_setting(value).pointee.name) }
+        #expect(chosen(nil) == best)
+        #expect(chosen("") == best)
+        #expect(chosen("scalar") == "scalar")
+        #expect(chosen("avx2") == (dml_distance_kernels_named("avx2") != nil ? "avx2" : best))
+        #expect(chosen("avx512") == best)
+        #expect(chosen("sse9") == best)
+    }
+
     @Test func pairwiseReductions() throws {
         var rng = SeededGenerator(seed: 11)
         for (name, k) in availablePaths() {

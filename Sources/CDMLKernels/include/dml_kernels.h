@@ -49,6 +49,10 @@ const DMLDistanceKernels *dml_distance_kernels(void);
 /// The kernels of one path ("avx512", "avx2", "scalar"), or NULL when unknown or this CPU lacks it.
 const DMLDistanceKernels *dml_distance_kernels_named(const char *name);
 
+/// The path a DMLKIT_SIMD value selects: "scalar", or "avx2" where the CPU has it; anything else (NULL, empty,
+/// "avx512", unknown) gives the best path the CPU has.
+const DMLDistanceKernels *dml_distance_kernels_for_setting(const char *value);
+
 /// Makes a path the active one (tests and benches); returns 0, or -1 (nothing changed) when it is unavailable.
 int dml_distance_kernels_select(const char *name);
 
