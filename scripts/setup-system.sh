@@ -8,6 +8,7 @@ packages=(
   libopenblas0-pthread
   liblapack-dev
   libgomp1                # OpenMP runtime used by FAISS
+  binutils                # ar and nm: DMLIndexTests checks libfaiss.a's distances_simd.cpp.o symbol set
   python3-faiss           # the Debian peer for benchmarks (same libfaiss 1.7.3)
   python3-numpy
   python3-venv

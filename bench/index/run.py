@@ -1,7 +1,9 @@
 """Index benchmark: DMLKit's VectorIndex vs Python FAISS on the same Debian libfaiss (python3-faiss) and vs PyPI
 faiss-cpu, side by side in one run, each in its own process under the same thread settings.
 
-d=128, 100k base vectors, 1000 queries, k=10; Flat, HNSW32 (build and search), IVF1024,Flat.
+d=128, 100k base vectors, 1000 queries, k=10; Flat, HNSW32 (build and search), IVF1024,Flat; then one-query
+latency rows (Flat and HNSW32 at 10k and 100k, p50/p99), and the GEMM limit of batched Flat search measured here.
+The load average is recorded before and after: on a shared machine read the ratios, not the times.
 Rewrites the "Index" section of bench/RESULTS.md. Run with `make bench` (or this file with the venv's python).
 """
 import argparse
@@ -40,6 +42,46 @@ def make_data(folder, n, nq, d, seed=0):
     return base, queries
 
 
+SINGLE_CASES = [("Flat", None, 10_000), ("Flat", None, 100_000), ("HNSW32", "efSearch=64", 10_000),
+                ("HNSW32", "efSearch=64", 100_000)]
+
+GEMM_PROBE = """
+import json, sys, time, ctypes, numpy as np
+m, n, k = 1000, 4096, 128
+a = np.random.rand(m, k).astype(np.float32); b = np.random.rand(n, k).astype(np.float32)
+def best(f):
+    f(); ts = []
+    for _ in range(9):
+        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
+    return 2 * m * n * k / sorted(ts)[len(ts) // 2] / 1e9
+out = {}
+blas = ctypes.CDLL("libopenblas.so.0"); blas.openblas_get_corename.restype = ctypes.c_char_p
+c = np.zeros((m, n), np.float32); P = ctypes.c_void_p
+out["openblas_core"] = blas.openblas_get_corename().decode()
+out["openblas_gflops"] = best(lambda: blas.cblas_sgemm(101, 111, 112, m, n, k, ctypes.c_float(1), a.ctypes.data_as(P),
+                                k, b.ctypes.data_as(P), k, ctypes.c_float(0), c.ctypes.data_as(P), n))
+try:
+    import torch
+    torch.set_num_threads(1)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    out["torch_gflops"] = best(lambda: torch.mm(ta, tb.T))
+except ImportError:
+    pass
+print(json.dumps(out))
+"""
+
+
+def gemm_limit(python):
+    """Single-thread sgemm rates (Debian OpenBLAS as it detects this CPU; PyTorch's kernels as the attainable peak)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    out = subprocess.run([python, "-c", GEMM_PROBE], env=env, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {}
+
+
+def percentile(values, q):
+    return float(np.percentile(np.asarray(values), q))
+
+
 def run_peer(command, omp, blas):
     env = dict(os.environ, OMP_NUM_THREADS=str(omp), OPENBLAS_NUM_THREADS=str(blas), MKL_NUM_THREADS=str(blas))
     out = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -61,6 +103,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--swift-bin", default=str(REPO / ".build" / "release" / "index-bench"))
     parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
+    parser.add_argument("--settings", default="all", help="thread settings to run, as indexes into SETTINGS"
+                        " (e.g. '0,1'; default all)")
+    parser.add_argument("--single", type=int, default=300, help="one-query searches timed per latency row (0: skip)")
     args = parser.parse_args()
 
     import faiss  # the venv's faiss-cpu, for the exact ground truth
@@ -76,10 +121,13 @@ def main():
         "python3-faiss 1.7.3": lambda f, p: [DEBIAN_PYTHON, PEER, folder / "base.npy", folder / "queries.npy", f, "10", str(args.repeats)] + ([p] if p else []),
         "faiss-cpu (PyPI)": lambda f, p: [sys.executable, PEER, folder / "base.npy", folder / "queries.npy", f, "10", str(args.repeats)] + ([p] if p else []),
     }
+    settings = SETTINGS if args.settings == "all" else [SETTINGS[int(i)] for i in args.settings.split(",")]
+    load_before = os.getloadavg()
+    limit = gemm_limit(sys.executable)
     rows = []
     started = time.time()
     for factory, param in CASES:
-        for label, omp, blas in SETTINGS:
+        for label, omp, blas in settings:
             results = {}
             for name, command in peers.items():
                 r = run_peer([str(c) for c in command(factory, param)], omp, blas)
@@ -90,14 +138,28 @@ def main():
             rows.append((factory, param, label, results))
             line = " | ".join(f"{n}: build {r['train_s'] + r['add_s']:.2f}s search {r['search_s'] * 1000:.1f}ms R@10 {r['recall']:.3f}" for n, r in results.items())
             print(f"{factory} [{label}] {line}", flush=True)
+    # One-query latency: each peer in its own process on the same files, one thread (a single query does not split).
+    single_rows = []
+    for factory, param, n in SINGLE_CASES if args.single else []:
+        np.save(folder / f"base{n}.npy", base[:n])
+        results = {}
+        for name, command in peers.items():
+            cmd = [str(c) for c in command(factory, param)] + [f"single={args.single}"]
+            cmd[1 if name == "DMLKit" else 2] = str(folder / f"base{n}.npy")
+            results[name] = run_peer(cmd, 1, 1)
+        single_rows.append((factory, param, n, results))
+        print(f"single {factory} {n}: " + " | ".join(f"{k}: p50 {percentile(r['single_s'], 50) * 1e3:.3f} ms" for k, r in results.items()), flush=True)
     elapsed = time.time() - started
+    load_after = os.getloadavg()
 
     names = list(peers)
     table = [
         f"d={args.d}, {args.n:,} base vectors, {args.nq:,} queries, k=10, L2. Search time: best of {args.repeats} "
         f"batched runs of all queries. Build = train + add. Ratio = DMLKit time / peer time (lower is better; "
         f"1.00 = same speed). faiss-cpu is version {peers_version}. Machine: {platform.machine()}, "
-        f"{os.cpu_count()} cores. Whole run: {elapsed / 60:.1f} min.",
+        f"{os.cpu_count()} cores. Whole run: {elapsed / 60:.1f} min. Load average (1/5/15 min) "
+        f"{'/'.join(f'{v:.1f}' for v in load_before)} before, {'/'.join(f'{v:.1f}' for v in load_after)} after "
+        f"(2 cores: above 2 means other jobs shared them).",
         "",
         "| index | threads | step | DMLKit | python3-faiss 1.7.3 | faiss-cpu | DMLKit / python3-faiss | DMLKit / faiss-cpu | recall@10 (DMLKit / Debian / PyPI) |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -119,6 +181,23 @@ def main():
         t = results["DMLKit"]["search_s"]
         if factory not in best or t < best[factory][1]:
             best[factory] = (label, t)
+    if limit:
+        flops = 2.0 * args.n * args.nq * args.d
+        peak = max(limit.get("torch_gflops", 0), limit["openblas_gflops"])
+        table += ["", f"GEMM limit of batched Flat search: {flops / 1e9:.1f} GFLOP; single-thread sgemm (1000x4096x128) "
+                  f"measured in this run: Debian OpenBLAS ({limit['openblas_core']} kernels) {limit['openblas_gflops']:.0f} "
+                  f"GFLOP/s, PyTorch {limit.get('torch_gflops', float('nan')):.0f} GFLOP/s, so the limit is "
+                  f"{flops / peak / 1e9 * 1e3:.0f} ms on one core (goal: Flat batch <= 1.3x that)."]
+    if single_rows:
+        table += ["", f"One query per call ({args.single} calls after one warm-up; 1 thread; latency p50 / p99):", "",
+                  "| index | n | DMLKit | python3-faiss 1.7.3 | faiss-cpu | p50 DMLKit / python3-faiss | p50 DMLKit / faiss-cpu |",
+                  "|---|---|---|---|---|---|---|"]
+        for factory, param, n, results in single_rows:
+            p = {k: (percentile(r["single_s"], 50) * 1e3, percentile(r["single_s"], 99) * 1e3) for k, r in results.items()}
+            dml, deb, pypi = (p[k] for k in names)
+            shown = factory + (f" ({param})" if param else "")
+            table.append(f"| {shown} | {n:,} | {dml[0]:.3f} / {dml[1]:.3f} ms | {deb[0]:.3f} / {deb[1]:.3f} ms | "
+                         f"{pypi[0]:.3f} / {pypi[1]:.3f} ms | {dml[0] / deb[0]:.2f} | {dml[0] / pypi[0]:.2f} |")
     table += ["", "Fastest DMLKit search setting per index: " + "; ".join(f"{f}: {l}" for f, (l, _) in best.items()) + "."]
     section = "\n".join([START, "## Index (DMLIndex vs Python FAISS)", "",
                          "Reproduce: `make bench` (or `swift build -c release --product index-bench && "

@@ -12,7 +12,7 @@ func seconds(_ body: () throws -> Void) rethrows -> Double {
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 6 else {
-    FileHandle.standardError.write(Data("usage: index-bench BASE.npy QUERIES.npy FACTORY K REPEATS [efSearch=N|nprobe=N]\n".utf8))
+    FileHandle.standardError.write(Data("usage: index-bench BASE.npy QUERIES.npy FACTORY K REPEATS [efSearch=N] [nprobe=N] [single=N]\n".utf8))
     exit(1)
 }
 do {
@@ -22,10 +22,13 @@ do {
     let k = Int(arguments[4]) ?? 10
     let repeats = Int(arguments[5]) ?? 3
     var parameters = SearchParameters()
-    if arguments.count > 6 {
-        let parts = arguments[6].split(separator: "=")
-        if parts[0] == "efSearch" { parameters.efSearch = Int(parts[1]) }
-        if parts[0] == "nprobe" { parameters.nprobe = Int(parts[1]) }
+    var singleQueries = 0  // > 0: also time this many one-query searches (latency percentiles)
+    for option in arguments.dropFirst(6) {
+        let parts = option.split(separator: "=")
+        guard parts.count == 2, let value = Int(parts[1]) else { continue }
+        if parts[0] == "efSearch" { parameters.efSearch = value }
+        if parts[0] == "nprobe" { parameters.nprobe = value }
+        if parts[0] == "single" { singleQueries = value }
     }
     let index = try VectorIndex(dimension: base.columns, factory: factory, metric: .l2)
     let train = try index.isTrained ? 0 : seconds { try index.train(base.values) }
@@ -35,12 +38,24 @@ do {
     for _ in 0..<repeats {
         searchTimes.append(try seconds { results = try index.search(queries.values, k: k, parameters: parameters) })
     }
+    // One query per call, as an app searches: each latency on its own, after one untimed warm-up query.
+    var latencies: [Double] = []
+    if singleQueries > 0 {
+        let d = queries.columns
+        _ = try index.search(vector: Array(queries.values[0..<d]), k: k, parameters: parameters)
+        for i in 0..<singleQueries {
+            let row = i % queries.rows
+            let query = Array(queries.values[row * d..<(row + 1) * d])
+            latencies.append(try seconds { _ = try index.search(vector: query, k: k, parameters: parameters) })
+        }
+    }
     let out = URL(fileURLWithPath: arguments[2]).deletingLastPathComponent().appendingPathComponent("swift_ids.npy")
     try Npy.write(results!.ids, shape: [queries.rows, k], to: out)
-    let report: [String: Any] = [
+    var report: [String: Any] = [
         "train_s": train, "add_s": add, "search_s": searchTimes.min()!, "ids": out.path,
         "omp_threads": VectorIndex.threadCount,
     ]
+    if !latencies.isEmpty { report["single_s"] = latencies }
     print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
 } catch {
     FileHandle.standardError.write(Data("index-bench: \(error)\n".utf8))
