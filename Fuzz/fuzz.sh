@@ -14,7 +14,7 @@ build() {
     # SwiftPM's two --sanitize flags reach clang (C/C++ targets) and the link, but swiftc keeps only the last
     # -sanitize= it is given, so the Swift side gets both in one flag.
     for t in "${TARGETS[@]}"; do
-        "$SWIFT" build --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address --product "fuzz-$t" \
+        "$SWIFT" build -c release --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address --product "fuzz-$t" \
             2>&1 | grep -v "Cannot export local symbol" || { echo "fuzz: building fuzz-$t failed" >&2; exit 1; }
     done
 }
@@ -34,7 +34,7 @@ run() {
     local targets=("$@")
     [ ${#targets[@]} -gt 0 ] || targets=("${TARGETS[@]}")
     local bin status=0 summary=()
-    bin="$("$SWIFT" build --show-bin-path)"
+    bin="$("$SWIFT" build -c release --show-bin-path)"
     for t in "${targets[@]}"; do
         local work=".work/$t"
         mkdir -p "$work/corpus" "$work/findings"

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-BIN=Fuzz/.build/debug
+BIN=Fuzz/.build/release
 # The Swift runtime's backtracer and ASan trip over each other on a fatal error.
 export SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0
 OUT=Fuzz/corpus
