@@ -3,6 +3,7 @@
 # its committed corpus Fuzz/corpus/<target>/; new inputs and findings go to the git-ignored Fuzz/.work/<target>/.
 #   Fuzz/fuzz.sh build
 #   Fuzz/fuzz.sh run SECONDS [TARGET...]     (default: every target)
+#   Fuzz/fuzz.sh parity                      (tokenizer ids of every input found so far against Hugging Face)
 # Runs use libFuzzer's fork mode, so a crash, out-of-memory input or timeout is saved and fuzzing goes on; the
 # summary lists execs, exec/s and findings per target, and the script exits 1 when any target found something.
 set -euo pipefail
@@ -48,7 +49,9 @@ run() {
             "$work/corpus" "corpus/$t" >"$work/log" 2>&1 || true
         # Fork mode's status lines: "#EXECS: cov: C ft: F corp: N exec/s: R oom/timeout/crash: O/T/C time: Ss ...".
         local line; line=$(grep -E '^#[0-9]+: cov:' "$work/log" | tail -1 || true)
-        local execs rate; execs=$(sed -E 's/^#([0-9]+):.*/\1/' <<<"$line"); rate=$(sed -E 's/.*exec\/s: ([0-9]+).*/\1/' <<<"$line")
+        local execs elapsed rate; execs=$(sed -E 's/^#([0-9]+):.*/\1/' <<<"$line")
+        elapsed=$(sed -E 's/.* time: ([0-9]+)s.*/\1/' <<<"$line")
+        rate=$(( ${execs:-0} / (${elapsed:-1} > 0 ? ${elapsed:-1} : 1) ))  # the line's own exec/s is the last job's
         local found=$(( $(find "$work/findings" -type f | wc -l) - before ))
         summary+=("$(printf '%-12s %12s execs %8s exec/s %4d new findings' "$t" "${execs:-0}" "${rate:-0}" "$found")")
         if [ "$found" -gt 0 ] || [ -z "$line" ]; then status=1; fi
@@ -58,8 +61,22 @@ run() {
     return $status
 }
 
+# Runs every tokenizer input found so far (and the seeds) once, recording the Swift ids, and compares them with
+# Hugging Face tokenizers: a differential check the in-process invariants cannot make.
+parity() {
+    local bin ids=.work/tokenizer/ids.tsv
+    bin="$("$SWIFT" build -c release --show-bin-path)"
+    mkdir -p .work/tokenizer/corpus
+    rm -f "$ids"
+    DML_FUZZ_TEXT_MODEL="${DML_FUZZ_TEXT_MODEL:-../models/text/all-MiniLM-L6-v2}" DML_FUZZ_IDS_OUT="$ids" \
+        ASAN_OPTIONS=detect_leaks=0 SWIFT_BACKTRACE=enable=no \
+        "$bin/fuzz-tokenizer" -runs=0 -max_len="$(max_len tokenizer)" .work/tokenizer/corpus corpus/tokenizer >/dev/null 2>&1
+    ../.venv/bin/python tokenizer-parity.py "$ids"
+}
+
 case ${1:-} in
     build) build ;;
     run) shift; run "$@" ;;
-    *) echo "usage: Fuzz/fuzz.sh build | run SECONDS [TARGET...]" >&2; exit 2 ;;
+    parity) parity ;;
+    *) echo "usage: Fuzz/fuzz.sh build | run SECONDS [TARGET...] | parity" >&2; exit 2 ;;
 esac

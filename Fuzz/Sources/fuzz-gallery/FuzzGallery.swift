@@ -8,6 +8,7 @@ import FuzzSupport
 /// `GalleryReader` reads everything it offers, then a `Gallery` opened with the seed's spaces runs a pose search
 /// and a search in each space (what `dml gallery search` does).
 private let template: URL = {
+    removeStaleScratch()
     let url = scratchRoot().appendingPathComponent("template-\(getpid())")
     try? FileManager.default.removeItem(at: url)
     do { try SeedGallery.build(at: url) } catch { fatalError("cannot build the seed gallery: \(error)") }
@@ -21,6 +22,15 @@ private func scratchRoot() -> URL {
     let shm = URL(fileURLWithPath: "/dev/shm", isDirectory: true)
     let root = FileManager.default.fileExists(atPath: shm.path) ? shm : FileManager.default.temporaryDirectory
     return root.appendingPathComponent("dmlkit-fuzz-gallery", isDirectory: true)
+}
+
+/// Fork mode starts a process per job, and a crashing one leaves its folders: remove those of dead processes.
+private func removeStaleScratch() {
+    let root = scratchRoot()
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? [] {
+        guard let pid = name.split(separator: "-").last.flatMap({ pid_t($0) }), kill(pid, 0) != 0 else { continue }
+        try? FileManager.default.removeItem(at: root.appendingPathComponent(name))
+    }
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")

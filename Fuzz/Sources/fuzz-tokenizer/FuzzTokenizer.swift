@@ -13,6 +13,15 @@ private let model: BertTokenizer = {
     }
 }()
 
+/// With `DML_FUZZ_IDS_OUT=FILE`, every input's text (hex UTF-8), flags and full ids are appended to FILE, for
+/// `Fuzz/tokenizer-parity.py` to compare with Hugging Face `tokenizers` (`Fuzz/fuzz.sh parity`).
+private let idsOut: FileHandle? = ProcessInfo.processInfo.environment["DML_FUZZ_IDS_OUT"].flatMap { path in
+    if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+    let handle = FileHandle(forWritingAtPath: path)
+    handle?.seekToEndOfFile()
+    return handle
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzTokenizer(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     let data = fuzzData(start, count)
@@ -38,6 +47,12 @@ public func fuzzTokenizer(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt 
     let room = configuration.maxLength - 2
     invariant(encoding.truncated == (pieces.count > room), "truncated flag \(encoding.truncated) for \(pieces.count) pieces")
     invariant(Array(ids.dropFirst().dropLast()) == Array(pieces.prefix(room)), "early-stopped ids differ from the full run")
+
+    if let idsOut {
+        let hex = text.utf8.map { String(format: "%02x", $0) }.joined()
+        let full = [tokenizer.classID] + pieces + [tokenizer.separatorID]
+        idsOut.write(Data("\(hex)\t\(flags & 7)\t\(full.map(String.init).joined(separator: " "))\n".utf8))
+    }
 
     let batch = tokenizer.pad([encoding, tokenizer.encode("")])
     invariant(batch.count == 2 && batch.length == ids.count && batch.ids.count == 2 * ids.count, "padded shape")
