@@ -12,14 +12,24 @@ export ASAN_OPTIONS=detect_leaks=0 SWIFT_BACKTRACE=enable=no DML_FUZZ_TEXT_MODEL
 limits=(-rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10)
 out="findings/$target"
 mkdir -p "$out"
+# One run of an input; its output.
+run_once() { timeout 120 "$bin" "${limits[@]}" -runs=1 "$1" 2>&1 || true; }
+
+# Kind: the Swift fatal error's message, or the sanitizer's or libFuzzer's summary.
+kind_of() {
+    local kind
+    kind=$(grep -m1 -oE 'Fatal error: .*' <<<"$1" | head -c 160 || true)
+    [ -n "$kind" ] || kind=$(grep -m1 -oE 'SUMMARY: [A-Za-z]+: [A-Za-z-]+( signal)?' <<<"$1" | sed -E 's/^SUMMARY: //' || true)
+    echo "${kind:-no longer reproduces}"
+}
+
 declare -A smallest size count
+gone=0
 for input in .work/"$target"/findings/*; do
     [ -f "$input" ] || continue
-    log=$(timeout 120 "$bin" "${limits[@]}" -runs=1 "$input" 2>&1 || true)
-    # Kind: the Swift fatal error's message, or the sanitizer's or libFuzzer's summary.
-    kind=$(grep -m1 -oE 'Fatal error: .*' <<<"$log" | head -c 160 || true)
-    [ -n "$kind" ] || kind=$(grep -m1 -oE 'SUMMARY: [A-Za-z]+: [A-Za-z-]+( signal)?' <<<"$log" | sed -E 's/^SUMMARY: //' || true)
-    [ -n "$kind" ] || kind="no longer reproduces"
+    log=$(run_once "$input")
+    kind=$(kind_of "$log")
+    if [ "$kind" = "no longer reproduces" ]; then gone=$((gone + 1)); continue; fi
     # Stack: the first frame outside the sanitizer, libFuzzer, libc and allocation functions.
     frames=$(grep -E '^ +#[0-9]+ 0x[0-9a-f]+ in ' <<<"$log" | sed -E 's/^ +#[0-9]+ 0x[0-9a-f]+ in //; s/ \/.*$//; s/ \(.*$//' |
         grep -vE '^(__|fuzzer::|malloc|calloc|realloc|operator new|std::|abort|raise|gsignal|LLVMFuzzerTestOneInput|main$|_start)' |
@@ -41,11 +51,11 @@ for key in "${!smallest[@]}"; do
     n=$((n + 1))
     name=$(printf '%s-%02d' "$target" "$n")
     input=${smallest[$key]}
-    if [[ $key == "no longer reproduces"* ]]; then cp "$input" "$out/$name"; else
-        timeout $((seconds + 30)) "$bin" "${limits[@]}" -minimize_crash=1 -max_total_time="$seconds" \
-            -exact_artifact_path="$out/$name" "$input" >/dev/null 2>&1 || true
-        [ -s "$out/$name" ] || cp "$input" "$out/$name"
-    fi
+    timeout $((seconds + 30)) "$bin" "${limits[@]}" -minimize_crash=1 -max_total_time="$seconds" \
+        -exact_artifact_path="$out/$name" "$input" >/dev/null 2>&1 || true
+    # Minimising keeps any crash; keep the original when the minimised input fails differently.
+    if [ ! -s "$out/$name" ] || [ "$(kind_of "$(run_once "$out/$name")")" != "${key%% | *}" ]; then cp "$input" "$out/$name"; fi
     echo "- \`$name\` ($(wc -c <"$out/$name") bytes, ${count[$key]} found): $key" >>"$readme"
 done
-echo "$n groups from $(ls .work/"$target"/findings | wc -l) findings: $readme"
+echo "- $gone more did not reproduce on their own (run alone, after the fuzzer's earlier inputs)." >>"$readme"
+echo "$n groups from $(ls .work/"$target"/findings | wc -l) findings ($gone not reproducible): $readme"

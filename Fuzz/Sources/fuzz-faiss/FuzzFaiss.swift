@@ -17,7 +17,8 @@ public func fuzzFaiss(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     guard index.dimension > 0, index.dimension <= 4096 else { return 0 }
     let query = (0..<index.dimension).map { Float($0 % 7) - 3 }
     if let hits = try? index.search(vector: query, k: 3) {
-        invariant(hits.count == 3, "search returned \(hits.count) rows for k = 3")
+        // Fewer than k is legitimate (few vectors, IVF probing one list, HNSW); more, or padding ids, is not.
+        invariant(hits.count <= 3 && hits.allSatisfy { $0.id >= 0 }, "search returned \(hits) for k = 3")
         if let first = hits.first(where: { $0.id >= 0 }) { _ = try? index.reconstruct(id: first.id) }
     }
     _ = try? index.rangeSearch(vector: query, radius: 1)

@@ -16,9 +16,9 @@ private let model: BertTokenizer = {
 /// With `DML_FUZZ_IDS_OUT=FILE`, every input's text (hex UTF-8), flags and full ids are appended to FILE, for
 /// `Fuzz/tokenizer-parity.py` to compare with Hugging Face `tokenizers` (`Fuzz/fuzz.sh parity`).
 private let idsOut: FileHandle? = ProcessInfo.processInfo.environment["DML_FUZZ_IDS_OUT"].flatMap { path in
-    if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+    if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
     let handle = FileHandle(forWritingAtPath: path)
-    handle?.seekToEndOfFile()
+    _ = handle?.seekToEndOfFile()
     return handle
 }
 
