@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export OMP_NUM_THREADS ?= 2
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup setup-system setup-python text-model build release test test-swift test-tsan test-python demo models bench clean fuzz fuzz-smoke
+.PHONY: setup setup-system setup-python text-model build release test test-swift test-tsan test-python demo models bench zoo clean fuzz fuzz-smoke fuzz-replay
 
 setup: setup-system setup-python
 
@@ -32,9 +32,9 @@ test: setup text-model
 	$(MAKE) test-tsan
 	$(MAKE) test-python
 
-# The concurrency test again under ThreadSanitizer (separate build folder).
+# Every concurrency test (gallery, text encoder, runtime, index) again under ThreadSanitizer (separate build folder).
 test-tsan: setup-system
-	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter Concurrency
+	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter '[Cc]oncurren'
 
 # pytest: interop tests (Python FAISS against the dml CLI) and the training package.
 test-python: setup text-model
@@ -62,6 +62,11 @@ fuzz: setup-system text-model
 fuzz-smoke: setup-system text-model
 	SWIFT=$(SWIFT) Fuzz/fuzz.sh build
 	SWIFT=$(SWIFT) Fuzz/fuzz.sh run $(FUZZ_SMOKE_SECONDS)
+
+# The backbone zoo at full size (224 px, inception 299) through the release dml embed vs PyTorch; prints the
+# table and writes the zoo section of bench/RESULTS.md. CPU heavy: run it alone.
+zoo: release setup-python
+	nice $(PY) bench/zoo/run.py
 
 clean:
 	rm -rf .build .build-tsan

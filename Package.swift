@@ -41,7 +41,14 @@ let package = Package(
                 .linkedFramework("Accelerate", .when(platforms: [.macOS, .iOS])),
             ]
         ),
-        .target(name: "DMLRuntime", dependencies: ["CDMLBlas"]),
+        // SHA-256 blocks for the load-time fingerprint check (C stays fast in debug builds).
+        .target(name: "CDMLHash"),
+        // oneDNN convolutions where Debian's libdnnl exists (x86-64 Linux); the C side compiles to stubs elsewhere.
+        .target(
+            name: "CDMLDnnl",
+            linkerSettings: [.linkedLibrary("dnnl", .when(platforms: [.linux])), .linkedLibrary("gomp", .when(platforms: [.linux]))]
+        ),
+        .target(name: "DMLRuntime", dependencies: ["CDMLBlas", "CDMLHash", "CDMLDnnl"]),
         // WordPiece tokenizer and BERT/MiniLM encoder over a Hugging Face model directory.
         .target(name: "DMLText", dependencies: ["DMLRuntime", "CDMLBlas"]),
         // PNG/JPEG in and PNG out through Debian's libpng and libjpeg-turbo.
@@ -68,8 +75,10 @@ let package = Package(
         .testTarget(name: "DMLTextTests", dependencies: ["DMLText", "DMLRuntime", "DMLNpy"]),
         // Text benchmark driver (bench/text/run.py runs it beside sentence-transformers and onnxruntime).
         .executableTarget(name: "text-bench", dependencies: ["DMLText", "CDMLBlas"], path: "bench/text/swift"),
-        // Runtime benchmark driver (bench/runtime/bench.py runs it side by side with PyTorch and onnxruntime).
-        .executableTarget(name: "runtime-bench", dependencies: ["DMLRuntime", "CDMLBlas"], path: "bench/runtime/swift"),
+        // Runtime benchmark driver (bench/runtime/run.py runs it side by side with PyTorch and onnxruntime).
+        // Its C helper: the measured FMA peak (cpuid-gated AVX-512 / AVX2 loops) and the OpenBLAS kernel in use.
+        .target(name: "CBenchMachine", dependencies: ["CDMLBlas"], path: "bench/runtime/cmachine"),
+        .executableTarget(name: "runtime-bench", dependencies: ["DMLRuntime", "CDMLBlas", "CBenchMachine"], path: "bench/runtime/swift"),
         // Gallery benchmark driver (bench/gallery/run.py runs it beside the same pipeline in PyTorch + faiss-cpu).
         .executableTarget(name: "gallery-bench", dependencies: ["DMLKit", "DMLRuntime", "DMLText", "CDMLBlas"], path: "bench/gallery/swift"),
     ],

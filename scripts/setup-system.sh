@@ -15,6 +15,8 @@ packages=(
   libpng-dev
   libjpeg62-turbo-dev
 )
+# oneDNN: the runtime's convolution backend on x86-64 (Sources/CDMLDnnl; other CPUs keep the runtime's own conv).
+if [ "$(dpkg --print-architecture)" = "amd64" ]; then packages+=(libdnnl-dev); fi
 
 missing=()
 for p in "${packages[@]}"; do

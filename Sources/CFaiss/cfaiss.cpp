@@ -1,6 +1,7 @@
 // The C++ side of cfaiss.h: translates C calls into FAISS calls and every exception into a status.
 
 #include "cfaiss.h"
+#include "index_check.h"
 
 #include <omp.h>
 
@@ -24,11 +25,21 @@
 #include <faiss/index_io.h>
 #include <faiss/utils/distances.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+#include <stdexcept>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -46,6 +57,10 @@ cfaiss_status fail(cfaiss_status status, std::string message) {
 // FAISS messages start with "Error in <signature> at <file>:<line>: "; keep only the reason.
 std::string faiss_reason(const char* what) {
     std::string text = what ? what : "unknown FAISS error";
+    // FAISS appends strerror(errno) to read errors even when no system call failed.
+    const std::string success = " (Success)";
+    if (text.size() >= success.size() && text.compare(text.size() - success.size(), success.size(), success) == 0)
+        text.erase(text.size() - success.size());
     const std::string marker = "Error: '";
     auto start = text.find(marker);
     if (start != std::string::npos) {
@@ -185,9 +200,17 @@ std::vector<idx_t> allowed_for_target(const faiss::IndexIDMap* idmap, const cfai
     return std::vector<idx_t>(p->allowed_ids, p->allowed_ids + p->allowed_count);
 }
 
+// The id an IDMap stores at internal position `label` (FAISS's sub-index result), bounds-checked.
+idx_t external_id(const faiss::IndexIDMap* idmap, idx_t label) {
+    if (label < 0 || size_t(label) >= idmap->id_map.size())
+        throw std::out_of_range("the index returned position " + std::to_string(label) + " outside its id map of " +
+                                std::to_string(idmap->id_map.size()));
+    return idmap->id_map[size_t(label)];
+}
+
 void translate_labels(const faiss::IndexIDMap* idmap, size_t count, idx_t* labels) {
     for (size_t i = 0; i < count; i++) {
-        if (labels[i] >= 0) labels[i] = idmap->id_map[size_t(labels[i])];
+        if (labels[i] >= 0) labels[i] = external_id(idmap, labels[i]);
     }
 }
 
@@ -210,7 +233,7 @@ void search_overfetch(const faiss::Index* target, const faiss::IndexIDMap* idmap
                 idx_t label = l[size_t(q * fetch + j)];
                 if (label < 0 || !allowed_internal.count(label)) continue;
                 distances[q * k + found] = d[size_t(q * fetch + j)];
-                labels[q * k + found] = idmap ? idmap->id_map[size_t(label)] : label;
+                labels[q * k + found] = idmap ? external_id(idmap, label) : label;
                 found++;
             }
             bool exhausted = fetch >= total;
@@ -223,6 +246,117 @@ void search_overfetch(const faiss::Index* target, const faiss::IndexIDMap* idmap
         if (complete || fetch >= total) return;
         fetch = std::min<idx_t>(total, fetch * 4);
     }
+}
+
+// ---- files ----
+
+thread_local int last_defect = 0;
+
+// Refuses bytes the index checker does not accept, with its reason; FAISS never sees them.
+cfaiss_status check_bytes(const uint8_t* data, size_t size) {
+    if (size == 0) {
+        last_defect = int(cfaiss_check::Defect::truncated);
+        return fail(CFAISS_BAD_FILE, "the file is empty");
+    }
+    cfaiss_check::Result result = cfaiss_check::check_index(data, size);
+    if (result.defect == cfaiss_check::Defect::none) return CFAISS_OK;
+    last_defect = int(result.defect);
+    return fail(CFAISS_BAD_FILE, result.message);
+}
+
+std::string errno_text(const std::string& what, const char* path) {
+    return what + " " + path + ": " + std::strerror(errno);
+}
+
+// A whole file mapped read-only; refuses directories and other non-regular files by name.
+struct MappedFile {
+    const uint8_t* data = nullptr;
+    size_t size = 0;
+    void* mapping = nullptr;
+
+    std::string open(const char* path) {
+        int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return errno_text("cannot open", path);
+        struct stat st;
+        if (fstat(fd, &st) != 0) {
+            std::string problem = errno_text("cannot stat", path);
+            ::close(fd);
+            return problem;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            ::close(fd);
+            return std::string(path) + " is a directory, not an index file";
+        }
+        if (!S_ISREG(st.st_mode)) {
+            ::close(fd);
+            return std::string(path) + " is not a regular file";
+        }
+        size = size_t(st.st_size);
+        if (size > 0) {
+            mapping = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+            if (mapping == MAP_FAILED) {
+                mapping = nullptr;
+                std::string problem = errno_text("cannot map", path);
+                ::close(fd);
+                return problem;
+            }
+            data = static_cast<const uint8_t*>(mapping);
+        } else {
+            static const uint8_t nothing = 0;
+            data = &nothing;
+        }
+        ::close(fd);
+        return "";
+    }
+
+    ~MappedFile() {
+        if (mapping) ::munmap(mapping, size);
+    }
+};
+
+// Hands FAISS bytes that are already in memory (checked, mapped) without copying them first.
+struct SpanReader : faiss::IOReader {
+    const uint8_t* data;
+    size_t size;
+    size_t position = 0;
+
+    SpanReader(const uint8_t* data, size_t size, const char* label) : data(data), size(size) { name = label; }
+
+    size_t operator()(void* ptr, size_t unit, size_t items) override {
+        if (unit == 0 || items == 0) return 0;
+        size_t n = std::min(items, (size - position) / unit);
+        std::memcpy(ptr, data + position, n * unit);
+        position += n * unit;
+        return n;
+    }
+};
+
+// IVFPQ indexes are read without their precomputed residual table (FAISS would allocate up to 2 GiB for it);
+// it is rebuilt here only when it stays within a few times the file's size. Without it searches are exact too.
+void precompute_tables(faiss::Index* index, size_t file_size) {
+    if (auto map = dynamic_cast<faiss::IndexIDMap*>(index)) return precompute_tables(map->index, file_size);
+    auto ivfpq = dynamic_cast<faiss::IndexIVFPQ*>(index);
+    if (!ivfpq || !ivfpq->is_trained || !ivfpq->by_residual) return;
+    size_t table = ivfpq->nlist * ivfpq->pq.M * ivfpq->pq.ksub * sizeof(float);
+    if (table <= cfaiss_check::derived_budget(file_size)) ivfpq->precompute_table();
+}
+
+// Writes `size` bytes to a new file at `path`, checking write, fsync and close; removes the file on failure.
+std::string write_file_checked(const char* path, const uint8_t* data, size_t size) {
+    int fd = ::open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return errno_text("cannot create", path);
+    std::string problem;
+    size_t done = 0;
+    while (done < size && problem.empty()) {
+        ssize_t n = ::write(fd, data + done, std::min<size_t>(size - done, size_t{1} << 30));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) problem = errno_text("cannot write", path);
+        else done += size_t(n);
+    }
+    if (problem.empty() && ::fsync(fd) != 0) problem = errno_text("cannot flush", path);
+    if (::close(fd) != 0 && problem.empty()) problem = errno_text("cannot close", path);
+    if (!problem.empty()) ::unlink(path);
+    return problem;
 }
 
 }  // namespace
@@ -240,7 +374,8 @@ int cfaiss_search_needs_exclusive(const cfaiss_index* index, const cfaiss_search
 cfaiss_status cfaiss_index_factory(int dimension, const char* description, cfaiss_metric metric, cfaiss_index** out) {
     if (!out || !description) return fail(CFAISS_INVALID_ARGUMENT, "null argument");
     *out = nullptr;
-    if (dimension <= 0) return fail(CFAISS_INVALID_ARGUMENT, "dimension must be positive");
+    if (dimension <= 0 || dimension > cfaiss_check::max_dimension)
+        return fail(CFAISS_INVALID_ARGUMENT, "dimension must be 1..." + std::to_string(cfaiss_check::max_dimension));
     if (metric != CFAISS_METRIC_INNER_PRODUCT && metric != CFAISS_METRIC_L2)
         return fail(CFAISS_INVALID_ARGUMENT, "unknown metric");
     return guarded(CFAISS_FAISS_ERROR, [&] {
@@ -325,6 +460,45 @@ cfaiss_status cfaiss_index_max_id(const cfaiss_index* index, int64_t* out) {
             best = i->ntotal - 1;
         }
         *out = best;
+        return CFAISS_OK;
+    });
+}
+
+cfaiss_status cfaiss_index_first_present_id(const cfaiss_index* index, int64_t n, const int64_t* ids, int64_t* out) {
+    if (!index || !out || n < 0 || (n > 0 && !ids)) return fail(CFAISS_INVALID_ARGUMENT, "bad ids");
+    return guarded(CFAISS_FAISS_ERROR, [&] {
+        auto i = unwrap(index);
+        *out = -1;
+        if (auto m2 = dynamic_cast<const faiss::IndexIDMap2*>(i)) {
+            for (int64_t j = 0; j < n; j++) {
+                if (m2->rev_map.count(ids[j])) {
+                    *out = ids[j];
+                    return CFAISS_OK;
+                }
+            }
+            return CFAISS_OK;
+        }
+        // Other indexes: one pass over the stored ids, looking each up among the new ones; report the earliest new one.
+        std::unordered_map<idx_t, int64_t> wanted;
+        for (int64_t j = 0; j < n; j++) wanted.emplace(ids[j], j);
+        int64_t best = n;
+        auto visit = [&](idx_t id) {
+            auto it = wanted.find(id);
+            if (it != wanted.end()) best = std::min(best, it->second);
+        };
+        if (auto m = as_idmap(i)) {
+            for (idx_t id : m->id_map) visit(id);
+        } else if (auto ivf = dynamic_cast<const faiss::IndexIVF*>(i)) {
+            for (size_t list = 0; list < ivf->nlist; list++) {
+                size_t size = ivf->invlists->list_size(list);
+                if (size == 0) continue;
+                faiss::InvertedLists::ScopedIds stored(ivf->invlists, list);
+                for (size_t j = 0; j < size; j++) visit(stored[j]);
+            }
+        } else {
+            return fail(CFAISS_UNSUPPORTED, "the index stores no ids of its own");
+        }
+        if (best < n) *out = ids[best];
         return CFAISS_OK;
     });
 }
@@ -420,30 +594,29 @@ cfaiss_status cfaiss_index_range_search(const cfaiss_index* index, int64_t n, co
 
         // Copy into malloc'ed arrays, dropping ids the filter excludes if the index ignored the selector.
         std::unordered_set<idx_t> allowed_set(allowed.begin(), allowed.end());
-        auto res = static_cast<cfaiss_range_result*>(std::calloc(1, sizeof(cfaiss_range_result)));
+        std::unique_ptr<cfaiss_range_result, void (*)(cfaiss_range_result*)> owner(
+            static_cast<cfaiss_range_result*>(std::calloc(1, sizeof(cfaiss_range_result))), cfaiss_range_result_free);
+        auto res = owner.get();
         if (!res) throw std::bad_alloc();
         res->nq = n;
         res->lims = static_cast<int64_t*>(std::malloc(sizeof(int64_t) * size_t(n + 1)));
         size_t total = result.lims[n];
         res->labels = static_cast<int64_t*>(std::malloc(sizeof(int64_t) * std::max<size_t>(total, 1)));
         res->distances = static_cast<float*>(std::malloc(sizeof(float) * std::max<size_t>(total, 1)));
-        if (!res->lims || !res->labels || !res->distances) {
-            cfaiss_range_result_free(res);
-            throw std::bad_alloc();
-        }
+        if (!res->lims || !res->labels || !res->distances) throw std::bad_alloc();
         size_t kept = 0;
         res->lims[0] = 0;
         for (int64_t q = 0; q < n; q++) {
             for (size_t j = result.lims[q]; j < result.lims[q + 1]; j++) {
                 idx_t label = result.labels[j];
                 if (filtered && !allowed_set.count(label)) continue;
-                res->labels[kept] = idmap ? idmap->id_map[size_t(label)] : label;
+                res->labels[kept] = idmap ? external_id(idmap, label) : label;
                 res->distances[kept] = result.distances[j];
                 kept++;
             }
             res->lims[q + 1] = int64_t(kept);
         }
-        *out = res;
+        *out = owner.release();
         return CFAISS_OK;
     });
 }
@@ -488,7 +661,11 @@ cfaiss_status cfaiss_index_reconstruct(const cfaiss_index* index, int64_t id, fl
 cfaiss_status cfaiss_write_index_file(const cfaiss_index* index, const char* path) {
     if (!index || !path) return fail(CFAISS_INVALID_ARGUMENT, "null argument");
     return guarded(CFAISS_IO_ERROR, [&] {
-        faiss::write_index(unwrap(index), path);
+        // FAISS's FileIOWriter only prints a failed fclose; serialise to memory and check every step ourselves.
+        faiss::VectorIOWriter writer;
+        faiss::write_index(unwrap(index), &writer);
+        std::string problem = write_file_checked(path, writer.data.data(), writer.data.size());
+        if (!problem.empty()) return fail(CFAISS_IO_ERROR, problem);
         return CFAISS_OK;
     });
 }
@@ -496,8 +673,23 @@ cfaiss_status cfaiss_write_index_file(const cfaiss_index* index, const char* pat
 cfaiss_status cfaiss_read_index_file(const char* path, int mmap, cfaiss_index** out) {
     if (!path || !out) return fail(CFAISS_INVALID_ARGUMENT, "null argument");
     *out = nullptr;
+    last_defect = 0;
     return guarded(CFAISS_IO_ERROR, [&] {
-        *out = wrap(faiss::read_index(path, mmap ? faiss::IO_FLAG_MMAP : 0));
+        MappedFile file;
+        std::string problem = file.open(path);
+        if (!problem.empty()) return fail(CFAISS_IO_ERROR, problem);
+        cfaiss_status status = check_bytes(file.data, file.size);
+        if (status != CFAISS_OK) return status;
+        std::unique_ptr<faiss::Index> index;
+        if (mmap) {
+            // FAISS maps the inverted lists from the file by name (the bytes were checked just above).
+            index.reset(faiss::read_index(path, faiss::IO_FLAG_MMAP | faiss::IO_FLAG_SKIP_PRECOMPUTE_TABLE));
+        } else {
+            SpanReader reader(file.data, file.size, path);
+            index.reset(faiss::read_index(&reader, faiss::IO_FLAG_SKIP_PRECOMPUTE_TABLE));
+        }
+        precompute_tables(index.get(), file.size);
+        *out = wrap(index.release());
         return CFAISS_OK;
     });
 }
@@ -521,13 +713,26 @@ cfaiss_status cfaiss_write_index_buffer(const cfaiss_index* index, uint8_t** dat
 cfaiss_status cfaiss_read_index_buffer(const uint8_t* data, size_t size, cfaiss_index** out) {
     if (!data || !out) return fail(CFAISS_INVALID_ARGUMENT, "null argument");
     *out = nullptr;
+    last_defect = 0;
     return guarded(CFAISS_IO_ERROR, [&] {
-        faiss::VectorIOReader reader;
-        reader.data.assign(data, data + size);
-        *out = wrap(faiss::read_index(&reader));
+        cfaiss_status status = check_bytes(data, size);
+        if (status != CFAISS_OK) return status;
+        SpanReader reader(data, size, "buffer");
+        std::unique_ptr<faiss::Index> index(faiss::read_index(&reader, faiss::IO_FLAG_SKIP_PRECOMPUTE_TABLE));
+        precompute_tables(index.get(), size);
+        *out = wrap(index.release());
         return CFAISS_OK;
     });
 }
+
+cfaiss_status cfaiss_check_index_buffer(const uint8_t* data, size_t size) {
+    if (!data && size > 0) return fail(CFAISS_INVALID_ARGUMENT, "null argument");
+    last_error.clear();
+    last_defect = 0;
+    return check_bytes(data, size);
+}
+
+int cfaiss_last_file_defect(void) { return last_defect; }
 
 void cfaiss_buffer_free(uint8_t* data) { std::free(data); }
 

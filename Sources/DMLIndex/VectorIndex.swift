@@ -16,18 +16,25 @@ public final class VectorIndex: @unchecked Sendable {
     /// The factory string the index was built from, when known (indexes from other tools may not say).
     public let factory: String?
 
+    /// Largest accepted vector dimension (the FAISS file check refuses larger ones too).
+    public static let maxDimension = 1 << 16
+    /// Largest accepted HNSW efSearch (FAISS allocates a heap of this many entries per query).
+    public static let maxEfSearch = 1 << 20
+
     private let handle: OpaquePointer
     private let lock = ReadWriteLock()
-    private var nextID: Int64
+    /// The id `add` without ids gives next; nil once the largest stored id is `Int64.max`.
+    private var nextID: Int64?
 
     // MARK: Creating
 
     /// Builds an empty index from a FAISS factory string such as `"Flat"`, `"HNSW32"`, `"IVF1024,Flat"`, `"SQ8"`.
     /// Index types that do not store ids themselves are wrapped in an `IDMap2` so every index takes 64-bit ids.
     public convenience init(dimension: Int, factory: String = "Flat", metric: Metric = .innerProduct) throws {
-        guard dimension > 0 else { throw VectorIndexError.invalidDimension(dimension) }
+        guard dimension > 0, dimension <= Self.maxDimension else { throw VectorIndexError.invalidDimension(dimension) }
         let trimmed = factory.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty else { throw VectorIndexError.invalidFactory(factory, reason: "empty factory string") }
+        try FactoryString.validate(trimmed, dimension: dimension, metric: metric)
         var raw: OpaquePointer?
         let faissMetric = metric == .l2 ? CFAISS_METRIC_L2 : CFAISS_METRIC_INNER_PRODUCT
         let status = cfaiss_index_factory(Int32(clamping: dimension), trimmed, faissMetric, &raw)
@@ -52,7 +59,7 @@ public final class VectorIndex: @unchecked Sendable {
         self.factory = factory
         var maxID: Int64 = -1
         _ = cfaiss_index_max_id(handle, &maxID)
-        self.nextID = maxID + 1
+        self.nextID = maxID == Int64.max ? nil : maxID + 1
     }
 
     deinit { cfaiss_index_free(handle) }
@@ -101,20 +108,26 @@ public final class VectorIndex: @unchecked Sendable {
         try withPrepared(vectors) { pointer, n in
             try lock.writing {
                 guard cfaiss_index_is_trained(handle) != 0 else { throw VectorIndexError.notTrained }
-                let first = storesIDs ? nextID : Int64(cfaiss_index_ntotal(handle))
+                guard let first = storesIDs ? nextID : Int64(cfaiss_index_ntotal(handle)) else {
+                    throw VectorIndexError.idsExhausted
+                }
+                guard n > 0 else { return first..<first }
+                // The last id may be Int64.max itself; the range's end (one past it) may not exist.
+                let (last, overflow) = first.addingReportingOverflow(Int64(n - 1))
+                guard !overflow, last < Int64.max else { throw VectorIndexError.idsExhausted }
                 if storesIDs {
                     let ids = (0..<Int64(n)).map { first + $0 }
                     try check(cfaiss_index_add_with_ids(handle, Int64(n), pointer, ids))
                 } else {
                     try check(cfaiss_index_add(handle, Int64(n), pointer))
                 }
-                nextID = first + Int64(n)
-                return first..<first + Int64(n)
+                nextID = last + 1
+                return first..<last + 1
             }
         }
     }
 
-    /// Adds vectors under the given ids (one per vector; non-negative, unique within the call).
+    /// Adds vectors under the given ids (one per vector; non-negative, unique within the call and not already stored).
     public func add(_ vectors: UnsafeBufferPointer<Float>, ids: UnsafeBufferPointer<Int64>) throws {
         let n = try vectorCount(vectors)
         guard ids.count == n else { throw VectorIndexError.idCountMismatch(vectors: n, ids: ids.count) }
@@ -127,8 +140,13 @@ public final class VectorIndex: @unchecked Sendable {
         try withPrepared(vectors) { pointer, n in
             try lock.writing {
                 guard cfaiss_index_is_trained(handle) != 0 else { throw VectorIndexError.notTrained }
+                var present: Int64 = -1
+                try check(cfaiss_index_first_present_id(handle, Int64(n), ids.baseAddress, &present))
+                guard present < 0 else { throw VectorIndexError.duplicateID(present) }
                 try check(cfaiss_index_add_with_ids(handle, Int64(n), pointer, ids.baseAddress))
-                nextID = max(nextID, (ids.max() ?? -1) + 1)
+                if let largest = ids.max(), let next = nextID, largest >= next {
+                    nextID = largest == Int64.max ? nil : largest + 1
+                }
             }
         }
     }
@@ -154,13 +172,17 @@ public final class VectorIndex: @unchecked Sendable {
     public func search(_ queries: UnsafeBufferPointer<Float>, k: Int, parameters: SearchParameters = .init()) throws
         -> SearchResults
     {
-        guard k >= 1 else { throw VectorIndexError.invalidK(k) }
+        guard k >= 1, k <= Int(Int32.max) else { throw VectorIndexError.invalidK(k) }
         return try withPrepared(queries) { pointer, n in
             try withParameters(parameters) { params in
                 try locked(for: params) {
                     try checkSearchable(k: k)
-                    var ids = [Int64](repeating: -1, count: n * k)
-                    var distances = [Float](repeating: 0, count: n * k)
+                    let (cells, overflow) = n.multipliedReportingOverflow(by: k)
+                    guard !overflow, cells <= Int(Int32.max) * 8 else {
+                        throw VectorIndexError.invalidParameter("\(n) queries x k = \(k) results is too many for one call")
+                    }
+                    var ids = [Int64](repeating: -1, count: cells)
+                    var distances = [Float](repeating: 0, count: cells)
                     try check(cfaiss_index_search(handle, Int64(n), pointer, Int64(k), params, &distances, &ids))
                     return SearchResults(queryCount: n, k: k, ids: ids, distances: distances)
                 }
@@ -235,46 +257,63 @@ public final class VectorIndex: @unchecked Sendable {
 
     // MARK: Persistence
 
-    /// Writes the index as a plain FAISS file (atomically: temp file, fsync, rename) and, beside it,
-    /// `PATH.dml.json` with what FAISS does not store (cosine metric, factory string).
+    /// Writes the index as a plain FAISS file and, beside it, `PATH.dml.json` with what FAISS does not store
+    /// (cosine metric, factory string) plus the index file's size and checksum. Both are written to temporary
+    /// files, flushed and read back before either replaces anything (`AtomicFile`): a failed save (a full disk)
+    /// leaves both old files as they were; a load that finds the two from different saves refuses them.
     public func save(to url: URL) throws {
         try lock.reading {
+            let bytes = try serializedUnlocked()
+            let sidecar = IndexSidecar(
+                metric: metric, factory: factory, indexBytes: bytes.count,
+                indexChecksum: bytes.withUnsafeBytes { Checksum.hex($0) })
             do {
-                try AtomicFile.replace(url) { temporary in
-                    try check(cfaiss_write_index_file(handle, temporary.path))
-                }
-                try IndexSidecar(metric: metric, factory: factory).write(besideIndexAt: url)
-            } catch let error as VectorIndexError {
-                throw error
-            } catch {
-                throw VectorIndexError.io("\(error)")
+                try AtomicFile.write([(bytes, url), (try sidecar.encoded(), IndexSidecar.url(besideIndexAt: url))])
+            } catch let error as AtomicFile.Failure {
+                throw VectorIndexError.io(error.description)
             }
         }
     }
 
     /// Opens a FAISS index file, ours or any other tool's. `mmap` maps IVF inverted lists instead of reading them.
-    /// The metric comes from `PATH.dml.json` when present, otherwise from FAISS (inner product or L2).
+    /// The bytes are checked before FAISS reads them (`invalidIndexFile` says why a file is refused); the metric
+    /// comes from `PATH.dml.json` when present (which must then describe this very file), otherwise from FAISS.
     public static func load(contentsOf url: URL, mmap: Bool = false) throws -> VectorIndex {
-        guard FileManager.default.fileExists(atPath: url.path) else {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
             throw VectorIndexError.io("no index file at \(url.path)")
         }
+        guard !isDirectory.boolValue else { throw VectorIndexError.io("\(url.path) is a directory, not an index file") }
+        let sidecar = try IndexSidecar.read(besideIndexAt: url)
         var raw: OpaquePointer?
         let status = cfaiss_read_index_file(url.path, mmap ? 1 : 0, &raw)
         guard status == CFAISS_OK, let handle = raw else {
+            if status == CFAISS_IO_ERROR { throw VectorIndexError.io(String(cString: cfaiss_last_error())) }
+            if status == CFAISS_BAD_FILE { throw VectorIndexError.fromStatus(status) }
             throw VectorIndexError.corruptIndex("\(url.path): \(String(cString: cfaiss_last_error()))")
         }
-        let sidecar = try IndexSidecar.read(besideIndexAt: url)
+        if let sidecar, sidecar.indexBytes != nil {
+            do {
+                let data = try Data(contentsOf: url, options: .alwaysMapped)
+                try sidecar.check(indexBytes: data, indexURL: url)
+            } catch {
+                cfaiss_index_free(handle)
+                if let error = error as? VectorIndexError { throw error }
+                throw VectorIndexError.io("cannot read \(url.path): \(error.localizedDescription)")
+            }
+        }
         return try make(handle: handle, sidecar: sidecar)
     }
 
-    /// Reads an index from the bytes of a FAISS index file.
+    /// Reads an index from the bytes of a FAISS index file (checked first, like `load`).
     public convenience init(serialized data: Data, metric: Metric? = nil) throws {
-        guard !data.isEmpty else { throw VectorIndexError.corruptIndex("no bytes") }
+        guard !data.isEmpty else { throw VectorIndexError.invalidIndexFile(.truncated, reason: "the file is empty") }
         var raw: OpaquePointer?
         let status = data.withUnsafeBytes { bytes in
             cfaiss_read_index_buffer(bytes.bindMemory(to: UInt8.self).baseAddress, bytes.count, &raw)
         }
         guard status == CFAISS_OK, let handle = raw else {
+            if status == CFAISS_BAD_FILE { throw VectorIndexError.fromStatus(status) }
             throw VectorIndexError.corruptIndex(String(cString: cfaiss_last_error()))
         }
         let faissMetric: Metric = cfaiss_index_metric(handle) == CFAISS_METRIC_L2 ? .l2 : .innerProduct
@@ -285,15 +324,27 @@ public final class VectorIndex: @unchecked Sendable {
         self.init(handle: handle, metric: metric ?? faissMetric, factory: nil)
     }
 
+    /// Checks the bytes of a FAISS index file without building an index: nil when `load` would accept them,
+    /// otherwise the `invalidIndexFile` error it would throw.
+    public static func checkFile(bytes data: Data) -> VectorIndexError? {
+        let status = data.withUnsafeBytes { bytes in
+            cfaiss_check_index_buffer(bytes.bindMemory(to: UInt8.self).baseAddress ?? UnsafePointer(bitPattern: 1), bytes.count)
+        }
+        return status == CFAISS_OK ? nil : VectorIndexError.fromStatus(status)
+    }
+
     /// The bytes of the index as a plain FAISS file.
     public func serialized() throws -> Data {
-        try lock.reading {
-            var bytes: UnsafeMutablePointer<UInt8>?
-            var size = 0
-            try check(cfaiss_write_index_buffer(handle, &bytes, &size))
-            defer { cfaiss_buffer_free(bytes) }
-            return bytes.map { Data(bytes: $0, count: size) } ?? Data()
-        }
+        try lock.reading { try serializedUnlocked() }
+    }
+
+    /// The FAISS bytes, handed over without a copy (the caller holds the lock).
+    private func serializedUnlocked() throws -> Data {
+        var bytes: UnsafeMutablePointer<UInt8>?
+        var size = 0
+        try check(cfaiss_write_index_buffer(handle, &bytes, &size))
+        guard let bytes else { return Data() }
+        return Data(bytesNoCopy: bytes, count: size, deallocator: .custom { pointer, _ in cfaiss_buffer_free(pointer.assumingMemoryBound(to: UInt8.self)) })
     }
 
     private static func make(handle: OpaquePointer, sidecar: IndexSidecar?) throws -> VectorIndex {
@@ -354,8 +405,12 @@ public final class VectorIndex: @unchecked Sendable {
     }
 
     private func withParameters<T>(_ p: SearchParameters, _ body: (UnsafePointer<cfaiss_search_params>) throws -> T) throws -> T {
-        if let nprobe = p.nprobe, nprobe < 1 { throw VectorIndexError.invalidParameter("nprobe must be at least 1, got \(nprobe)") }
-        if let ef = p.efSearch, ef < 1 { throw VectorIndexError.invalidParameter("efSearch must be at least 1, got \(ef)") }
+        if let nprobe = p.nprobe, nprobe < 1 || nprobe > Int(Int32.max) {
+            throw VectorIndexError.invalidParameter("nprobe must be 1...\(Int32.max), got \(nprobe)")
+        }
+        if let ef = p.efSearch, ef < 1 || ef > Self.maxEfSearch {
+            throw VectorIndexError.invalidParameter("efSearch must be 1...\(Self.maxEfSearch), got \(ef)")
+        }
         let allowed = p.allowedIDs ?? []
         return try allowed.withUnsafeBufferPointer { ids in
             var params = cfaiss_search_params(

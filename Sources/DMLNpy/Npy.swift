@@ -1,5 +1,10 @@
 import DMLFiles
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Element types DMLKit reads from and writes to NumPy `.npy` files (little-endian, C order).
 public enum NpyDType: String, Sendable, CaseIterable {
@@ -107,14 +112,22 @@ public struct NpyArray: Sendable {
 /// Reading and writing NumPy `.npy` files (format versions 1.0, 2.0 and 3.0).
 public enum Npy {
     static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]  // "\x93NUMPY"
+    /// Longest header accepted, in bytes: 64 KiB. Version 1.0 cannot exceed it; versions 2.0 and 3.0 could
+    /// declare up to 4 GiB, which NumPy itself refuses above 10,000 bytes unless told otherwise.
+    public static let maxHeaderLength = 1 << 16
 
     /// Reads an array from a `.npy` file.
     public static func read(contentsOf url: URL) throws -> NpyArray {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+            throw NpyError.io("cannot read \(url.path): no such file")
+        }
+        guard !isDirectory.boolValue else { throw NpyError.io("cannot read \(url.path): it is a directory, not a .npy file") }
         let data: Data
         do {
             data = try Data(contentsOf: url, options: .mappedIfSafe)
         } catch {
-            throw NpyError.io("cannot read \(url.path): \(error.localizedDescription)")
+            throw NpyError.io("cannot read \(url.path): \(reason(error))")
         }
         return try read(data: data)
     }
@@ -139,6 +152,9 @@ public enum Npy {
         default:
             throw NpyError.notNpy("unknown format version \(major).\(bytes[7])")
         }
+        guard headerLength <= maxHeaderLength else {
+            throw NpyError.badHeader("header length \(headerLength) bytes is over the limit of \(maxHeaderLength) bytes")
+        }
         guard headerStart + headerLength <= data.count else {
             throw NpyError.badHeader("header length \(headerLength) runs past the end of the file (\(data.count) bytes)")
         }
@@ -159,6 +175,16 @@ public enum Npy {
         guard available >= byteCount else { throw NpyError.truncated(expectedBytes: byteCount, actualBytes: available) }
         let payload = data.subdata(in: data.startIndex + dataStart..<data.startIndex + dataStart + byteCount)
         return NpyArray(dtype: dtype, shape: shape, data: payload)
+    }
+
+    /// The POSIX reason inside a Foundation file error ("Permission denied"), rather than "error 257".
+    static func reason(_ error: Error) -> String {
+        let ns = error as NSError
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code)))
+        }
+        if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))) }
+        return error.localizedDescription
     }
 
     /// Reads a 2-D float32 or float64 array as a `FloatMatrix`.
@@ -289,4 +315,8 @@ public enum Npy {
             throw NpyError.io("\(error)")
         }
     }
+}
+
+extension NpyError: LocalizedError {
+    public var errorDescription: String? { description }
 }

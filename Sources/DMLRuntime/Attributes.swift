@@ -49,7 +49,7 @@ struct Attributes {
             if let fallback { return fallback }
             throw fail(key, "is missing")
         }
-        guard let number = value.doubleValue else { throw fail(key, "must be a number") }
+        guard let number = value.doubleValue, Float(number).isFinite else { throw fail(key, "must be a finite number within float range") }
         return Float(number)
     }
 
@@ -65,5 +65,24 @@ struct Attributes {
         guard let value = node.attributes[key], value != .null else { return fallback }
         guard let text = value.stringValue else { throw fail(key, "must be a string") }
         return text
+    }
+
+    /// A floating-point attribute that may be absent or null (an open clamp bound).
+    func optionalFloat(_ key: String) throws -> Float? {
+        guard let value = node.attributes[key], value != .null else { return nil }
+        return try float(key)
+    }
+
+    /// Checks that a present, non-null attribute has the declared kind.
+    func check(_ key: String, is kind: AttributeKind) throws {
+        guard let value = node.attributes[key], value != .null else { return }
+        switch kind {
+        case .int: _ = try int(key)
+        case .float: _ = try float(key)
+        case .bool: _ = try bool(key, default: false)
+        case .string: _ = try string(key, default: "")
+        case .pair: _ = try pair(key)
+        case .ints: _ = try ints(key)
+        }
     }
 }

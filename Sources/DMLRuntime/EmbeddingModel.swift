@@ -1,9 +1,11 @@
 import CDMLBlas
+import CDMLDnnl
 import Foundation
 
 /// A model loaded from one `.safetensors` file (weights + architecture), ready to embed.
 ///
-/// Loading validates the file, checks every shape, folds BatchNorm and dequantises int8/f16 weights to
+/// Loading validates the file, verifies `dml.fingerprint` (unless told not to), refuses NaN/infinite
+/// weights, checks every shape, folds BatchNorm and dequantises int8/f16 weights to
 /// `Float`; aligned f32 weights stay in the memory-mapped file. Inference reuses buffers sized for
 /// the largest batch seen so far, up to `maxBatch` samples (larger batches run in chunks), so an app that
 /// embeds one input at a time holds buffers for one. Calls are serialised by a lock, so one instance
@@ -15,11 +17,15 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         public var maxBatch: Int
         /// BLAS worker threads (process-wide); nil leaves the BLAS default.
         public var threads: Int?
+        /// Whether to recompute `dml.fingerprint` at load and refuse a file whose contents do not match it
+        /// (a file without a fingerprint loads either way).
+        public var verifyFingerprint: Bool
 
-        /// Settings with the given batch cap and BLAS thread count.
-        public init(maxBatch: Int = 64, threads: Int? = nil) {
+        /// Settings with the given batch cap, BLAS thread count and fingerprint check.
+        public init(maxBatch: Int = 64, threads: Int? = nil, verifyFingerprint: Bool = true) {
             self.maxBatch = maxBatch
             self.threads = threads
+            self.verifyFingerprint = verifyFingerprint
         }
     }
 
@@ -48,6 +54,9 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
     /// Prepares a model from an opened file.
     public init(file: SafetensorsFile, options: Options = Options()) throws {
         let spec = try ModelSpec(metadata: file.metadata)
+        if options.verifyFingerprint, let stored = spec.fingerprint, let computed = try file.computeFingerprint(), computed != stored {
+            throw ModelError.fingerprintMismatch(stored: stored, computed: computed)
+        }
         let graph = try GraphBuilder(spec: spec, weights: ModelWeights(file: file)).build()
         self.file = file
         self.spec = spec
@@ -57,9 +66,11 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         if let threads = options.threads { Self.setThreads(threads) }
     }
 
-    /// Sets the number of BLAS threads for the whole process.
+    /// Sets the number of BLAS threads for the whole process, and the OpenMP threads oneDNN convolutions use
+    /// (applied on each thread that runs a model; FAISS shares the same libgomp and sees that thread's setting).
     public static func setThreads(_ threads: Int) {
         dml_blas_set_threads(Int32(clamping: threads))
+        dml_dnnl_set_threads(Int32(clamping: threads))
     }
 
     /// Name of the BLAS in use (e.g. "OpenBLAS", "Accelerate").

@@ -52,6 +52,12 @@ public enum ModelError: Error, CustomStringConvertible, Equatable, Sendable {
     case unsupportedDType(node: String, tensor: String, dtype: String)
     /// Shapes do not fit together (weights against inputs, or inputs against each other).
     case shapeMismatch(node: String, reason: String)
+    /// A weight tensor holds NaN or infinity (after dequantisation).
+    case nonFiniteWeight(node: String, tensor: String, index: Int)
+    /// The file's `dml.fingerprint` is not the hash of its contents: it changed after export.
+    case fingerprintMismatch(stored: String, computed: String)
+    /// `input.layout` does not fit `input.shape`, or names no known layout.
+    case invalidLayout(String)
 
     /// One line naming the problem.
     public var description: String {
@@ -64,6 +70,11 @@ public enum ModelError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .unknownInput(node, input): return "node '\(node)' reads '\(input)', which no earlier node produces"
         case let .unsupportedDType(node, tensor, dtype): return "node '\(node)' cannot take dtype \(dtype) for tensor '\(tensor)'"
         case let .shapeMismatch(node, reason): return "node '\(node)': \(reason)"
+        case let .nonFiniteWeight(node, tensor, index):
+            return "node '\(node)': weight tensor '\(tensor)' holds NaN or infinity (element \(index))"
+        case let .fingerprintMismatch(stored, computed):
+            return "model file changed after export: dml.fingerprint is \(stored) but the contents hash to \(computed) (load with the fingerprint check off to use it anyway)"
+        case let .invalidLayout(reason): return "invalid dml.architecture: input.layout \(reason)"
         }
     }
 }

@@ -2,7 +2,7 @@
 public struct NodeSpec: Sendable, Equatable {
     /// Unique name; later nodes and `outputs` refer to it.
     public var name: String
-    /// Op name, e.g. `conv2d`, `linear`, `relu` (see `LayerFactory` for the full list).
+    /// Op name, e.g. `conv2d`, `linear`, `relu` (the op set: `docs/FORMATS.md`, `ops.json`).
     public var op: String
     /// Names of the values read, in order (`"input"` is the model input).
     public var inputs: [String]
@@ -33,6 +33,25 @@ public struct ImagePreprocessing: Sendable, Equatable {
     public var channels: Int { channelOrder == .gray ? 1 : 3 }
 }
 
+/// How one input sample is laid out (`input.layout` in the architecture); the input shape's rank must fit.
+public enum InputLayout: String, Sendable, CaseIterable {
+    /// An image or feature map `[C, H, W]`.
+    case nchw = "NCHW"
+    /// A token sequence `[T, D]`.
+    case ntd = "NTD"
+    /// A feature vector `[C]`.
+    case nc = "NC"
+
+    /// Per-sample rank of the layout (the batch axis N not counted).
+    public var rank: Int {
+        switch self {
+        case .nchw: return 3
+        case .ntd: return 2
+        case .nc: return 1
+        }
+    }
+}
+
 /// The model description stored in the safetensors `__metadata__`:
 /// `dml.format_version`, `dml.architecture` (JSON) and `dml.fingerprint`.
 public struct ModelSpec: Sendable {
@@ -43,6 +62,8 @@ public struct ModelSpec: Sendable {
     public var formatVersion: Int
     /// Shape of one input sample (without the batch dimension), e.g. `[3, 224, 224]` or `[128]`.
     public var inputShape: [Int]
+    /// `input.layout`, or nil in files written before layouts were declared.
+    public var inputLayout: InputLayout?
     /// Pixel preprocessing, when the model takes images.
     public var preprocessing: ImagePreprocessing?
     /// Nodes in execution order.
@@ -91,6 +112,15 @@ public struct ModelSpec: Sendable {
         guard let elements = inputShape.checkedElementCount, elements <= RuntimeLimits.maxValueElements else {
             throw ModelError.invalidArchitecture("input.shape \(inputShape) is too large")
         }
+        if let layout = input["layout"], layout != .null {
+            guard let name = layout.stringValue, let known = InputLayout(rawValue: name) else {
+                throw ModelError.invalidLayout("must be one of \(InputLayout.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard known.rank == inputShape.count else {
+                throw ModelError.invalidLayout("\(name) needs a \(known.rank)-D input shape, got \(inputShape)")
+            }
+            inputLayout = known
+        }
         guard let nodeValues = root["nodes"]?.arrayValue else { throw ModelError.invalidArchitecture("missing nodes") }
         nodes = try nodeValues.enumerated().map { try Self.parseNode($0.element, index: $0.offset) }
         guard let outputValues = root["outputs"]?.arrayValue, !outputValues.isEmpty else {
@@ -104,6 +134,15 @@ public struct ModelSpec: Sendable {
         if let pre = root["preprocessing"], pre != .null {
             preprocessing = try Self.parsePreprocessing(pre, inputShape: inputShape)
         }
+    }
+
+    /// The factor applied to raw float inputs by a leading `mul` node named `input_scale` that reads the
+    /// input (how the exporter records a training loader's scaling, e.g. 1/16), or nil.
+    public var inputScale: Float? {
+        guard let node = nodes.first(where: { $0.name == "input_scale" }), node.op == "mul", node.inputs == ["input"],
+              let scale = node.attributes["scalar"]?.doubleValue
+        else { return nil }
+        return Float(scale)
     }
 
     private static func parseNode(_ value: JSONValue, index: Int) throws -> NodeSpec {
@@ -125,7 +164,7 @@ public struct ModelSpec: Sendable {
     private static func parsePreprocessing(_ value: JSONValue, inputShape: [Int]) throws -> ImagePreprocessing {
         func fail(_ reason: String) -> ModelError { .invalidArchitecture("preprocessing: \(reason)") }
         guard let object = value.objectValue else { throw fail("not an object") }
-        guard inputShape.count == 3 else { throw fail("image preprocessing needs an input shape [C, H, W]") }
+        guard inputShape.count == 3 else { throw fail("image preprocessing needs an input shape [C, H, W] (layout NCHW)") }
         let orderName = object["channel_order"]?.stringValue ?? "rgb"
         guard let order = ImagePreprocessing.ChannelOrder(rawValue: orderName) else { throw fail("unknown channel_order '\(orderName)'") }
         func floats(_ key: String, default fallback: Float) throws -> [Float] {

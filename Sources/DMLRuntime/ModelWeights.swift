@@ -2,7 +2,8 @@
 ///
 /// Storage dtypes: `F32` (borrowed from the mapping when aligned), `F16`/`BF16` (converted at load),
 /// and `I8` with a companion `<name>.scale` tensor of one `F32` scale per output channel (dimension 0):
-/// `w[o, ...] = q[o, ...] * scale[o]`. Compute is always `Float`.
+/// `w[o, ...] = q[o, ...] * scale[o]`. Compute is always `Float`. A tensor holding NaN or infinity
+/// (after dequantisation) is refused, naming the node and tensor.
 struct ModelWeights {
     let file: SafetensorsFile
 
@@ -21,6 +22,15 @@ struct ModelWeights {
     }
 
     private func load(_ node: NodeSpec, _ name: String) throws -> (buffer: FloatBuffer, shape: [Int]) {
+        let loaded = try dequantised(node, name)
+        let values = loaded.buffer
+        for i in 0..<values.count where !values[i].isFinite {
+            throw ModelError.nonFiniteWeight(node: node.name, tensor: name, index: i)
+        }
+        return loaded
+    }
+
+    private func dequantised(_ node: NodeSpec, _ name: String) throws -> (buffer: FloatBuffer, shape: [Int]) {
         let info = try file.info(name)
         if info.dtype.isFloatingPoint { return (try file.floats(name), info.shape) }
         guard info.dtype == .i8 else { throw ModelError.unsupportedDType(node: node.name, tensor: name, dtype: info.dtype.rawValue) }

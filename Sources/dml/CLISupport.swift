@@ -34,7 +34,12 @@ func readVectors(_ path: String, dimension: Int?) throws -> FloatMatrix {
 }
 
 func loadIndex(_ path: String) throws -> VectorIndex {
-    try VectorIndex.load(contentsOf: fileURL(path))
+    do {
+        return try VectorIndex.load(contentsOf: fileURL(path))
+    } catch let error as VectorIndexError {
+        if case .invalidIndexFile = error { throw CLIError("\(path): \(error)") }
+        throw error
+    }
 }
 
 /// Writes JSON to stdout, keys sorted.

@@ -19,6 +19,7 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Output folder.") var out = "out/demo"
     @Option(help: "Image model.") var model = "models/pose-logratio-d128.safetensors"
     @Option(help: "Text model directory (or a folder holding one); skipped when absent.") var textModel = "models/text"
+    @Flag(help: "Embed whole images instead of each person's crop.") var wholeImages = false
 
     func run() throws {
         guard count >= 60, evalQueries >= 1 else { throw CLIError("demo needs --count >= 60 and --eval-queries >= 1") }
@@ -35,7 +36,7 @@ struct DemoCommand: ParsableCommand {
         var captionModel: CaptionModel?
         try clock.step("load models") {
             imageModel = try loadImageModel(model)
-            captionModel = try textDirectory.map { try CaptionModel(directory: $0) }
+            captionModel = try textDirectory.map(loadCaptionModel)
         }
         guard let imageModel else { return }
         if textDirectory == nil { print("(no text model in \(textModel): run `make text-model` for caption queries)") }
@@ -44,10 +45,16 @@ struct DemoCommand: ParsableCommand {
         try clock.step("build gallery (embed + index)") {
             try? FileManager.default.removeItem(at: galleryURL)
             let people = root.appendingPathComponent("people")
-            let summary = try GalleryBuilder(imageModel: imageModel, captionModel: captionModel).build(
-                directory: galleryURL, coco: people.appendingPathComponent("person_keypoints.json").path,
-                imageDirectory: people.appendingPathComponent("images").path,
-                captions: captionModel == nil ? nil : people.appendingPathComponent("captions.json").path)
+            var builder = GalleryBuilder(imageModel: imageModel, captionModel: captionModel)
+            if wholeImages { builder.cropping = nil }
+            let printer = ProgressPrinter()
+            builder.progress = { printer.report($0) }
+            let summary = try builder.build(
+                into: galleryURL,
+                from: PeopleSource(keypoints: people.appendingPathComponent("person_keypoints.json"),
+                                   images: people.appendingPathComponent("images"),
+                                   captions: captionModel == nil ? nil : people.appendingPathComponent("captions.json")))
+            printer.finish()
             print("gallery: \(summary.added) items, spaces \(summary.spaces.joined(separator: ", ")) + pose, in \(galleryURL.path)")
         }
 
@@ -124,8 +131,8 @@ struct DemoCommand: ParsableCommand {
 
     /// Runs the example, pose and caption queries; returns contact-sheet rows (query image, then results).
     private func runQueries(gallery url: URL, queries: URL, imageModel: EmbeddingModel, captionModel: CaptionModel?) throws -> [[RGBImage?]] {
-        var spaces = [try imageSpace(imageModel)]
-        if let captionModel { spaces.append(captionModel.space) }
+        var spaces = [try imageModel.gallerySpace()]
+        if let captionModel { spaces.append(captionModel.space()) }
         let gallery = try Gallery(directory: url, spaces: spaces)
         let query = GalleryQuery(reader: try GalleryReader(directory: url))
         let people = try COCOKeypoints.read(contentsOf: queries.appendingPathComponent("person_keypoints.json"))
@@ -140,7 +147,9 @@ struct DemoCommand: ParsableCommand {
 
         for person in people.prefix(3) {
             let image = try decodeImage(queries.appendingPathComponent("images").appendingPathComponent(person.fileName).path)
-            let hits = try gallery.search(embedding: try embedImages([image], with: imageModel), space: "image", k: shown)
+            // Cropped as the gallery's items are, from the query's own annotation.
+            let box = wholeImages ? nil : try PersonCropping.forModel(imageModel).box(for: person, imageWidth: image.width, imageHeight: image.height)
+            let hits = try gallery.search(embedding: try imageModel.embed(image: image, box: box), space: "image", k: shown)
             try show("By example: query image \(person.fileName) (held out), pose model", hits, queryImage: image, queryPose: person.pose)
         }
         for person in people.dropFirst(3).prefix(2) {

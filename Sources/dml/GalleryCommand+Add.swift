@@ -14,15 +14,15 @@ struct GalleryAddCommand: ParsableCommand {
     @Flag(help: "Print as JSON.") var json = false
 
     func run() throws {
-        let reader = try openReader(directory)
-        let factory = try reader.spaces().first(where: { $0.name == "image" })?.factory ?? "Flat"
-        let summary = try input.builder(factory: factory).add(
-            directory: fileURL(directory), coco: input.coco, imageDirectory: input.images, captions: input.captions,
-            skipExisting: skipExisting)
-        if json { return try printJSON(summary) }
-        print("added \(summary.added) items to \(directory)" + (summary.skipped > 0 ? " (\(summary.skipped) already there, skipped)" : "")
+        _ = try openReader(directory)
+        let printer = ProgressPrinter()
+        let summary = try input.builder(factory: "Flat", printer: printer).add(
+            to: fileURL(directory), from: input.source, skipExisting: skipExisting)
+        printer.finish()
+        if json { return try printJSON(BuildReport(summary)) }
+        print("added \(summary.added) items to \(directory)" + (summary.skippedExisting > 0 ? " (\(summary.skippedExisting) already there, skipped)" : "")
               + ": \(summary.count) items, generation \(summary.generation), " + String(format: "%.1f s", summary.seconds))
-        summary.printCalibrations()
+        BuildReport(summary).printDetails()
     }
 }
 
@@ -56,9 +56,10 @@ struct GalleryRemoveCommand: ParsableCommand {
         let reader = try openReader(directory)
         let gallery = try Gallery(directory: reader.directory, spaces: try reader.spaces())
         // Any unknown key refuses the whole removal: a typo must not leave a half-done edit.
-        let removed = try gallery.remove(keys: keys, requireAll: true)
-        let summary = Summary(removed: removed, count: gallery.count, generation: gallery.generation,
-                              calibrations: try refreshCalibrations(gallery, seed: calibrationSeed))
+        let (removed, calibrations) = try gallery.remove(keys: keys, requireAll: true, refreshingCalibrations: .init(seed: calibrationSeed))
+        let generation = gallery.generation
+        let summary = Summary(removed: removed, count: gallery.count, generation: generation,
+                              calibrations: calibrations.mapValues { CalibrationSummary($0, current: generation) })
         if json { return try printJSON(summary) }
         print("removed \(removed) items from \(directory): \(summary.count) items, generation \(summary.generation)")
         for (space, c) in summary.calibrations.sorted(by: { $0.key < $1.key }) { print("calibration \(space): \(c.line)") }

@@ -85,12 +85,3 @@ struct CalibrationSummary: Encodable {
             + "range \(ranges); fitted at generation \(generation)\(current ? "" : " (stale)") on \(fitPairs) pairs, \(knots) knots"
     }
 }
-
-/// Refits stale calibrations after a change; shows progress since a fit takes a moment on large galleries.
-func refreshCalibrations(_ gallery: Gallery, seed: UInt64) throws -> [String: CalibrationSummary] {
-    let progress = ProgressLine("calibrating", total: gallery.spaces.count)
-    let calibrations = try gallery.refreshCalibrations(settings: .init(seed: seed))
-    progress.finish()
-    let generation = gallery.generation
-    return calibrations.mapValues { CalibrationSummary($0, current: generation) }
-}

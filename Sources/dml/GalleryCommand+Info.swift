@@ -32,11 +32,11 @@ struct GalleryInfoCommand: ParsableCommand {
         let generation = try reader.generation()
         let recorded = try reader.indexGenerations()
         let spaces = try reader.spaces()
-        let indexes = (spaces.map(\.name) + ["pose"]).map { name -> IndexFile in
+        let indexes = try reader.indexNames().map { name throws -> IndexFile in
             let file = reader.directory.appendingPathComponent("\(name).faiss")
             let bytes = (try? FileManager.default.attributesOfItem(atPath: file.path))?[.size] as? Int
             return IndexFile(name: name, file: file.lastPathComponent, bytes: bytes, generation: recorded[name],
-                             current: bytes != nil && recorded[name] == generation)
+                             current: try reader.indexIsCurrent(name))
         }
         let info = Info(
             directory: directory, count: try reader.count(), generation: generation,
@@ -52,7 +52,9 @@ struct GalleryInfoCommand: ParsableCommand {
             print("space       \(s.name): \(s.dimension)-d \(s.metric) \(s.factory), embedder \(s.fingerprint)")
         }
         for i in indexes {
-            let state = i.bytes == nil ? "missing (rebuilt on next open)" : (i.current ? "current" : "stale (rebuilt on next open)")
+            // Searches rebuild such an index in memory for themselves; the next add, remove or calibrate saves it.
+            let later = "rebuilt by every search until the next add, remove or calibrate saves it"
+            let state = i.bytes == nil ? "missing (\(later))" : (i.current ? "current" : "stale or damaged (\(later))")
             print("index       \(i.file): \(i.bytes.map { "\($0) bytes" } ?? "-"), \(state)")
         }
         for s in info.spaces {

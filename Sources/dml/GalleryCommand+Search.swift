@@ -10,6 +10,7 @@ struct GallerySearchCommand: ParsableCommand {
 
     @Argument(help: "Gallery directory.") var directory: String
     @Option(help: "Query image (PNG/JPEG), embedded with --model.") var example: String?
+    @Option(help: "Part of the --example image to embed, x,y,width,height in pixels (default: the whole image).") var box: String?
     @Option(help: "Key of a stored item: its stored image embedding is the query.") var key: String?
     @Option(help: "Query pose JSON: 51 numbers [x, y, v, ...] or 17 triples.") var pose: String?
     @Option(help: "Query caption text (needs --text-model).") var caption: String?
@@ -27,7 +28,7 @@ struct GallerySearchCommand: ParsableCommand {
         guard k >= 1 else { throw CLIError("-k must be at least 1") }
         let reader = try openReader(directory)
         let query = GalleryQuery(reader: reader, mirror: mirror)
-        let parts = try query.parts(example: example, key: key, pose: pose.map(readPose), caption: caption, model: model, textModel: textModel)
+        let parts = try query.parts(example: example, box: try box.map(parseBox), key: key, pose: pose.map(readPose), caption: caption, model: model, textModel: textModel)
         guard !parts.isEmpty else { throw CLIError("give at least one of --example, --key, --pose, --caption") }
         let weights = try parseWeights(weight, given: parts.map(\.name))
         let hits: [GalleryQuery.Hit]
@@ -40,6 +41,11 @@ struct GallerySearchCommand: ParsableCommand {
             hits = try query.combined(parts, weights: weights, k: k)
         }
         try printHits(hits, json: json)
+    }
+
+    private func parseBox(_ text: String) throws -> CropBox {
+        guard example != nil else { throw CLIError("--box goes with --example") }
+        do { return try CropBox(parsing: text) } catch { throw CLIError("--box: \(error)") }
     }
 
     /// `PART=W` options as weights by part name; every named part must be one of the query's.
@@ -68,15 +74,17 @@ struct GalleryQuery {
         var rank: Int
         var key: String
         var score: Float
+        var distance: Double
         var poseDistance: Double?
         var estimatedPoseDistance: Double?
         var partDistances: [String: Double]?
         var caption: String?
         var image: String?
+        var crop: String?
 
         enum CodingKeys: String, CodingKey {
-            case rank, key, score, poseDistance = "pose_distance", estimatedPoseDistance = "estimated_pose_distance",
-                 partDistances = "part_distances", caption, image
+            case rank, key, score, distance, poseDistance = "pose_distance", estimatedPoseDistance = "estimated_pose_distance",
+                 partDistances = "part_distances", caption, image, crop
         }
     }
 
@@ -90,13 +98,19 @@ struct GalleryQuery {
         var queryPose: Pose?
     }
 
-    func parts(example: String?, key: String?, pose: Pose?, caption: String?, model: String?, textModel: String?) throws -> [Part] {
+    func parts(example: String?, box: CropBox? = nil, key: String?, pose: Pose?, caption: String?, model: String?, textModel: String?) throws -> [Part] {
         var parts: [Part] = []
         if let example {
             guard let model else { throw CLIError("--example needs --model") }
             let imageModel = try loadImageModel(model)
-            let vector = try embedImages([try decodeImage(example)], with: imageModel)
-            parts.append(Part(name: "example", space: try imageSpace(imageModel), vector: vector))
+            let image = try decodeImage(example)
+            let vector: [Float]
+            do { vector = try imageModel.embed(image: image, box: box) } catch { throw CLIError("\(example): \(error)") }
+            let space = try imageModel.gallerySpace()
+            if let stored = try reader.spaces().first(where: { $0.name == space.name }) {
+                try space.checkMatches(stored: stored, model: model, gallery: reader.directory)
+            }
+            parts.append(Part(name: "example", space: space, vector: vector))
         }
         if let key {
             guard let stored = try reader.spaces().first(where: { $0.name == "image" }) else { throw CLIError("the gallery has no image space") }
@@ -107,22 +121,26 @@ struct GalleryQuery {
         if let pose { parts.append(Part(name: "pose", pose: pose, queryPose: pose)) }
         if let caption {
             guard let textModel else { throw CLIError("--caption needs --text-model") }
-            let captionModel = try CaptionModel(directory: textModel)
+            let captionModel = try loadCaptionModel(textModel)
+            if let stored = try reader.spaces().first(where: { $0.name == Gallery.captionSpace }) {
+                try captionModel.space().checkMatches(stored: stored, model: textModel, gallery: reader.directory)
+            }
             let text = caption.trimmingCharacters(in: .whitespacesAndNewlines)
             guard !text.isEmpty else { throw CLIError("invalid query: empty caption") }
-            parts.append(Part(name: "caption", space: captionModel.space, vector: captionModel.embedder.embed([text])))
+            parts.append(Part(name: "caption", space: captionModel.space(), vector: captionModel.embedder.embed([text])))
         }
         return parts
     }
 
-    /// The gallery opened with the spaces the parts need (fingerprints checked against the store). A search by key
-    /// needs no model, so it opens every stored space, which also brings every lagging index up to date.
+    /// The gallery opened read-only with the spaces the parts need (fingerprints checked against the store). A
+    /// search by key needs no model, so it opens every stored space. A search writes nothing: indexes that lag the
+    /// store are rebuilt in memory for this search, and saved by the next command that changes the gallery.
     private func open(_ parts: [Part]) throws -> Gallery {
         var spaces: [EmbeddingSpace] = []
         var needed = parts.compactMap(\.space)
         if parts.contains(where: { $0.name == "key" }) { needed += try reader.spaces() }
         for space in needed where !spaces.contains(where: { $0.name == space.name }) { spaces.append(space) }
-        return try Gallery(directory: reader.directory, spaces: spaces)
+        return try Gallery(directory: reader.directory, spaces: spaces, access: .readOnly)
     }
 
     private func queryPose(_ parts: [Part]) -> Pose? { parts.lazy.compactMap(\.queryPose).first }
@@ -150,21 +168,19 @@ struct GalleryQuery {
     }
 
     func annotate(_ hits: [GalleryHit], queryPose: Pose?, partNames: [String] = []) -> [Hit] {
-        hits.enumerated().map { i, hit in
-            var distance = hit.poseDistance
-            if distance == nil, let queryPose, let other = hit.item.pose {
-                distance = try? Pose.distance(queryPose, other, mirror: mirror)
-            }
+        hits.withPoseDistances(to: queryPose, mirror: mirror).enumerated().map { i, hit in
+            let distance = hit.poseDistance
             let parts = hit.partDistances.map { Dictionary(zip(partNames, $0), uniquingKeysWith: { a, _ in a }) }
-            return Hit(rank: i + 1, key: hit.item.key, score: hit.score, poseDistance: distance,
+            return Hit(rank: i + 1, key: hit.item.key, score: hit.score, distance: hit.distance, poseDistance: distance,
                        estimatedPoseDistance: hit.estimatedPoseDistance, partDistances: parts, caption: hit.item.caption,
-                       image: hit.item.image)
+                       image: hit.item.image, crop: hit.item.crop?.description)
         }
     }
 }
 
 func printHits(_ hits: [GalleryQuery.Hit], json: Bool) throws {
     if json { return try printJSON(hits) }
+    // score: higher is closer (cosine similarity, or 1/(1+d) for pose and combined queries); d: the distance.
     print("rank  key                 score     pose_d  est_d   caption")
     for hit in hits {
         let distance = hit.poseDistance.map { String(format: "%6.3f", $0) } ?? "     -"

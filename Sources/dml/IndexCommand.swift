@@ -112,11 +112,31 @@ struct IndexCommand: ParsableCommand {
     }
 
     struct Info: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Describe an index file.")
-        @Argument(help: "Index file.") var index: String
+        static let configuration = CommandConfiguration(
+            abstract: "Describe index files.",
+            discussion: "With several files, each is described in turn; a file that cannot be read gets one line on stderr and the exit code is 1.")
+        @Argument(help: "Index files.") var indexes: [String]
         @Flag(help: "Print as JSON.") var json = false
 
+        func validate() throws {
+            guard !indexes.isEmpty else { throw ValidationError("give at least one index file") }
+        }
+
         func run() throws {
+            guard indexes.count > 1 else { return try describe(indexes[0]) }
+            var failed = 0
+            for index in indexes {
+                do {
+                    try describe(index)
+                } catch {
+                    failed += 1
+                    FileHandle.standardError.write(Data("dml: \(error)\n".utf8))
+                }
+            }
+            if failed > 0 { throw ExitCode.failure }
+        }
+
+        private func describe(_ index: String) throws {
             let idx = try loadIndex(index)
             let size = (try? FileManager.default.attributesOfItem(atPath: index)[.size] as? Int) ?? nil
             let report = IndexReport(

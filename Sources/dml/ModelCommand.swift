@@ -23,7 +23,11 @@ struct ModelCommand: ParsableCommand {
         let parameters: Int
         let fileBytes: Int
         let inputShape: [Int]
+        /// `input.layout` (NCHW, NTD, NC), nil for files written before layouts were declared.
+        let inputLayout: String?
         let preprocessing: Preprocessing?
+        /// The factor a leading `input_scale` node applies to raw float inputs (the trainer's loader scaling).
+        let inputScale: Float?
         let outputDimension: Int
         let normalize: Bool
         let foldedAtLoad: [String]
@@ -36,17 +40,19 @@ struct ModelCommand: ParsableCommand {
         @Flag(help: "Print as JSON.") var json = false
 
         func run() throws {
-            let loaded = try EmbeddingModel(contentsOf: fileURL(model))
+            // Loaded unchecked so a changed file can still be inspected; the mismatch is reported below.
+            let loaded = try EmbeddingModel(contentsOf: fileURL(model), options: .init(verifyFingerprint: false))
             let spec = loaded.spec
             let size = (try? FileManager.default.attributesOfItem(atPath: model)[.size] as? Int) ?? 0
             let summary = Summary(
                 path: model, formatVersion: spec.formatVersion, fingerprint: spec.fingerprint,
                 fingerprintMatches: try spec.fingerprint.map { try loaded.file.computeFingerprint() == $0 },
                 weightDTypes: loaded.weightDTypes, parameters: loaded.parameterCount, fileBytes: size,
-                inputShape: spec.inputShape,
+                inputShape: spec.inputShape, inputLayout: spec.inputLayout?.rawValue,
                 preprocessing: spec.preprocessing.map {
                     .init(channelOrder: $0.channelOrder.rawValue, scale: $0.scale, mean: $0.mean, std: $0.std)
                 },
+                inputScale: spec.inputScale,
                 outputDimension: loaded.dimension, normalize: spec.normalize, foldedAtLoad: loaded.foldedBatchNorms,
                 layers: loaded.layers.map { .init(name: $0.name, op: $0.op, outputShape: $0.outputShape) })
             if json {
@@ -59,12 +65,17 @@ struct ModelCommand: ParsableCommand {
         private func printText(_ s: Summary) {
             print("model:          \(s.path) (\(s.fileBytes) bytes)")
             print("format version: \(s.formatVersion)")
-            let check = s.fingerprintMatches.map { $0 ? " (matches the file)" : " (DOES NOT match: the file changed after export)" } ?? ""
+            let check = s.fingerprintMatches.map {
+                $0 ? " (matches the file)" : " (DOES NOT match: the file changed after export; dml embed refuses it without --ignore-fingerprint)"
+            } ?? ""
             print("fingerprint:    \(s.fingerprint ?? "none")\(check)")
             print("weights:        \(s.weightDTypes.joined(separator: ", ")), \(s.parameters) parameters")
-            print("input:          \(s.inputShape)")
+            let expected = "(n, " + s.inputShape.map(String.init).joined(separator: ", ") + ")"
+            print("input:          \(s.inputShape), layout \(s.inputLayout ?? "unspecified"): float .npy of shape \(expected)")
             if let p = s.preprocessing {
-                print("preprocessing:  8-bit \(p.channelOrder) pixels, x * \(p.scale), mean \(p.mean), std \(p.std)")
+                print("preprocessing:  8-bit \(p.channelOrder) pixels, x * \(p.scale), mean \(p.mean), std \(p.std) (uint8 .npy (n, H, W, 3) or float as above, already preprocessed)")
+            } else if let scale = s.inputScale {
+                print("preprocessing:  raw float input scaled by \(scale) inside the model (node input_scale)")
             } else {
                 print("preprocessing:  none (float input)")
             }

@@ -60,14 +60,14 @@ private func captionGallery() throws -> (Gallery, URL) {
     @Test func badCaptionQueriesAreRefused() throws {
         let (gallery, url) = try captionGallery()
         defer { try? FileManager.default.removeItem(at: url) }
-        #expect(throws: GalleryError.self) { try gallery.search(caption: "   ", embedder: BagOfWords(), k: 3) }
-        #expect(throws: GalleryError.self) { try gallery.search(caption: "a person", embedder: BagOfWords(), k: 0) }
-        #expect(throws: GalleryError.self) { try gallery.search(caption: "a person", embedder: BagOfWords(), k: 3, space: "image") }
+        #expect(throws: GalleryError.invalidQuery("empty caption")) { try gallery.search(caption: "   ", embedder: BagOfWords(), k: 3) }
+        #expect(throws: GalleryError.invalidQuery("k must be at least 1")) { try gallery.search(caption: "a person", embedder: BagOfWords(), k: 0) }
+        #expect(throws: GalleryError.unknownSpace("image")) { try gallery.search(caption: "a person", embedder: BagOfWords(), k: 3, space: "image") }
         struct Wide: CaptionEmbedder {
             let dimension = 32
             func embed(_ texts: [String]) throws -> [Float] { [Float](repeating: 1, count: 32 * texts.count) }
         }
-        #expect(throws: GalleryError.self) { try gallery.search(caption: "a person", embedder: Wide(), k: 3) }
+        #expect(throws: GalleryError.invalidQuery("the text embedder gives 32-d vectors but space 'caption' holds 16-d ones")) { try gallery.search(caption: "a person", embedder: Wide(), k: 3) }
     }
 
     @Test func readerSeesTheStoreWithoutAnEmbedder() throws {
@@ -81,10 +81,10 @@ private func captionGallery() throws -> (Gallery, URL) {
         #expect(try reader.items().map(\.item.caption) == captions)
         #expect(try reader.embedding(key: "item-2", space: Gallery.captionSpace) == BagOfWords().embed([captions[2]]))
         #expect(try reader.embeddings(space: Gallery.captionSpace).vectors == BagOfWords().embed(captions))
-        #expect(throws: GalleryError.self) { try reader.embedding(key: "nope", space: Gallery.captionSpace) }
-        #expect(throws: GalleryError.self) { try reader.embedding(key: "item-2", space: "image") }
+        #expect(throws: GalleryError.unknownKey("nope")) { try reader.embedding(key: "nope", space: Gallery.captionSpace) }
+        #expect(throws: GalleryError.unknownSpace("image")) { try reader.embedding(key: "item-2", space: "image") }
         let missing = url.appendingPathComponent("absent")
-        #expect(throws: GalleryError.self) { try GalleryReader(directory: missing) }
+        #expect(throws: GalleryError.notAGallery("no gallery at \(missing.path) (no gallery.sqlite)")) { try GalleryReader(directory: missing) }
         #expect(!FileManager.default.fileExists(atPath: missing.path))
     }
 }

@@ -49,7 +49,7 @@ private func withGallery(_ body: (Gallery, URL) throws -> Void) throws {
                 guard case GalleryError.locked = error else { return false }
                 return "\(error)".contains("locked")
             }
-            #expect(throws: GalleryError.self) { try gallery.remove(keys: ["k-1"]) }
+            #expect(throws: GalleryError.locked("SQLite error 5: database is locked")) { try gallery.remove(keys: ["k-1"]) }
             try other.execute("ROLLBACK")
             #expect(gallery.count == 10 && gallery.generation == 1)
             try gallery.add(more, embeddings: ["image": vectors])
@@ -61,10 +61,10 @@ private func withGallery(_ body: (Gallery, URL) throws -> Void) throws {
     @Test func posesThatCanNeverBeComparedAreRefusedOnAdd() throws {
         try withGallery { gallery, _ throws in
             let few = GalleryItem(key: "few", pose: pose(labelled: 4))
-            #expect(throws: GalleryError.self) { try gallery.add([few], embeddings: ["image": [1, 2, 3, 4]]) }
+            #expect(throws: GalleryError.invalidItem("the pose of 'few' has 4 labelled joints, at least 5 are needed (leave the pose out if it is unknown)")) { try gallery.add([few], embeddings: ["image": [1, 2, 3, 4]]) }
             var noHip = pose()
             noHip.keypoints[11].visibility = 0
-            #expect(throws: GalleryError.self) { try gallery.add([GalleryItem(key: "nohip", pose: noHip)], embeddings: ["image": [1, 2, 3, 4]]) }
+            #expect(throws: GalleryError.invalidItem("the pose of 'nohip': pose distance needs both hips and both shoulders; unlabelled: left_hip")) { try gallery.add([GalleryItem(key: "nohip", pose: noHip)], embeddings: ["image": [1, 2, 3, 4]]) }
             // Five labelled joints with the torso is enough.
             try gallery.add([GalleryItem(key: "five", pose: pose(labelled: 5))], embeddings: ["image": [1, 2, 3, 4]])
             #expect(gallery.count == 11)
@@ -74,7 +74,7 @@ private func withGallery(_ body: (Gallery, URL) throws -> Void) throws {
     @Test func emptyCaptionsAreRefusedOnAdd() throws {
         try withGallery { gallery, _ throws in
             for caption in ["", "  \n"] {
-                #expect(throws: GalleryError.self) { try gallery.add([GalleryItem(key: "e", caption: caption)], embeddings: ["image": [1, 2, 3, 4]]) }
+                #expect(throws: GalleryError.invalidItem("'e' has an empty caption (leave it out instead)")) { try gallery.add([GalleryItem(key: "e", caption: caption)], embeddings: ["image": [1, 2, 3, 4]]) }
             }
             #expect(gallery.count == 10)
         }
@@ -99,8 +99,8 @@ private func withGallery(_ body: (Gallery, URL) throws -> Void) throws {
 
     @Test func aPoseWithTooFewLabelledJointsIsARefusedQuery() throws {
         try withGallery { gallery, _ throws in
-            #expect(throws: GalleryError.self) { try gallery.search(pose: pose(labelled: 4), k: 3) }
-            #expect(throws: GalleryError.self) { try gallery.search(pose: pose(labelled: 4), within: 1) }
+            #expect(throws: GalleryError.invalidQuery("the pose has 4 labelled joints; a pose distance needs at least 5")) { try gallery.search(pose: pose(labelled: 4), k: 3) }
+            #expect(throws: GalleryError.invalidQuery("the pose has 4 labelled joints; a pose distance needs at least 5")) { try gallery.search(pose: pose(labelled: 4), within: 1) }
             #expect(try gallery.search(pose: pose(labelled: 5), k: 3).count == 3)
         }
     }
@@ -113,7 +113,7 @@ private func withGallery(_ body: (Gallery, URL) throws -> Void) throws {
             let full = try Gallery(directory: both, spaces: [space, caption])
             try full.add([GalleryItem(key: "a")], embeddings: ["image": [1, 2, 3, 4], "caption": [1, 0]])
             let partial = try Gallery(directory: both, spaces: [space])
-            #expect(throws: GalleryError.self) { try partial.add([GalleryItem(key: "b")], embeddings: ["image": [1, 2, 3, 4]]) }
+            #expect(throws: GalleryError.invalidItem("the gallery also has space 'caption': open it with every stored space to add items")) { try partial.add([GalleryItem(key: "b")], embeddings: ["image": [1, 2, 3, 4]]) }
             #expect(partial.count == 1)
         }
     }
@@ -128,7 +128,7 @@ private func withGallery(_ body: (Gallery, URL) throws -> Void) throws {
             #expect(throws: SQLiteError.self) { try reader.database.execute("DELETE FROM items") }
             #expect(try reader.count() == 10 && reader.generation() == generation)
             #expect(try reader.item(key: "k-3").caption == "caption 3")
-            #expect(throws: GalleryError.self) { try reader.item(key: "nope") }
+            #expect(throws: GalleryError.unknownKey("nope")) { try reader.item(key: "nope") }
         }
     }
 

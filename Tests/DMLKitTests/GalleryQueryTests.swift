@@ -98,8 +98,8 @@ private func row(_ v: [Float], _ i: Int) -> ArraySlice<Float> { v[i * dim..<(i +
 
     @Test func aSpaceWithoutCalibrationIsRefusedClearly() throws {
         try withGallery(30, seed: 4) { gallery, _, image, _ in
-            #expect(throws: GalleryError.self) { try gallery.search(embedding: Array(row(image, 0)), space: "image", withinPoseDistance: 0.5) }
-            #expect(throws: GalleryError.self) { try gallery.search(pose: makeItems(1, seed: 1).items[0].pose!, within: -1) }
+            #expect(throws: GalleryError.notCalibrated("space 'image' has no distance calibration: fit one with `calibrate(space:)` (`dml gallery calibrate`)")) { try gallery.search(embedding: Array(row(image, 0)), space: "image", withinPoseDistance: 0.5) }
+            #expect(throws: GalleryError.invalidQuery("the pose distance must be a finite number >= 0")) { try gallery.search(pose: makeItems(1, seed: 1).items[0].pose!, within: -1) }
         }
     }
 }
@@ -168,7 +168,7 @@ private func row(_ v: [Float], _ i: Int) -> ArraySlice<Float> { v[i * dim..<(i +
 
     @Test func tooFewPosedItemsIsAClearError() throws {
         try withGallery(15, seed: 10) { gallery, _, _, _ in
-            #expect(throws: GalleryError.self) { try gallery.calibrate(space: "image") }
+            #expect(throws: GalleryError.notCalibrated("calibrating 'image' needs at least 20 items with both an embedding and a pose, the gallery has 14")) { try gallery.calibrate(space: "image") }
             let fitted = try gallery.refreshCalibrations()
             #expect(fitted.isEmpty)
         }
@@ -214,10 +214,13 @@ private func row(_ v: [Float], _ i: Int) -> ArraySlice<Float> { v[i * dim..<(i +
                 for initial in [1, 5, nil] as [Int?] {
                     let hits = try gallery.search(parts: parts, k: 12, initialCandidates: initial)
                     #expect(hits.map(\.item.key) == truth.prefix(12).map(\.0), "\(weights)")
-                    for (hit, t) in zip(hits, truth) { #expect(abs(Double(hit.score) - t.1) < 1e-4) }
+                    for (hit, t) in zip(hits, truth) {
+                        #expect(abs(hit.distance - t.1) < 1e-4)
+                        #expect(abs(Double(hit.score) - 1 / (1 + t.1)) < 1e-4)  // higher is closer
+                    }
                     #expect(hits.allSatisfy { $0.partDistances?.count == parts.count })
                     let first = try #require(hits.first?.partDistances)
-                    #expect(abs(zip(parts.map(\.weight), first).map(*).reduce(0, +) / parts.map(\.weight).reduce(0, +) - Double(hits[0].score)) < 1e-5)
+                    #expect(abs(zip(parts.map(\.weight), first).map(*).reduce(0, +) / parts.map(\.weight).reduce(0, +) - hits[0].distance) < 1e-5)
                 }
             }
             // Items without a pose cannot be scored on a pose part.
@@ -229,21 +232,21 @@ private func row(_ v: [Float], _ i: Int) -> ArraySlice<Float> { v[i * dim..<(i +
     @Test func badCombinedQueriesAreRefused() throws {
         try withGallery(40, seed: 12) { gallery, _, image, _ in
             let v = Array(row(image, 0))
-            #expect(throws: GalleryError.self) { try gallery.search(parts: [], k: 3) }
-            #expect(throws: GalleryError.self) { try gallery.search(parts: [.embedding(v, space: "image")], k: 3) }  // not calibrated
+            #expect(throws: GalleryError.invalidQuery("a combined query needs at least one part")) { try gallery.search(parts: [], k: 3) }
+            #expect(throws: GalleryError.notCalibrated("space 'image' has no distance calibration, which puts it in torso lengths: fit one with `calibrate(space:)`")) { try gallery.search(parts: [.embedding(v, space: "image")], k: 3) }  // not calibrated
             try gallery.refreshCalibrations()
-            #expect(throws: GalleryError.self) { try gallery.search(parts: [.embedding(v, space: "image", weight: 0)], k: 3) }
-            #expect(throws: GalleryError.self) { try gallery.search(parts: [.embedding(v, space: "image", weight: .nan)], k: 3) }
-            #expect(throws: GalleryError.self) { try gallery.search(parts: [.embedding(v, space: "nope")], k: 3) }
-            #expect(throws: GalleryError.self) { try gallery.search(parts: [.embedding([1, 2], space: "image")], k: 3) }
-            #expect(throws: GalleryError.self) { try gallery.search(parts: [.embedding(v, space: "image")], k: 0) }
+            #expect(throws: GalleryError.invalidQuery("each part's weight must be a finite number > 0, got 0.0")) { try gallery.search(parts: [.embedding(v, space: "image", weight: 0)], k: 3) }
+            #expect(throws: GalleryError.invalidQuery("each part's weight must be a finite number > 0, got nan")) { try gallery.search(parts: [.embedding(v, space: "image", weight: .nan)], k: 3) }
+            #expect(throws: GalleryError.unknownSpace("nope")) { try gallery.search(parts: [.embedding(v, space: "nope")], k: 3) }
+            #expect(throws: GalleryError.invalidQuery("a 'image' query needs 8 numbers, got 2")) { try gallery.search(parts: [.embedding([1, 2], space: "image")], k: 3) }
+            #expect(throws: GalleryError.invalidQuery("k must be at least 1")) { try gallery.search(parts: [.embedding(v, space: "image")], k: 0) }
             var few = makeItems(1, seed: 1).items[0].pose!
             for j in 5..<17 where ![5, 6, 11, 12].contains(j) { few.keypoints[j].visibility = 0 }
             for j in 0..<5 { few.keypoints[j].visibility = 0 }
             #expect(few.labelledCount == 4)
-            #expect(throws: GalleryError.self) { try gallery.search(parts: [.pose(few)], k: 3) }
-            #expect(throws: GalleryError.self) { try gallery.search(pose: few, k: 3) }
-            #expect(throws: GalleryError.self) { try gallery.search(pose: few, within: 1) }
+            #expect(throws: GalleryError.invalidQuery("the pose has 4 labelled joints; a pose distance needs at least 5")) { try gallery.search(parts: [.pose(few)], k: 3) }
+            #expect(throws: GalleryError.invalidQuery("the pose has 4 labelled joints; a pose distance needs at least 5")) { try gallery.search(pose: few, k: 3) }
+            #expect(throws: GalleryError.invalidQuery("the pose has 4 labelled joints; a pose distance needs at least 5")) { try gallery.search(pose: few, within: 1) }
         }
     }
 }

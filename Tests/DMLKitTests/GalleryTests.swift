@@ -89,7 +89,7 @@ private func cosineRanking(_ query: [Float], _ vectors: [Float], keys: [String])
         #expect(gallery.count == 39)
         let hits = try gallery.search(embedding: Array(vectors[5 * dim..<6 * dim]), space: "image", k: 39)
         #expect(!hits.contains { $0.item.key == "item-5" })
-        #expect(throws: GalleryError.self) { try gallery.item(key: "item-5") }
+        #expect(throws: GalleryError.unknownKey("item-5")) { try gallery.item(key: "item-5") }
     }
 }
 
@@ -203,7 +203,7 @@ private func cosineRanking(_ query: [Float], _ vectors: [Float], keys: [String])
         #expect(try GalleryReader(directory: url).items().map(\.item) == items)  // read-only: text decoded
         let gallery = try Gallery(directory: url, spaces: [space])
         let db = try SQLiteDatabase(path: path, readOnly: true)
-        #expect(try db.query("SELECT value FROM meta WHERE key = 'schema_version'").first?.text(0) == "2")
+        #expect(try db.query("SELECT value FROM meta WHERE key = 'schema_version'").first?.text(0) == "3")
         #expect(try db.query("SELECT COUNT(*) FROM items WHERE typeof(pose) != 'blob'").first?.int(0) == 0)
         #expect(try GalleryReader(directory: url).items().map(\.item) == items)
         #expect(try GalleryReader(directory: url).indexGenerations() == generations)  // same data: indexes stay current
@@ -245,8 +245,9 @@ private func cosineRanking(_ query: [Float], _ vectors: [Float], keys: [String])
         defer { try? FileManager.default.removeItem(at: url) }
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         try Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 7919) }).write(to: url.appendingPathComponent("gallery.sqlite"))
-        #expect(throws: GalleryError.self) { try Gallery(directory: url, spaces: [space]) }
-        #expect(throws: GalleryError.self) { try GalleryReader(directory: url) }
+        let notADatabase = GalleryError.storage("SQLite error 26: \(url.appendingPathComponent("gallery.sqlite").path): file is not a database")
+        #expect(throws: notADatabase) { try Gallery(directory: url, spaces: [space]) }
+        #expect(throws: notADatabase) { try GalleryReader(directory: url) }
     }
 
     @Test func aDamagedPageIsFoundByVerifyAndBeforeAnyRebuild() throws {
@@ -284,11 +285,11 @@ private func cosineRanking(_ query: [Float], _ vectors: [Float], keys: [String])
         let (more, moreVectors) = randomItems(3, seed: 8, keyPrefix: "more")
         var nan = moreVectors
         nan[4] = .nan
-        #expect(throws: GalleryError.self) { try gallery.add(more, embeddings: ["image": nan]) }
-        #expect(throws: GalleryError.self) { try gallery.add(more, embeddings: ["image": Array(moreVectors.dropLast())]) }
-        #expect(throws: GalleryError.self) { try gallery.add(more, embeddings: [:]) }
-        #expect(throws: GalleryError.self) { try gallery.add([items[0]], embeddings: ["image": Array(vectors[0..<dim])]) }
-        #expect(throws: GalleryError.self) { try gallery.add(more + [more[0]], embeddings: ["image": moreVectors + moreVectors[0..<dim]]) }
+        #expect(throws: GalleryError.invalidItem("'image' embedding of 'more-0' has NaN or infinity")) { try gallery.add(more, embeddings: ["image": nan]) }
+        #expect(throws: GalleryError.invalidItem("'image' embeddings hold 23 floats, expected 3 x 8")) { try gallery.add(more, embeddings: ["image": Array(moreVectors.dropLast())]) }
+        #expect(throws: GalleryError.invalidItem("no 'image' embeddings given")) { try gallery.add(more, embeddings: [:]) }
+        #expect(throws: GalleryError.duplicateKey("item-0")) { try gallery.add([items[0]], embeddings: ["image": Array(vectors[0..<dim])]) }
+        #expect(throws: GalleryError.duplicateKey("more-0")) { try gallery.add(more + [more[0]], embeddings: ["image": moreVectors + moreVectors[0..<dim]]) }
         #expect(gallery.count == 10 && gallery.generation == 1)
     }
 
@@ -296,34 +297,62 @@ private func cosineRanking(_ query: [Float], _ vectors: [Float], keys: [String])
         let url = temporaryGallery()
         defer { try? FileManager.default.removeItem(at: url) }
         let gallery = try Gallery(directory: url, spaces: [space])
-        #expect(throws: GalleryError.self) { try gallery.search(embedding: [Float](repeating: 1, count: dim), space: "image", k: 3) }
+        #expect(throws: GalleryError.emptyGallery) { try gallery.search(embedding: [Float](repeating: 1, count: dim), space: "image", k: 3) }
         let (items, vectors) = randomItems(10, seed: 9)
         try gallery.add(items, embeddings: ["image": vectors])
-        #expect(throws: GalleryError.self) { try gallery.search(embedding: [1, 2], space: "image", k: 3) }
-        #expect(throws: GalleryError.self) { try gallery.search(embedding: [Float](repeating: 1, count: dim), space: "text", k: 3) }
+        #expect(throws: GalleryError.index(.dimensionMismatch(expected: 8, actual: 2))) { try gallery.search(embedding: [1, 2], space: "image", k: 3) }
+        #expect(throws: GalleryError.unknownSpace("text")) { try gallery.search(embedding: [Float](repeating: 1, count: dim), space: "text", k: 3) }
         var noHips: [Double] = (0..<17).flatMap { j in [basePose[2 * j], basePose[2 * j + 1], 2.0] }
         noHips[3 * 11 + 2] = 0  // left hip unlabelled: the pose has no centre
-        #expect(throws: GalleryError.self) { try gallery.search(pose: try Pose(coco: noHips), k: 3) }
+        #expect(throws: GalleryError.invalidQuery("pose distance needs both hips and both shoulders; unlabelled: left_hip")) { try gallery.search(pose: try Pose(coco: noHips), k: 3) }
     }
 
+    /// Readers searching while a writer adds batches each see a committed state: the base items plus a whole
+    /// number of batches, in exactly the brute-force order over those items. (Also run under ThreadSanitizer by
+    /// `make test-tsan`.)
     @Test func concurrentSearchesWhileAdding() throws {
         let url = temporaryGallery()
         defer { try? FileManager.default.removeItem(at: url) }
         let gallery = try Gallery(directory: url, spaces: [space])
         let (items, vectors) = randomItems(50, seed: 10)
         try gallery.add(items, embeddings: ["image": vectors])
+        let batches = (0..<5).map { randomItems(10, seed: UInt64(100 + $0), keyPrefix: "batch\($0)") }
         let query = Array(vectors[0..<dim])
+        // What a reader may see after b batches were committed, for every b.
+        let expected = (0...batches.count).map { b -> [String] in
+            let keys = items.map(\.key) + batches.prefix(b).flatMap { $0.0.map(\.key) }
+            return cosineRanking(query, vectors + batches.prefix(b).flatMap(\.1), keys: keys)
+        }
+        let problems = Problems()
         DispatchQueue.concurrentPerform(iterations: 4) { worker in
             if worker == 0 {
-                for batch in 0..<5 {
-                    let (more, moreVectors) = randomItems(10, seed: UInt64(100 + batch), keyPrefix: "batch\(batch)")
-                    _ = try? gallery.add(more, embeddings: ["image": moreVectors])
+                for (more, moreVectors) in batches {
+                    do { try gallery.add(more, embeddings: ["image": moreVectors]) } catch { problems.add("add: \(error)") }
                 }
             } else {
-                for _ in 0..<20 { _ = try? gallery.search(embedding: query, space: "image", k: 5) }
+                for round in 0..<20 {
+                    do {
+                        let keys = try gallery.search(embedding: query, space: "image", k: 1000).map(\.item.key)
+                        let b = (keys.count - items.count) / 10
+                        if !(0...batches.count).contains(b) || keys != expected[b] {
+                            problems.add("reader \(worker) round \(round): \(keys.count) hits, not a committed state")
+                        }
+                    } catch {
+                        problems.add("reader \(worker): \(error)")
+                    }
+                }
             }
         }
+        #expect(problems.all.isEmpty, "\(problems.all)")
         #expect(gallery.count == 100)
-        #expect(try gallery.search(embedding: query, space: "image", k: 1).first?.item.key == "item-0")
+        #expect(try gallery.search(embedding: query, space: "image", k: 1000).map(\.item.key) == expected[batches.count])
     }
+}
+
+/// Failures seen on worker threads, collected behind a lock and checked on the test's thread.
+private final class Problems: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [String] = []
+    func add(_ problem: String) { lock.withLock { list.append(problem) } }
+    var all: [String] { lock.withLock { list } }
 }

@@ -70,7 +70,28 @@ private let expected: [Float] = (0..<6).map { Float($0) / 4 - 0.5 }
     }
 
     @Test func missingFileIsAnIOError() {
-        #expect(throws: NpyError.self) { try Npy.read(contentsOf: URL(fileURLWithPath: "/nonexistent/x.npy")) }
+        #expect(throws: NpyError.io("cannot read /nonexistent/x.npy: no such file")) {
+            try Npy.read(contentsOf: URL(fileURLWithPath: "/nonexistent/x.npy"))
+        }
+    }
+
+    @Test func aDirectoryIsNamedAsADirectory() {
+        let dir = FileManager.default.temporaryDirectory
+        #expect(throws: NpyError.io("cannot read \(dir.path): it is a directory, not a .npy file")) { try Npy.read(contentsOf: dir) }
+    }
+
+    @Test func versionTwoHeadersAreBoundedBeforeTheyAreRead() {
+        // A v2 header may declare up to 4 GiB; anything over 64 KiB is refused from the preamble alone,
+        // here with only the first bytes of the header present.
+        for (length, refused) in [(Npy.maxHeaderLength + 1, true), (200_000_000, true), (Npy.maxHeaderLength, false)] {
+            var bytes = Data([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 2, 0])
+            withUnsafeBytes(of: UInt32(length).littleEndian) { bytes.append(contentsOf: $0) }
+            bytes.append(Data("{'descr': '<f4'".utf8))
+            let expected = refused
+                ? NpyError.badHeader("header length \(length) bytes is over the limit of 65536 bytes")
+                : NpyError.badHeader("header length \(length) runs past the end of the file (\(bytes.count) bytes)")
+            #expect(throws: expected) { try Npy.read(data: bytes) }
+        }
     }
 }
 

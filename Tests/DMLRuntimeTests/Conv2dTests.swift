@@ -9,7 +9,13 @@ struct Conv2dTests {
     struct Case: CustomStringConvertible, Sendable {
         var cin, cout, h, w, k, stride, pad, dilation, groups, batch: Int
         var relu = false
-        var description: String { "cin \(cin) cout \(cout) \(h)x\(w) k\(k) s\(stride) p\(pad) d\(dilation) g\(groups) batch \(batch)\(relu ? " relu" : "")" }
+        /// Kernel width and horizontal padding when they differ from `k` and `pad` (7x1, 1x7 convs).
+        var kw: Int? = nil, padW: Int? = nil
+        var kernelW: Int { kw ?? k }
+        var padX: Int { padW ?? pad }
+        var description: String {
+            "cin \(cin) cout \(cout) \(h)x\(w) k\(k)x\(kernelW) s\(stride) p\(pad),\(padX) d\(dilation) g\(groups) batch \(batch)\(relu ? " relu" : "")"
+        }
     }
 
     static let cases: [Case] = [
@@ -30,6 +36,15 @@ struct Conv2dTests {
         Case(cin: 16, cout: 8, h: 30, w: 30, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1, batch: 2),
     ]
 
+    /// Inception-style "same" convs whose im2col band (a row or two) is shorter than the vertical padding:
+    /// the first valid row of a tap must be clamped to the band (these trapped before).
+    static let shortBandCases: [Case] = [1, 2].flatMap { batch in [
+        Case(cin: 48, cout: 4, h: 35, w: 35, k: 5, stride: 1, pad: 2, dilation: 1, groups: 1, batch: batch),
+        Case(cin: 192, cout: 3, h: 17, w: 17, k: 7, stride: 1, pad: 3, dilation: 1, groups: 1, batch: batch, kw: 1, padW: 0),
+        Case(cin: 192, cout: 3, h: 17, w: 17, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1, batch: batch, kw: 7, padW: 3),
+        Case(cin: 64, cout: 3, h: 56, w: 56, k: 7, stride: 1, pad: 3, dilation: 1, groups: 1, batch: batch),
+    ] }
+
     static func values(_ count: Int, seed: UInt64) -> [Float] {
         var state = seed
         return (0..<count).map { _ in
@@ -38,18 +53,49 @@ struct Conv2dTests {
         }
     }
 
-    @Test("matches a direct convolution", arguments: cases)
-    func matchesDirect(_ c: Case) throws {
+    @Test("short im2col bands with tall padding match a direct convolution", arguments: shortBandCases)
+    func shortBands(_ c: Case) throws {
+        let layer = try Self.layer(c)
+        #expect(layer.samplesPerGemm(c.batch) == 1 && layer.bandRows < layer.outHeight, "\(c) takes the banded one-sample path")
+        for backend in Self.backends { try matchesDirect(c, backend) }
+    }
+
+    /// The runtime's own path always; oneDNN where this build has it (it must on x86-64 Linux).
+    static let backends: [ConvBackend] = ConvBackend.onednnAvailable ? [.reference, .onednn] : [.reference]
+
+    @Test("oneDNN is linked on x86-64 Linux")
+    func onednnLinked() {
+        #if arch(x86_64) && os(Linux)
+        #expect(ConvBackend.onednnAvailable)
+        #endif
+    }
+
+    static func layer(_ c: Case) throws -> Conv2dLayer {
+        try Conv2dLayer(
+            node: "conv", inputShape: [c.cin, c.h, c.w], weight: FloatBuffer([Float](repeating: 0, count: c.cout * c.cin / c.groups * c.k * c.kernelW)),
+            weightShape: [c.cout, c.cin / c.groups, c.k, c.kernelW], bias: nil, stride: [c.stride, c.stride], padding: [c.pad, c.padX],
+            dilation: [c.dilation, c.dilation], groups: c.groups)
+    }
+
+    @Test("matches a direct convolution", arguments: cases, backends)
+    func matchesDirect(_ c: Case, _ backend: ConvBackend) throws {
         let cinPerGroup = c.cin / c.groups, coutPerGroup = c.cout / c.groups
-        let weight = Self.values(c.cout * cinPerGroup * c.k * c.k, seed: 1)
+        let kw = c.kernelW
+        let weight = Self.values(c.cout * cinPerGroup * c.k * kw, seed: 1)
         let bias = Self.values(c.cout, seed: 2)
         let input = Self.values(c.batch * c.cin * c.h * c.w, seed: 3)
         var layer = try Conv2dLayer(
-            node: "conv", inputShape: [c.cin, c.h, c.w], weight: FloatBuffer(weight), weightShape: [c.cout, cinPerGroup, c.k, c.k],
-            bias: FloatBuffer(bias), stride: [c.stride, c.stride], padding: [c.pad, c.pad], dilation: [c.dilation, c.dilation],
+            node: "conv", inputShape: [c.cin, c.h, c.w], weight: FloatBuffer(weight), weightShape: [c.cout, cinPerGroup, c.k, kw],
+            bias: FloatBuffer(bias), stride: [c.stride, c.stride], padding: [c.pad, c.padX], dilation: [c.dilation, c.dilation],
             groups: c.groups)
-        layer.fusedReLU = c.relu
+        layer.activation = c.relu ? .relu : nil
+        layer.backend = backend
         let (ho, wo) = (layer.outHeight, layer.outWidth)
+        if backend == .onednn {  // oneDNN really runs it (forward would fall back silently)
+            let onednn = try #require(layer.onednn, "\(c): oneDNN refused the layer")
+            var probe = [Float](repeating: 0, count: c.batch * c.cout * ho * wo)
+            #expect(input.withUnsafeBufferPointer { i in probe.withUnsafeMutableBufferPointer { onednn.run(i.baseAddress!, $0.baseAddress!, batch: c.batch) } })
+        }
         var output = [Float](repeating: .nan, count: c.batch * c.cout * ho * wo)
         var workspace = [Float](repeating: .nan, count: max(1, layer.workspaceCount(maxBatch: c.batch)))
         input.withUnsafeBufferPointer { i in
@@ -63,24 +109,65 @@ struct Conv2dTests {
                 let g = oc / coutPerGroup
                 for oy in 0..<ho {
                     for ox in 0..<wo {
-                        var sum = Double(bias[oc])
+                        var sum = Double(bias[oc]), magnitude = abs(Double(bias[oc]))
                         for ic in 0..<cinPerGroup {
                             for ki in 0..<c.k {
-                                for kj in 0..<c.k {
-                                    let iy = oy * c.stride - c.pad + ki * c.dilation, ix = ox * c.stride - c.pad + kj * c.dilation
+                                for kj in 0..<kw {
+                                    let iy = oy * c.stride - c.pad + ki * c.dilation, ix = ox * c.stride - c.padX + kj * c.dilation
                                     guard iy >= 0, iy < c.h, ix >= 0, ix < c.w else { continue }
                                     let x = input[((n * c.cin + g * cinPerGroup + ic) * c.h + iy) * c.w + ix]
-                                    sum += Double(weight[((oc * cinPerGroup + ic) * c.k + ki) * c.k + kj]) * Double(x)
+                                    let term = Double(weight[((oc * cinPerGroup + ic) * c.k + ki) * kw + kj]) * Double(x)
+                                    sum += term
+                                    magnitude += abs(term)
                                 }
                             }
                         }
                         let expected = c.relu ? max(Float(sum), 0) : Float(sum)
-                        worst = max(worst, abs(expected - output[((n * c.cout + oc) * ho + oy) * wo + ox]))
+                        // Float32 sums in another order (oneDNN's blocking) drift with the terms' size: 1e-4 plus
+                        // 1e-7 of sum |terms| (a 3136-term 7x7x64 dot reaches ~1.4e-4 on oneDNN).
+                        let error = abs(expected - output[((n * c.cout + oc) * ho + oy) * wo + ox]) / (1 + Float(magnitude) * 1e-3)
+                        if !(error <= worst) { worst = error.isNaN ? .infinity : error }  // NaN counts as a failure
                     }
                 }
             }
         }
-        #expect(worst <= 1e-4, "\(c): max abs error \(worst)")
+        #expect(worst <= 1e-4, "\(c) \(backend): max error \(worst) (abs / (1 + 1e-3 sum |terms|))")
+    }
+
+    static let activations: [ActivationLayer.Function] = [
+        .relu, .leakyRelu(0.1), .clamp(low: 0, high: 6), .clamp(low: -.infinity, high: 0.5), .hardswish,
+        .hardsigmoid, .geluErf, .geluTanh, .silu, .sigmoid, .tanh,
+    ]
+
+    @Test("oneDNN's fused activations match the runtime's own conv + activation", arguments: activations)
+    func onednnActivations(_ function: ActivationLayer.Function) throws {
+        guard ConvBackend.onednnAvailable else { return }
+        let (cin, cout, h, w, batch) = (6, 8, 9, 7, 3)
+        var layer = try Conv2dLayer(
+            node: "conv", inputShape: [cin, h, w], weight: FloatBuffer(Self.values(cout * cin * 9, seed: 4)), weightShape: [cout, cin, 3, 3],
+            bias: FloatBuffer(Self.values(cout, seed: 5)), stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1)
+        layer.activation = function
+        let input = Self.values(batch * cin * h * w, seed: 6).map { $0 * 4 }  // reaches both sides of every kink
+        func run(_ backend: ConvBackend) -> [Float] {
+            layer.backend = backend
+            var output = [Float](repeating: .nan, count: batch * cout * h * w)
+            var workspace = [Float](repeating: .nan, count: max(1, layer.workspaceCount(maxBatch: batch)))
+            input.withUnsafeBufferPointer { i in
+                output.withUnsafeMutableBufferPointer { o in
+                    workspace.withUnsafeMutableBufferPointer { layer.forward([i.baseAddress!], o.baseAddress!, batch: batch, workspace: $0.baseAddress!) }
+                }
+            }
+            return output
+        }
+        let reference = run(.reference)
+        let onednn = run(.onednn)
+        #expect(layer.onednn != nil)
+        var worst: Float = 0
+        for (a, b) in zip(reference, onednn) {
+            let error = abs(a - b) / max(1, abs(a))
+            if !(error <= worst) { worst = error.isNaN ? .infinity : error }
+        }
+        #expect(worst <= 1e-5, "\(function): max error \(worst)")
     }
 
     @Test("the large case really is split into bands and the small one batched")

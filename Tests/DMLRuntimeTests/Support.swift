@@ -24,18 +24,31 @@ enum Fixtures {
     }
 }
 
-/// Largest absolute difference.
+/// Largest absolute difference; infinity when a value is NaN or the lengths differ, so a comparison fails.
 func maxAbsError(_ a: [Float], _ b: [Float]) -> Float {
-    zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
+    guard a.count == b.count, !a.isEmpty else { return .infinity }
+    var worst: Float = 0
+    for (x, y) in zip(a, b) {
+        let error = abs(x - y)
+        guard !error.isNaN else { return .infinity }
+        worst = max(worst, error)
+    }
+    return worst
 }
 
-/// Smallest per-row cosine similarity between two row-major matrices of width `width`.
+/// Smallest per-row cosine similarity between two row-major matrices of width `width`; -infinity when a
+/// row holds NaN, is zero, or the shapes differ, so a comparison fails.
 func minCosine(_ a: [Float], _ b: [Float], width: Int) -> Float {
-    stride(from: 0, to: a.count, by: width).map { start -> Float in
+    guard a.count == b.count, width > 0, !a.isEmpty, a.count % width == 0 else { return -.infinity }
+    var worst: Float = 1
+    for start in stride(from: 0, to: a.count, by: width) {
         var dot: Float = 0, na: Float = 0, nb: Float = 0
         for i in start..<(start + width) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i] }
-        return dot / (na.squareRoot() * nb.squareRoot())
-    }.min() ?? 0
+        let cosine = dot / (na.squareRoot() * nb.squareRoot())
+        guard cosine.isFinite else { return -.infinity }
+        worst = min(worst, cosine)
+    }
+    return worst
 }
 
 /// Writes safetensors bytes by hand, so tests can build broken files on purpose.
@@ -77,7 +90,8 @@ func floatBytes(_ values: [Float]) -> [UInt8] {
 }
 
 /// Rebuilds a fixture model with its architecture JSON passed through `edit` (for bad-model tests).
-func editedModel(_ fixture: String, tensorDType: [String: String] = [:], edit: (String) -> String) throws -> SafetensorsFile {
+func editedModel(_ fixture: String, tensorDType: [String: String] = [:], tensorBytes: [String: ([UInt8]) -> [UInt8]] = [:],
+                 edit: (String) -> String) throws -> SafetensorsFile {
     let file = try SafetensorsFile(contentsOf: Fixtures.url(fixture))
     var metadata = file.metadata
     metadata["dml.architecture"] = edit(metadata["dml.architecture"] ?? "")
@@ -90,7 +104,11 @@ func editedModel(_ fixture: String, tensorDType: [String: String] = [:], edit: (
             dtype = forced
             bytes = Array(bytes.prefix(info.elementCount * (TensorDType(rawValue: forced)?.byteSize ?? 4)))
         }
+        if let change = tensorBytes[name] { bytes = change(bytes) }
         return (name, dtype, info.shape, bytes)
     }
+    // Re-signed, so a test meets the problem it made rather than the fingerprint check.
+    let unsigned = try SafetensorsFile(bytes: SafetensorsBytes(tensors: tensors, metadata: metadata).bytes())
+    metadata["dml.fingerprint"] = try unsigned.computeFingerprint()
     return try SafetensorsFile(bytes: SafetensorsBytes(tensors: tensors, metadata: metadata).bytes())
 }

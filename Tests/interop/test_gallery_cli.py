@@ -18,6 +18,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 
 import faiss
@@ -132,10 +133,15 @@ def test_a_schema_1_gallery_with_text_poses_is_converted_and_searches_the_same(b
     before = json.loads(dml("gallery", "info", gallery, "--json").stdout)  # read-only: nothing converted
     query = tmp_path / "pose.json"
     query.write_text(json.dumps(records[4].keypoints.tolist()))
-    hits = search(gallery, "--pose", query, "-k", 20)  # opens for writing: converts
+    hits = search(gallery, "--pose", query, "-k", 20)  # read-only: reads the text poses, converts nothing
     assert hits == search(original, "--pose", query, "-k", 20)
     con = sqlite3.connect(gallery / "gallery.sqlite")
-    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1"
+    con.close()
+    dml("gallery", "calibrate", gallery)  # opens for writing: converts
+    assert search(gallery, "--pose", query, "-k", 20) == hits
+    con = sqlite3.connect(gallery / "gallery.sqlite")
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
     assert dict(con.execute("SELECT id, pose FROM items WHERE pose IS NOT NULL")) == blobs  # bit for bit
     con.close()
     after = json.loads(dml("gallery", "info", gallery, "--json").stdout)
@@ -148,7 +154,10 @@ def test_key_and_example_find_the_item_itself_first(built):
     by_key = search(gallery, "--key", key, "-k", 5)
     assert by_key[0]["key"] == key and abs(by_key[0]["score"] - 1) < 1e-5 and by_key[0]["pose_distance"] == 0
     assert [h["rank"] for h in by_key] == [1, 2, 3, 4, 5]
-    by_example = search(gallery, "--example", people / "images" / records[7].file_name, "--model", MODEL, "-k", 5)
+    # Items are embedded from their person crop: the same crop of the same file is the same query.
+    crop = by_key[0]["crop"]
+    assert crop and len(crop.split(",")) == 4
+    by_example = search(gallery, "--example", people / "images" / records[7].file_name, "--box", crop, "--model", MODEL, "-k", 5)
     assert [h["key"] for h in by_example] == [h["key"] for h in by_key]
     np.testing.assert_allclose([h["score"] for h in by_example], [h["score"] for h in by_key], atol=1e-5)
 
@@ -421,7 +430,8 @@ def test_combined_search_equals_a_brute_force_weighted_mean(built, tmp_path):
     expected.sort()
     hits = search(gallery, "--key", key, "--pose", tmp_path / "q.json", "--weight", "pose=2.5", "-k", 15)
     assert [h["key"] for h in hits] == [k for _, k in expected[:15]]
-    np.testing.assert_allclose([h["score"] for h in hits], [s for s, _ in expected[:15]], atol=1e-4)
+    np.testing.assert_allclose([h["distance"] for h in hits], [s for s, _ in expected[:15]], atol=1e-4)
+    np.testing.assert_allclose([h["score"] for h in hits], [1 / (1 + s) for s, _ in expected[:15]], atol=1e-4)  # higher is closer
     assert set(hits[0]["part_distances"]) == {"key", "pose"}
     fails("gallery", "search", gallery, "--key", key, "--pose", tmp_path / "q.json", "--weight", "caption=2", contains="caption")
     fails("gallery", "search", gallery, "--key", key, "--pose", tmp_path / "q.json", "--weight", "pose=-1", contains="PART=W")
@@ -504,13 +514,17 @@ def test_a_killed_add_loses_nothing_and_can_be_finished(built, tmp_path):
         process.wait()
     count, _, integrity = state(gallery)
     assert integrity == "ok" and count > base and (count - base) % 8 == 0 and count < base + 240
-    # Opening the gallery (any search) rebuilds the indexes that lag the store; then they all match it.
-    dml("gallery", "search", gallery, "--key", "000000", "-k", 1)
-    info = json.loads(dml("gallery", "info", gallery, "--json").stdout)
-    assert info["count"] == count and all(i["current"] for i in info["indexes"])
+    # A search rebuilds the indexes that lag the store in memory (it writes nothing): it finds every stored item.
     keys, _, _, _ = stored(gallery)
     by_key = search(gallery, "--key", keys[-1], "-k", count)
     assert sorted(h["key"] for h in by_key) == sorted(keys)
+    info = json.loads(dml("gallery", "info", gallery, "--json").stdout)
+    assert info["count"] == count and not all(i["current"] for i in info["indexes"])
+    # The next command that opens it for writing saves them; then they all match the store.
+    dml("gallery", "calibrate", gallery)
+    info = json.loads(dml("gallery", "info", gallery, "--json").stdout)
+    assert info["count"] == count and all(i["current"] for i in info["indexes"])
+    assert search(gallery, "--key", keys[-1], "-k", count) == by_key
     # Finishing the add with --skip-existing gives the whole set.
     finished = json.loads(dml(*add_args(gallery, people, text, "--skip-existing", "--json")).stdout)
     assert finished["skipped"] == count - base and finished["count"] == base + 240
@@ -548,8 +562,13 @@ def test_a_full_disk_while_saving_loses_nothing(built, more, tmp_path):
             else:  # the old file or a whole new one, never a torn one: FAISS must read it
                 assert (gallery / name).read_bytes() == data or faiss.read_index(str(gallery / name)).ntotal == count
         outcomes.add((result.returncode, count - before_count))
-        # The next open is consistent: every index matches the store.
-        dml("gallery", "search", gallery, "--key", "000000", "-k", 1)
+        # Searches work on the same full disk (they write nothing) and see every stored item.
+        searched = subprocess.run([DML, "gallery", "search", str(gallery), "--key", "000000", "-k", str(count), "--json"],
+                                  capture_output=True, text=True, preexec_fn=limited)
+        assert searched.returncode == 0, searched.stderr
+        assert len(json.loads(searched.stdout)) == count
+        # The next writable open with room to write is consistent: every index matches the store.
+        dml("gallery", "calibrate", gallery)
         info = json.loads(dml("gallery", "info", gallery, "--json").stdout)
         assert info["count"] == count and all(i["current"] for i in info["indexes"])
         assert len(search(gallery, "--key", "000000", "-k", count)) == count
@@ -570,3 +589,205 @@ def test_a_locked_gallery_fails_clearly_after_the_busy_timeout(built, tmp_path):
         other.close()
     assert state(gallery) == before
     assert json.loads(dml("gallery", "remove", gallery, "--key", "000001", "--json").stdout)["removed"] == 1
+
+
+# ---- reliability: damaged indexes, read-only galleries, lost stores, huge numbers, decompression bombs -------------
+
+
+def files_of(directory):
+    """Every file's bytes, SQLite's lock files left out (a reader may create an empty -wal and the -shm wal-index
+    where the directory allows; the WAL must stay empty)."""
+    out = {}
+    for p in sorted(pathlib.Path(directory).iterdir()):
+        if p.name.endswith("-shm") or (p.name.endswith("-wal") and p.stat().st_size == 0):
+            continue
+        out[p.name] = p.read_bytes()
+    return out
+
+
+def stale_copy(original, target):
+    """A copy of the gallery whose image index file is another gallery's (same ids, other vectors) and whose pose
+    index is truncated, with the generations left "current": only the index records can tell."""
+    shutil.copytree(original, target)
+    image = faiss.read_index(str(target / "image.faiss"))
+    vectors = np.random.default_rng(3).normal(size=(image.ntotal, image.d)).astype("float32")
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    other = faiss.IndexIDMap2(faiss.IndexFlatIP(image.d))
+    other.add_with_ids(vectors, faiss.vector_to_array(faiss.downcast_index(image).id_map))
+    faiss.write_index(other, str(target / "image.faiss"))
+    pose = (target / "pose.faiss").read_bytes()
+    (target / "pose.faiss").write_bytes(pose[: len(pose) // 2])
+    return target
+
+
+def reference_results(original, tmp_path, records):
+    pose = tmp_path / "ref-pose.json"
+    pose.write_text(json.dumps(records[4].keypoints.tolist()))
+    return pose, search(original, "--key", "000003", "-k", N), search(original, "--pose", pose, "-k", N)
+
+
+def test_damaged_index_files_are_rebuilt_and_searches_stay_right(built, tmp_path):
+    _, original, _, records, _ = built
+    pose, by_key, by_pose = reference_results(original, tmp_path, records)
+    gallery = stale_copy(original, tmp_path / "g")
+    before = files_of(gallery)
+    assert search(gallery, "--key", "000003", "-k", N) == by_key
+    assert search(gallery, "--pose", pose, "-k", N) == by_pose
+    assert files_of(gallery) == before  # rebuilt in memory only
+    current = {i["name"]: i["current"] for i in json.loads(dml("gallery", "info", gallery, "--json").stdout)["indexes"]}
+    assert not current["image"] and not current["pose"]  # their generations say "current"; their records do not
+    dml("gallery", "calibrate", gallery)  # a writable open saves the rebuilt files
+    assert all(i["current"] for i in json.loads(dml("gallery", "info", gallery, "--json").stdout)["indexes"])
+    assert faiss.read_index(str(gallery / "pose.faiss")).ntotal == N
+    assert search(gallery, "--key", "000003", "-k", N) == by_key
+
+
+def run_as_nobody(*args):
+    return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", DML, *map(str, args)],
+                          capture_output=True, text=True)
+
+
+def test_a_read_only_gallery_is_searchable_as_another_user_and_on_a_read_only_mount(built, tmp_path):
+    _, original, _, records, _ = built
+    pose, by_key, by_pose = reference_results(original, tmp_path, records)
+    # Root ignores permission bits: search as `nobody` in a directory it may read but not write.
+    if shutil.which("setpriv") is None or not os.access(DML, os.X_OK):
+        pytest.skip("setpriv is not available")
+    shared = pathlib.Path(tempfile.mkdtemp(prefix="dml-readonly-", dir="/tmp"))
+    try:
+        gallery = stale_copy(original, shared / "g")
+        for lock in gallery.glob("gallery.sqlite-*"):  # closed cleanly: nobody cannot create the -shm, SQLite falls back
+            lock.unlink()
+        os.chmod(shared, 0o755)
+        for p in [gallery, *gallery.iterdir()]:
+            os.chmod(p, 0o755 if p.is_dir() else 0o644)
+        probe = run_as_nobody("--help")
+        if probe.returncode != 0:
+            pytest.skip(f"cannot run dml as nobody: {probe.stderr.strip()}")
+        before = files_of(gallery)
+        for args, expected in [(["--key", "000003"], by_key), (["--pose", pose], by_pose)]:
+            if args[0] == "--pose":
+                shutil.copy(pose, shared / "pose.json")
+                os.chmod(shared / "pose.json", 0o644)
+                args = ["--pose", shared / "pose.json"]
+            result = run_as_nobody("gallery", "search", gallery, *args, "-k", N, "--json")
+            assert result.returncode == 0, result.stderr
+            assert json.loads(result.stdout) == expected
+        assert run_as_nobody("gallery", "info", gallery, "--json").returncode == 0
+        assert run_as_nobody("gallery", "eval", gallery, "--queries", 5, "--json").returncode == 0
+        refused = run_as_nobody("gallery", "remove", gallery, "--key", "000003")
+        assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
+        assert files_of(gallery) == before
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+    # A read-only bind mount, in a private mount namespace so nothing outlives the test. The gallery's last commit
+    # is still only in its WAL (as a killed writer leaves it), with the -shm beside it: SQLite reads it read-only.
+    mounted = tmp_path / "m"
+    writer = sqlite3.connect(original / "gallery.sqlite", isolation_level=None)
+    try:
+        writer.execute("PRAGMA wal_autocheckpoint=0")
+        writer.execute("UPDATE items SET caption = 'only in the WAL' WHERE key = '000003'")
+        stale_copy(original, mounted)
+        writer.execute("UPDATE items SET caption = ? WHERE key = '000003'", (by_key[0].get("caption"),))
+    finally:
+        writer.close()
+    assert (mounted / "gallery.sqlite-wal").stat().st_size > 0
+    before = files_of(mounted)
+    view = tmp_path / "view"
+    view.mkdir()
+    script = (f'mount --bind "{mounted}" "{view}" && mount -o remount,ro,bind "{view}" && touch "{view}/probe" 2>/dev/null '
+              f'&& exit 3; "{DML}" gallery search "{view}" --key 000003 -k {N} --json')
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True)
+    if result.returncode != 0 and ("mount" in result.stderr or "unshare" in result.stderr or result.returncode == 3):
+        pytest.skip(f"no read-only bind mount here: {result.stderr.strip()}")
+    assert result.returncode == 0, result.stderr
+    hits = json.loads(result.stdout)
+    assert hits[0]["caption"] == "only in the WAL"
+    assert [h["key"] for h in hits] == [h["key"] for h in by_key]
+    assert files_of(mounted) == before
+
+
+def test_a_search_on_a_full_disk_works_and_writes_nothing(built, tmp_path):
+    _, original, _, records, _ = built
+    pose, by_key, by_pose = reference_results(original, tmp_path, records)
+    gallery = stale_copy(original, tmp_path / "g")
+    before = files_of(gallery)
+
+    def no_room():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # every write that grows a file fails with EFBIG
+
+    for args, expected in [(["--key", "000003"], by_key), (["--pose", pose], by_pose)]:
+        result = subprocess.run([DML, "gallery", "search", gallery, *map(str, args), "-k", str(N), "--json"],
+                                capture_output=True, text=True, preexec_fn=no_room)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == expected
+    for args in [["info", gallery, "--json"], ["eval", gallery, "--queries", "5", "--json"]]:
+        result = subprocess.run([DML, "gallery", *map(str, args)], capture_output=True, text=True, preexec_fn=no_room)
+        assert result.returncode == 0 and json.loads(result.stdout), result.stderr
+    assert files_of(gallery) == before
+
+
+def test_a_zero_length_store_is_refused_and_left_alone(built, tmp_path):
+    _, _, people, _, text = built
+    gallery = tmp_path / "g"
+    gallery.mkdir()
+    (gallery / "gallery.sqlite").write_bytes(b"")
+    pose = tmp_path / "pose.json"
+    pose.write_text(json.dumps([[0, 0, 2]] * 17))
+    fails("gallery", "search", gallery, "--key", "000001", "-k", 3, contains="empty (0 bytes)")
+    fails("gallery", "info", gallery, contains="empty (0 bytes)")
+    fails("gallery", "eval", gallery, "--queries", 5, contains="empty (0 bytes)")
+    fails(*add_args(gallery, people, text), contains="empty (0 bytes)")
+    fails("gallery", "build", gallery, "--coco", people / "person_keypoints.json", "--images", people / "images",
+          "--model", MODEL, contains="empty (0 bytes)")
+    assert [p.name for p in gallery.iterdir()] == ["gallery.sqlite"] and (gallery / "gallery.sqlite").stat().st_size == 0
+
+
+def test_huge_numbers_are_clamped_or_refused_in_one_line(built, tmp_path):
+    _, gallery, _, records, _ = built
+    pose = tmp_path / "pose.json"
+    pose.write_text(json.dumps(records[4].keypoints.tolist()))
+    everything = search(gallery, "--pose", pose, "-k", N)
+    assert search(gallery, "--pose", pose, "-k", 10**18) == everything
+    assert search(gallery, "--pose", pose, "-k", 2**63 - 1) == everything
+    combined = search(gallery, "--pose", pose, "--key", "000003", "-k", N)
+    assert len(combined) == N
+    assert search(gallery, "--pose", pose, "--key", "000003", "-k", 2**62) == combined
+    assert search(gallery, "--pose", pose, "--key", "000003", "--weight", "pose=1e300", "--weight", "key=1e300",
+                  "-k", 2**62) == combined
+    fails("gallery", "search", gallery, "--pose", pose, "--key", "000003", "--weight", "pose=1.7e308", "--weight",
+          "key=1.7e308", "-k", 3, contains="weights add up")
+    for w in ["nan", "inf", "0", "-1", "1e999"]:
+        fails("gallery", "search", gallery, "--pose", pose, "--key", "000003", f"--weight=pose={w}", "-k", 3, contains="--weight")
+    for radius in ["-1", "nan", "inf", "-inf"]:
+        fails("gallery", "search", gallery, "--pose", pose, f"--within={radius}")
+    for k in ["0", "-1", str(2**63)]:
+        fails("gallery", "search", gallery, "--pose", pose, f"-k={k}")
+    assert json.loads(dml("gallery", "eval", gallery, "--queries", 2**63 - 1, "--json").stdout)["queries"] <= N
+    for q in ["0", "-5", str(2**64)]:
+        fails("gallery", "eval", gallery, f"--queries={q}")
+
+
+def peak_rss_of(args):
+    """(returncode, stderr, peak resident bytes) of one child dml run, from its own rusage (wait4)."""
+    process = subprocess.Popen([DML, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stderr = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, stderr, usage.ru_maxrss * 1024
+
+
+@pytest.mark.parametrize("name", ["bomb_progressive_huge.jpg", "bomb_progressive_8k.jpg", "bomb_baseline_huge.jpg",
+                                  "many_scans.jpg", "bomb_huge.png", "bomb_8k.png"])
+def test_decompression_bombs_are_refused_with_bounded_memory(built, name):
+    _, gallery, people, records, _ = built
+    fixture = REPO / "Tests" / "Fixtures" / "images" / name
+    honest = peak_rss_of(["gallery", "search", gallery, "--example", people / "images" / records[0].file_name,
+                          "--model", MODEL, "-k", 3])
+    assert honest[0] == 0, honest[1]
+    code, stderr, peak = peak_rss_of(["gallery", "search", gallery, "--example", fixture, "--model", MODEL, "-k", 3])
+    lines = stderr.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and name in lines[0], stderr
+    # The crafted header is refused before the decoder allocates for it: no more memory than a real search.
+    assert peak < honest[2] + (32 << 20), (peak, honest[2])

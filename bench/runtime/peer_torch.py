@@ -1,9 +1,10 @@
-"""PyTorch (eager, TorchScript) and onnxruntime side of the runtime benchmark; prints one JSON object.
+"""PyTorch eager and onnxruntime side of the runtime benchmark; prints one JSON object.
 
-    peer_torch.py latency FRAMEWORK MODEL BATCH ITERATIONS THREADS
-    peer_torch.py embed   FRAMEWORK MODEL COUNT BATCH THREADS
-FRAMEWORK: eager | jit | ort. MODEL: a models.py name (ort reads MODEL.onnx from --dir).
-Imports only what the framework needs, so peak RSS reflects that framework alone.
+    peer_torch.py latency FRAMEWORK MODEL BATCH ITERATIONS THREADS WORKDIR [SECONDS]
+
+FRAMEWORK: eager | ort. MODEL: a name in WORKDIR/models.json, written by run.py with the input size; eager loads
+WORKDIR/MODEL.pt (the state dict run.py exported), ort WORKDIR/MODEL.onnx. At most ITERATIONS timed calls, fewer
+(3 at least) once SECONDS have passed. Imports only what the framework needs, so peak RSS reflects that framework.
 """
 
 import json
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
 
 
 def peak_rss_mib():
@@ -27,34 +29,33 @@ def peak_rss_mib():
         return None
 
 
-def emit(result):
-    result["peak_rss_mib"] = peak_rss_mib()
-    print(json.dumps(result))
+def skeleton(name, source):
+    """The architecture without meaningful weights (they come from the state dict)."""
+    if source == "bench":
+        sys.path.insert(0, str(HERE))
+        from models import MODELS
+        return MODELS[name]()
+    sys.path.insert(0, str(REPO / "training"))
+    from dmlkit.export.zoo import BY_NAME
+    return BY_NAME[name].make(False)
 
 
-def inputs(batch, shape, seed=0):
-    return np.random.default_rng(seed).uniform(-1, 1, (batch, *shape)).astype(np.float32)
-
-
-def runner(framework, model_name, threads, onnx_dir):
-    sys.path.insert(0, str(HERE))
+def runner(framework, name, threads, work):
     if framework == "ort":
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(Path(onnx_dir) / f"{model_name}.onnx"), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(work / f"{name}.onnx"), options, providers=["CPUExecutionProvider"])
         return lambda x: session.run(None, {"input": x})[0]
     import torch
 
-    from models import build
-
     torch.set_num_threads(threads)
-    model = build(model_name)
-    if framework == "jit":
-        with torch.no_grad():
-            model = torch.jit.freeze(torch.jit.trace(model, torch.zeros(1, 3, 64, 64)))
+    source = json.loads((work / "models.json").read_text())[name]["source"]
+    model = skeleton(name, source)
+    model.load_state_dict(torch.load(work / f"{name}.pt", weights_only=True), strict=True)
+    model.eval()
 
     def run(x):
         with torch.inference_mode():
@@ -64,34 +65,28 @@ def runner(framework, model_name, threads, onnx_dir):
 
 
 def main():
-    mode, framework, model_name = sys.argv[1:4]
-    numbers = [int(v) for v in sys.argv[4:7]]
-    onnx_dir = sys.argv[7] if len(sys.argv) > 7 else "."
-    shape = (3, 64, 64)
-    if mode == "latency":
-        batch, iterations, threads = numbers
-        run = runner(framework, model_name, threads, onnx_dir)
-        x = inputs(batch, shape)
-        for _ in range(5):
-            run(x)
-        times = []
-        for _ in range(iterations):
-            start = time.perf_counter()
-            run(x)
-            times.append(time.perf_counter() - start)
-        times.sort()
-        emit({"median_ms": times[len(times) // 2] * 1e3, "min_ms": times[0] * 1e3, "p90_ms": times[len(times) * 9 // 10] * 1e3})
-    else:
-        count, batch, threads = numbers
+    mode, framework, name = sys.argv[1:4]
+    if mode != "latency" or framework not in ("eager", "ort"):
+        raise SystemExit(f"usage: {__doc__}")
+    batch, iterations, threads = (int(v) for v in sys.argv[4:7])
+    work = Path(sys.argv[7])
+    budget = float(sys.argv[8]) if len(sys.argv) > 8 else float("inf")
+    size = json.loads((work / "models.json").read_text())[name]["size"]
+    load_start = time.perf_counter()
+    run = runner(framework, name, threads, work)
+    load_s = time.perf_counter() - load_start
+    x = np.random.default_rng(0).uniform(-1, 1, (batch, 3, size, size)).astype(np.float32)
+    for _ in range(2 if batch == 1 else 1):  # warm-up, as runtime-bench does
+        run(x)
+    times, started = [], time.perf_counter()
+    while len(times) < max(iterations, 1) and (len(times) < 3 or time.perf_counter() - started < budget):
         start = time.perf_counter()
-        run = runner(framework, model_name, threads, onnx_dir)
-        done, checksum = 0, 0.0
-        while done < count:
-            n = min(batch, count - done)
-            checksum += float(run(inputs(n, shape, seed=done))[0, 0])
-            done += n
-        seconds = time.perf_counter() - start
-        emit({"seconds": seconds, "per_second": count / seconds, "checksum": checksum})
+        run(x)
+        times.append(time.perf_counter() - start)
+    times.sort()
+    print(json.dumps({"median_ms": times[len(times) // 2] * 1e3, "min_ms": times[0] * 1e3,
+                      "p90_ms": times[len(times) * 9 // 10] * 1e3, "iterations": len(times), "load_s": load_s,
+                      "peak_rss_mib": peak_rss_mib()}))
 
 
 if __name__ == "__main__":

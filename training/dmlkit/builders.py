@@ -35,6 +35,9 @@ class Data:
     x_test: torch.Tensor
     y_test: torch.Tensor
     continuous: bool  # labels are vectors compared by distance, not class ids
+    # The factor the loader applied to the raw inputs (digits: pixel counts 0..16 divided by 16); the exporter
+    # stores it in the model file so the runtime takes raw inputs. None when inputs are used as stored.
+    input_scale: float | None = None
 
 
 def build_data(cfg: dict) -> Data:
@@ -43,7 +46,9 @@ def build_data(cfg: dict) -> Data:
     if d["name"] == "digits":
         from .data.digits import load_digits_split
 
-        return Data(*load_digits_split(d["train_classes"], d["test_classes"]), continuous=False)
+        from .data.digits import DIGITS_SCALE
+
+        return Data(*load_digits_split(d["train_classes"], d["test_classes"]), continuous=False, input_scale=DIGITS_SCALE)
     if d["name"] == "npy":
         arrays = [torch.from_numpy(np.load(d[k])) for k in ("train_x", "train_y", "test_x", "test_y")]
         continuous = bool(d.get("continuous", False))

@@ -66,8 +66,10 @@ def primary_metric(metrics: dict) -> str:
     return "map@r" if "map@r" in metrics else next(k for k in metrics if k.startswith("ndcg@"))
 
 
-def try_export(model: torch.nn.Module, example: torch.Tensor, path: str, log) -> str:
-    """Export through ``dmlkit.export`` if it exists. Returns 'exported', 'skipped' or 'failed: ...'."""
+def try_export(model: torch.nn.Module, example: torch.Tensor, path: str, log, input_scale: float | None = None) -> str:
+    """Export through ``dmlkit.export`` if it exists. Returns 'exported', 'skipped' or 'failed: ...'.
+
+    ``input_scale`` is the data loader's scaling of raw inputs (digits: 1/16), written into the file."""
     try:
         from . import export  # written alongside; absent in older checkouts
     except ModuleNotFoundError as err:
@@ -77,7 +79,10 @@ def try_export(model: torch.nn.Module, example: torch.Tensor, path: str, log) ->
         raise
     model = model.cpu().eval()
     try:
-        export.export_model(model, example.cpu(), path)
+        if input_scale is None:
+            export.export_model(model, example.cpu(), path)
+        else:
+            export.export_model(model, example.cpu(), path, input_scale=input_scale)
     except Exception as err:  # report, keep the checkpoints
         log(f"export failed: {type(err).__name__}: {err}")
         return f"failed: {type(err).__name__}: {err}"
@@ -158,7 +163,8 @@ def run(cfg: dict, log=print) -> dict:
 
             plot_history(history, out)
         if cfg.get("export", True):
-            final["export"] = try_export(model, data.x_train[:1], os.path.join(out, "model.safetensors"), log)
+            final["export"] = try_export(model, data.x_train[:1], os.path.join(out, "model.safetensors"), log,
+                                         input_scale=data.input_scale)
     return final
 
 

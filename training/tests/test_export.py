@@ -1,6 +1,6 @@
 """The exporter: file format, BatchNorm folding, weight dtypes, errors, and the committed runtime fixtures.
 
-A small reference interpreter below runs the exported graph with torch ops, so the layer graph and
+A reference interpreter (graph_reference.py) runs the exported graph with torch ops, so the layer graph and
 weights are checked against the original module independently of the Swift runtime.
 """
 
@@ -10,77 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from safetensors import safe_open
 from torch import nn
 
 from dmlkit.export import ExportError, export_model
 from dmlkit.export.fixtures import CNN_PREPROCESSING, build
 from dmlkit.export.writer import _fingerprint
+from graph_reference import load, ops_json_problems, run_graph
 
 FIXTURES = Path(__file__).resolve().parents[2] / "Tests" / "Fixtures" / "runtime"
 MODELS = ["mlp", "cnn", "resnet", "multihead"]
-
-
-def load(path):
-    with safe_open(str(path), "np") as f:
-        return f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
-
-
-def weight(tensors, name):
-    """Dequantised float32 weight, as the runtime reads it."""
-    value = tensors[name]
-    if value.dtype == np.int8:
-        scale = tensors[name + ".scale"]
-        return torch.from_numpy(value.astype(np.float32) * scale.reshape(-1, *([1] * (value.ndim - 1))))
-    return torch.from_numpy(value.astype(np.float32))
-
-
-def run_graph(path, x):
-    """Reference interpreter of the runtime's layer graph."""
-    meta, tensors = load(path)
-    arch = json.loads(meta["dml.architecture"])
-    values = {"input": x}
-    for node in arch["nodes"]:
-        a, t = node.get("attrs", {}), {k: weight(tensors, v) for k, v in node.get("tensors", {}).items()}
-        xs = [values[i] for i in node["inputs"]]
-        op, v = node["op"], xs[0]
-        if op == "linear":
-            y = F.linear(v, t["weight"], t.get("bias"))
-        elif op == "conv2d":
-            y = F.conv2d(v, t["weight"], t.get("bias"), a["stride"], a["padding"], a["dilation"], a["groups"])
-        elif op == "batch_norm":
-            y = F.batch_norm(v, t["running_mean"], t["running_var"], t["weight"], t["bias"], False, 0.0, a["eps"])
-        elif op in ("relu", "silu", "sigmoid", "tanh"):
-            y = getattr(torch, op)(v) if op in ("relu", "sigmoid", "tanh") else F.silu(v)
-        elif op == "leaky_relu":
-            y = F.leaky_relu(v, a["negative_slope"])
-        elif op == "gelu":
-            y = F.gelu(v, approximate=a["approximate"])
-        elif op == "max_pool2d":
-            y = F.max_pool2d(v, a["kernel_size"], a["stride"], a["padding"], a["dilation"])
-        elif op == "avg_pool2d":
-            y = F.avg_pool2d(v, a["kernel_size"], a["stride"], a["padding"], count_include_pad=a["count_include_pad"])
-        elif op == "global_avg_pool":
-            y = v.mean((2, 3), keepdim=a["keepdim"])
-        elif op == "global_max_pool":
-            y = v.amax((2, 3), keepdim=a["keepdim"])
-        elif op == "flatten":
-            y = torch.flatten(v, a["start_dim"], a["end_dim"])
-        elif op == "reshape":
-            y = v.reshape(v.shape[0], *a["shape"])
-        elif op == "add":
-            y = v + xs[1]
-        elif op == "concat":
-            y = torch.cat(xs, a["dim"])
-        elif op == "layer_norm":
-            y = F.layer_norm(v, a["normalized_shape"], t.get("weight"), t.get("bias"), a["eps"])
-        elif op == "l2_normalize":
-            y = F.normalize(v, dim=a["dim"], eps=a["eps"])
-        else:
-            raise AssertionError(f"reference interpreter lacks {op}")
-        values[node["name"]] = y
-    return torch.cat([values[o].reshape(x.shape[0], -1) for o in arch["outputs"]], 1).numpy()
 
 
 def reference(model, x):
@@ -99,7 +37,8 @@ def min_cosine(a, b):
 def test_exported_graph_reproduces_pytorch(tmp_path, name, dtype):
     model, x = build(name)
     path = tmp_path / "m.safetensors"
-    export_model(model, x, path, dtype=dtype)
+    arch = export_model(model, x, path, dtype=dtype)
+    assert ops_json_problems(arch) == []
     with torch.no_grad():
         got = run_graph(path, x)
     want = reference(model, x)
@@ -166,37 +105,6 @@ def export_size(tmp_path, dtype):
     return (tmp_path / "ref.safetensors").stat().st_size
 
 
-class WithUnsupported(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(4, 4)
-        self.act = nn.ReLU6()
-
-    def forward(self, x):
-        return self.act(self.fc(x))
-
-
-class WithMatmul(nn.Module):
-    def forward(self, x):
-        return torch.matmul(x, x.transpose(0, 1))
-
-
-def test_unsupported_module_names_op_and_node(tmp_path):
-    with pytest.raises(ExportError, match=r"ReLU6.*'act'"):
-        export_model(WithUnsupported(), torch.randn(2, 4), tmp_path / "m.safetensors")
-
-
-def test_unsupported_function_names_op_and_node(tmp_path):
-    with pytest.raises(ExportError, match=r"transpose.*'transpose'"):
-        export_model(WithMatmul(), torch.randn(2, 4), tmp_path / "m.safetensors")
-
-
-def test_ceil_mode_pooling_is_refused(tmp_path):
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(2, ceil_mode=True))
-    with pytest.raises(ExportError, match="ceil_mode"):
-        export_model(model, torch.randn(2, 3, 9, 9), tmp_path / "m.safetensors")
-
-
 def test_reserved_metadata_and_bad_dtype_are_refused(tmp_path):
     model, x = build("mlp")
     with pytest.raises(ExportError, match="reserved"):
@@ -250,3 +158,20 @@ def test_training_models_export(tmp_path):
         assert arch["output_dim"] == model.dim
         with torch.no_grad():
             assert np.abs(run_graph(path, x) - reference(model, x)).max() <= 1e-5
+
+
+def test_architecture_keys_follow_docs_formats(tmp_path):
+    """docs/FORMATS.md's architecture example has the keys this exporter writes, and its op table lists
+    exactly the ops of ops.json."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "FORMATS.md").read_text()
+    example = json.loads(re.search(r"### Architecture JSON\s+```json\n(.*?)```", doc, re.S).group(1))
+    model, x = build("cnn")
+    arch = export_model(model, x, tmp_path / "m.safetensors", preprocessing=CNN_PREPROCESSING)
+    assert set(arch) == set(example) and set(arch["input"]) == set(example["input"])
+    assert set(arch["preprocessing"]) == set(example["preprocessing"])
+    documented = set(re.findall(r"^\| `([a-z0-9_]+)` \| [0-9]", doc, re.M))
+    from dmlkit.export.ops import load_ops
+
+    assert documented == set(load_ops()["ops"])

@@ -84,3 +84,26 @@ def test_model_info_reports_the_spec(tmp_path):
     assert info["weightDTypes"] == ["F32", "I8"]
     assert info["fingerprint"].startswith("sha256:") and info["fingerprintMatches"] is True
     assert sum(layer["op"].startswith("conv2d") for layer in info["layers"]) == 7
+
+
+def test_digits_model_takes_raw_pixels(tmp_path):
+    """The digits loader's /16 is in the file (a leading input_scale node): dml embed takes the raw 0..16 counts."""
+    from sklearn.datasets import load_digits
+
+    from dmlkit.data.digits import DIGITS_SCALE
+    from dmlkit.models import MLPEmbedder
+
+    torch.manual_seed(0)
+    model = MLPEmbedder(64, hidden=(32,), dim=8).eval()
+    raw = load_digits().data[:7].astype(np.float32)
+    x = torch.from_numpy(raw) * DIGITS_SCALE
+    export_model(model, x, tmp_path / "m.safetensors", input_scale=DIGITS_SCALE)
+    np.save(tmp_path / "raw.npy", raw)
+    result = dml("embed", "--model", str(tmp_path / "m.safetensors"), "--input", str(tmp_path / "raw.npy"),
+                 "--output", str(tmp_path / "e.npy"))
+    assert result.returncode == 0, result.stderr
+    with torch.no_grad():
+        want = F.normalize(model(x), dim=1).numpy()
+    assert np.abs(np.load(tmp_path / "e.npy") - want).max() <= 1e-5
+    info = dml("model", "info", str(tmp_path / "m.safetensors"))
+    assert info.returncode == 0 and "input_scale" in info.stdout

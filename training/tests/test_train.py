@@ -90,7 +90,8 @@ def test_continuous_labels_with_dense_triplet_batches(tmp_path):
 def test_export_hook_calls_export_model_or_skips(tmp_path, monkeypatch):
     calls = []
     fake = types.ModuleType("dmlkit.export")
-    fake.export_model = lambda module, example, path, metadata=None: calls.append((module, tuple(example.shape), path))
+    fake.export_model = lambda module, example, path, metadata=None, **kw: calls.append(
+        (module, tuple(example.shape), path, kw))
     monkeypatch.setitem(sys.modules, "dmlkit.export", fake)
     import dmlkit
 
@@ -98,6 +99,7 @@ def test_export_hook_calls_export_model_or_skips(tmp_path, monkeypatch):
     final = run(small(tmp_path, epochs=1, export=True))
     assert final["export"] == "exported"
     assert calls and calls[0][1] == (1, 64) and calls[0][2].endswith("model.safetensors")
+    assert calls[0][3] == {"input_scale": 1 / 16}  # the digits loader's scaling is stored, never implicit
     monkeypatch.setitem(sys.modules, "dmlkit.export", None)  # as if the module did not exist
     monkeypatch.delattr(dmlkit, "export", raising=False)
     messages = []

@@ -25,8 +25,19 @@ typedef enum {
     CFAISS_FAISS_ERROR = 2,      /* FAISS threw (message says why) */
     CFAISS_IO_ERROR = 3,         /* reading or writing a file or buffer failed */
     CFAISS_OUT_OF_MEMORY = 4,
-    CFAISS_UNSUPPORTED = 5       /* the index type cannot do this */
+    CFAISS_UNSUPPORTED = 5,      /* the index type cannot do this */
+    CFAISS_BAD_FILE = 6          /* index bytes refused before FAISS read them: cfaiss_last_file_defect() says how */
 } cfaiss_status;
+
+/** Why index bytes were refused (after CFAISS_BAD_FILE). */
+typedef enum {
+    CFAISS_DEFECT_NONE = 0,
+    CFAISS_DEFECT_TRUNCATED = 1,      /* the bytes end inside a field or an array (or there are none) */
+    CFAISS_DEFECT_UNKNOWN_TYPE = 2,   /* an index, inverted-list or transform type DMLKit does not read */
+    CFAISS_DEFECT_OUT_OF_RANGE = 3,   /* a field outside its sane limits (dimension, nbits, efSearch, ids, ...) */
+    CFAISS_DEFECT_INCONSISTENT = 4,   /* fields that must agree do not (ntotal vs stored vectors, graph links, ...) */
+    CFAISS_DEFECT_TRAILING_BYTES = 5  /* bytes follow the index */
+} cfaiss_file_defect;
 
 /** FAISS metric types (values match faiss::MetricType). */
 typedef enum { CFAISS_METRIC_INNER_PRODUCT = 0, CFAISS_METRIC_L2 = 1 } cfaiss_metric;
@@ -56,6 +67,8 @@ int cfaiss_index_has_own_ids(const cfaiss_index *index);
 void cfaiss_index_type_name(const cfaiss_index *index, char *buf, size_t buf_size);
 /** The largest stored id, or -1 when the index is empty. */
 cfaiss_status cfaiss_index_max_id(const cfaiss_index *index, int64_t *out);
+/** The first of `ids` that the index already stores, or -1 when none is (indexes with their own ids only). */
+cfaiss_status cfaiss_index_first_present_id(const cfaiss_index *index, int64_t n, const int64_t *ids, int64_t *out);
 
 /* ---- building ---- */
 
@@ -101,8 +114,13 @@ void cfaiss_range_result_free(cfaiss_range_result *result);
 /** The stored vector for an id (dimension floats). */
 cfaiss_status cfaiss_index_reconstruct(const cfaiss_index *index, int64_t id, float *out);
 
-/* ---- persistence (plain FAISS format) ---- */
+/* ---- persistence (plain FAISS format) ----
+ * Reads check the bytes first (cfaiss_check_index_buffer) and give CFAISS_BAD_FILE without calling FAISS when they
+ * are refused; FAISS then allocates at most a few times the file's size. Accepted types: Flat, IDMap/IDMap2, HNSW
+ * over Flat/PQ/SQ, IVF Flat/PQ/SQ with array inverted lists, PQ, SQ, LSH; dimension at most 65536. */
 
+/** Writes a new file at `path` (truncating one that exists), checking write, fsync and close; on failure the
+ *  partial file is removed. Atomic replacement is the caller's job (DMLFiles). */
 cfaiss_status cfaiss_write_index_file(const cfaiss_index *index, const char *path);
 /** mmap != 0 maps IVF inverted lists from the file instead of reading them (FAISS supports it for IVF only). */
 cfaiss_status cfaiss_read_index_file(const char *path, int mmap, cfaiss_index **out);
@@ -110,6 +128,10 @@ cfaiss_status cfaiss_read_index_file(const char *path, int mmap, cfaiss_index **
 cfaiss_status cfaiss_write_index_buffer(const cfaiss_index *index, uint8_t **data, size_t *size);
 cfaiss_status cfaiss_read_index_buffer(const uint8_t *data, size_t size, cfaiss_index **out);
 void cfaiss_buffer_free(uint8_t *data);
+/** Checks index bytes without reading them into an index: CFAISS_OK, or CFAISS_BAD_FILE with the reason. */
+cfaiss_status cfaiss_check_index_buffer(const uint8_t *data, size_t size);
+/** The cfaiss_file_defect of the last CFAISS_BAD_FILE on this thread. */
+int cfaiss_last_file_defect(void);
 
 /* ---- threads ---- */
 

@@ -39,7 +39,7 @@ public struct ContactSheet: Sendable {
     /// Draws the rows (each a query image then its results; nil leaves a cell empty).
     public func render(_ rows: [[RGBImage?]]) throws -> RGBImage {
         guard cellSize >= 1, gap >= 0, queryGap >= 0 else {
-            throw ImageError(description: "contact sheet: cell size must be positive and gaps non-negative")
+            throw ImageError(.invalid, description: "contact sheet: cell size must be positive and gaps non-negative")
         }
         let columns = rows.map(\.count).max() ?? 0
         let (width, height) = canvasSize(rows: rows.count, columns: columns)

@@ -7,6 +7,7 @@ extension Gallery {
     /// Fits the calibration of `space` on the items stored now (see `DistanceCalibration`) and stores it.
     @discardableResult
     public func calibrate(space: String, settings: DistanceCalibration.Settings = .init()) throws -> DistanceCalibration {
+        try requireWritable()
         guard let declared = spaces.first(where: { $0.name == space }) else { throw GalleryError.unknownSpace(space) }
         return try writeLock.withLock {
             let (generation, stored, items) = try locked {
@@ -28,7 +29,7 @@ extension Gallery {
                 try database.transaction {
                     // Stored only if nothing changed meanwhile (another process may write between our reads).
                     guard try GallerySchema.generation(database) == generation else { return }
-                    try database.query("INSERT OR REPLACE INTO meta VALUES(?, ?)", [.text("calibration:\(space)"), .text(json)])
+                    try GallerySchema.setCalibration(database, space: space, json: json)
                 }
             }
             return calibration
@@ -60,21 +61,6 @@ extension Gallery {
         return result
     }
 }
-
-extension GallerySchema {
-    /// Stored calibrations by space (unreadable entries are skipped: they are refitted on the next refresh).
-    static func calibrations(_ db: SQLiteDatabase) throws -> [String: DistanceCalibration] {
-        var result: [String: DistanceCalibration] = [:]
-        for row in try db.query("SELECT key, value FROM meta WHERE key LIKE 'calibration:%'") {
-            guard let key = row.text(0), let json = row.text(1),
-                  let calibration = try? JSONDecoder().decode(DistanceCalibration.self, from: Data(json.utf8))
-            else { continue }
-            result[String(key.dropFirst("calibration:".count))] = calibration
-        }
-        return result
-    }
-}
-
 extension GalleryReader {
     /// Stored calibrations by space, each with the generation it was fitted at.
     public func calibrations() throws -> [String: DistanceCalibration] {

@@ -45,9 +45,15 @@ extension Gallery {
         for part in parts where !(part.weight.isFinite && part.weight > 0) {
             throw GalleryError.invalidQuery("each part's weight must be a finite number > 0, got \(part.weight)")
         }
-        let prepared = try parts.map { try prepare($0) }
         let totalWeight = parts.map(\.weight).reduce(0, +)
-        var candidateCount = max(initialCandidates ?? 4 * k, 1)
+        guard totalWeight.isFinite else { throw GalleryError.invalidQuery("the weights add up to more than a Double holds") }
+        // Weights as fractions of their sum: the same scores, and no product can overflow.
+        let weights = parts.map { $0.weight / totalWeight }
+        let prepared = try parts.map { try prepare($0) }
+        // Nothing beyond the gallery's size can be returned: clamping first keeps every count below in range.
+        let itemCount = max(count, 1)
+        let k = min(k, itemCount)
+        var candidateCount = min(max(initialCandidates ?? 4 * k, 1), itemCount)
         var cache = prepared.map { _ in [Int64: Double]() }
         while true {
             var candidates = Set<Int64>()
@@ -55,9 +61,8 @@ extension Gallery {
             for (i, part) in prepared.enumerated() {
                 let (ids, partBound) = try part.nearest(candidateCount)
                 candidates.formUnion(ids)
-                bound += parts[i].weight * partBound
+                bound += weights[i] * partBound
             }
-            bound /= totalWeight
             var scored: [(id: Int64, score: Double, parts: [Double])] = []
             for (i, part) in prepared.enumerated() {
                 let missing = candidates.filter { cache[i][$0] == nil }
@@ -66,7 +71,7 @@ extension Gallery {
             for id in candidates {
                 let distances = prepared.indices.compactMap { cache[$0][id] }
                 guard distances.count == prepared.count else { continue }
-                let score = zip(parts, distances).map { $0.weight * $1 }.reduce(0, +) / totalWeight
+                let score = zip(weights, distances).map { $0 * $1 }.reduce(0, +)
                 scored.append((id, score, distances))
             }
             scored.sort { ($0.score, $0.id) < ($1.score, $1.id) }
@@ -77,12 +82,13 @@ extension Gallery {
                 let posePart = prepared.firstIndex { $0.isPose }
                 return top.compactMap { hit in
                     items[hit.id].map {
-                        GalleryHit(id: hit.id, item: $0, score: Float(hit.score), poseDistance: posePart.map { hit.parts[$0] },
+                        GalleryHit(id: hit.id, item: $0, distance: hit.score, poseDistance: posePart.map { hit.parts[$0] },
                                    partDistances: hit.parts)
                     }
                 }
             }
-            candidateCount *= 4
+            // Saturating: once C passes an index's size that part returns everything (bound infinite), so this ends.
+            candidateCount = candidateCount > Int.max / 4 ? Int.max : candidateCount * 4
         }
     }
 
@@ -157,23 +163,5 @@ extension EmbeddingTable {
         case .l2: return Double(l2).squareRoot()
         case .innerProduct: return -Double(dot)
         }
-    }
-}
-
-extension GallerySchema {
-    /// The stored embeddings of `ids` in `space` (ids without one are absent), queried in chunks.
-    static func vectors(_ db: SQLiteDatabase, space: String, ids: [Int64]) throws -> [(Int64, [Float])] {
-        var result: [(Int64, [Float])] = []
-        for start in stride(from: 0, to: ids.count, by: 500) {
-            let chunk = ids[start..<min(start + 500, ids.count)]
-            let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ",")
-            let rows = try db.query("SELECT item_id, vector FROM embeddings WHERE space = ? AND item_id IN (\(placeholders))",
-                                    [.text(space)] + chunk.map { .integer($0) })
-            for row in rows {
-                guard let id = row.int(0), let blob = row.blob(1) else { continue }
-                result.append((id, blob.withUnsafeBytes { raw in (0..<raw.count / 4).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }))
-            }
-        }
-        return result
     }
 }

@@ -11,7 +11,7 @@ extension Gallery {
         let inside = try poseTable().distances(to: query, mirror: mirror).filter { $0.distance <= within }
         let items = try fetch(inside.map(\.id))
         return inside.sorted { ($0.distance, $0.id) < ($1.distance, $1.id) }.compactMap { hit in
-            items[hit.id].map { GalleryHit(id: hit.id, item: $0, score: Float(hit.distance), poseDistance: hit.distance) }
+            items[hit.id].map { GalleryHit(id: hit.id, item: $0, distance: hit.distance, poseDistance: hit.distance) }
         }
     }
 
@@ -45,7 +45,7 @@ extension Gallery {
         }
         let items = try fetch(inside.map(\.0.id))
         return inside.compactMap { n, estimate in
-            items[n.id].map { GalleryHit(id: n.id, item: $0, score: n.distance, estimatedPoseDistance: estimate) }
+            items[n.id].map { GalleryHit(id: n.id, item: $0, faissValue: n.distance, metric: declared.metric, estimatedPoseDistance: estimate) }
         }
     }
 }

@@ -3,24 +3,40 @@ import Foundation
 
 /// Read access to a gallery's store without knowing its embedders: what `dml gallery info`, `eval` and searches by
 /// stored key need before (or instead of) opening a `Gallery` with a model.
-public struct GalleryReader {
+///
+/// A reader may be shared between tasks and threads: its calls take turns on one read-only connection.
+public struct GalleryReader: @unchecked Sendable {
     /// The gallery directory.
     public let directory: URL
     let database: SQLiteDatabase
+    /// Serialises the connection (opened without SQLite's own mutex); shared with the `Gallery` that holds this reader.
+    private let lock: NSLock
 
-    /// Opens the store of an existing gallery read-only; a directory without `gallery.sqlite` is an error (nothing
-    /// is created), and a gallery in a read-only directory can be read.
+    /// Opens the store of an existing gallery read-only; a directory without `gallery.sqlite`, an empty (0-byte)
+    /// file or one that is not a gallery store is `GalleryError.notAGallery` (nothing is created), and a gallery in a
+    /// read-only directory, on a read-only mount or on a full disk can be read.
     public init(directory: URL) throws {
         self.directory = directory
-        let file = directory.appendingPathComponent("gallery.sqlite")
-        guard FileManager.default.fileExists(atPath: file.path) else {
-            throw GalleryError.storage("no gallery at \(directory.path) (no gallery.sqlite)")
-        }
+        lock = NSLock()
+        let file = directory.appendingPathComponent(Gallery.storeName)
+        try Gallery.requireStore(file, directory: directory)
         do {
             database = try SQLiteDatabase(path: file.path, readOnly: true)
+            try GallerySchema.checkReadable(database, path: file.path)
+        } catch let error as GalleryError {
+            throw error
+        } catch let error as SQLiteError {
+            throw GalleryError(error)
         } catch {
             throw GalleryError.storage("\(error)")
         }
+    }
+
+    /// A reader over a `Gallery`'s own connection and lock.
+    init(directory: URL, database: SQLiteDatabase, lock: NSLock) {
+        self.directory = directory
+        self.database = database
+        self.lock = lock
     }
 
     /// Reads every page of the store (SQLite's `quick_check`); throws `GalleryError.storage` naming the first problem.
@@ -32,24 +48,17 @@ public struct GalleryReader {
     var isReadOnly: Bool { database.isReadOnly }
 
     func run<T>(_ body: () throws -> T) throws -> T {
-        do { return try body() } catch let error as SQLiteError { throw GalleryError(error) }
+        do { return try lock.withLock(body) } catch let error as SQLiteError { throw GalleryError(error) }
     }
 
     /// The embedding spaces stored, by name.
     public func spaces() throws -> [EmbeddingSpace] {
-        try run {
-            try database.query("SELECT name, dimension, fingerprint, metric, factory FROM spaces ORDER BY name").compactMap { row in
-                guard let name = row.text(0), let dimension = row.int(1), let fingerprint = row.text(2),
-                      let metric = row.text(3).flatMap(Metric.init(rawValue:)), let factory = row.text(4)
-                else { return nil }
-                return EmbeddingSpace(name: name, dimension: Int(dimension), fingerprint: fingerprint, metric: metric, factory: factory)
-            }
-        }
+        try run { try GallerySchema.spaces(database) }
     }
 
     /// Items stored.
     public func count() throws -> Int {
-        try run { Int(try database.query("SELECT COUNT(*) FROM items").first?.int(0) ?? 0) }
+        try run { try GallerySchema.count(database) }
     }
 
     /// The store's generation (bumped by every committed change).
@@ -57,14 +66,24 @@ public struct GalleryReader {
 
     /// The generation each derived index file was last saved at, by index name.
     public func indexGenerations() throws -> [String: Int64] {
+        try run { try GallerySchema.indexGenerations(database) }
+    }
+
+    /// The names of the derived index files (`NAME.faiss`): one per stored space, and the pose-label index.
+    public func indexNames() throws -> [String] {
+        try spaces().map(\.name) + [DerivedIndex.poseLabels.name]
+    }
+
+    /// Whether the index file `name` (a space, or "pose") is the one the gallery last saved at the store's current
+    /// generation and still matches the store's rows (see `IndexRecord`), so opening the gallery loads it rather than
+    /// rebuilding it. Reads the file once; does not load it into FAISS.
+    public func indexIsCurrent(_ name: String) throws -> Bool {
         try run {
-            let prefix = "index_generation:"
-            var result: [String: Int64] = [:]
-            for row in try database.query("SELECT key, value FROM meta WHERE key LIKE 'index_generation:%'") {
-                guard let key = row.text(0), let value = row.text(1).flatMap({ Int64($0) }) else { continue }
-                result[String(key.dropFirst(prefix.count))] = value
-            }
-            return result
+            guard let record = try GallerySchema.indexRecord(database, space: name),
+                  try GallerySchema.indexGeneration(database, space: name) == GallerySchema.generation(database),
+                  let data = try? Data(contentsOf: directory.appendingPathComponent("\(name).faiss")), record.matches(file: data)
+            else { return false }
+            return try GallerySchema.indexedIDs(database, for: DerivedIndex.source(named: name)) == record.storeIDs
         }
     }
 
@@ -83,15 +102,7 @@ public struct GalleryReader {
 
     /// The stored embedding of the item `key` in `space`.
     public func embedding(key: String, space: String) throws -> [Float] {
-        let rows = try run {
-            try database.query("""
-                SELECT e.vector FROM items i LEFT JOIN embeddings e ON e.item_id = i.id AND e.space = ? WHERE i.key = ?
-                """, [.text(space), .text(key)])
-        }
-        guard let row = rows.first else { throw GalleryError.unknownKey(key) }
-        guard let blob = row.blob(0) else { throw GalleryError.unknownSpace(space) }
-        // Copied element by element: a blob's bytes carry no alignment promise.
-        return blob.withUnsafeBytes { raw in (0..<raw.count / 4).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
+        try run { try GallerySchema.embedding(database, key: key, space: space) }
     }
 }
 

@@ -2,21 +2,27 @@ import DMLIndex
 import Foundation
 
 /// One gallery item: a key the app chooses, and what is known about it.
-public struct GalleryItem: Sendable, Equatable {
+public struct GalleryItem: Sendable, Equatable, Codable {
     /// Unique key (e.g. a photo's identifier).
     public var key: String
     /// Where the image lives (path or URL), if anywhere.
     public var image: String?
+    /// A caption of the image, if any.
     public var caption: String?
+    /// The person's keypoints, if known.
     public var pose: Pose?
     /// A class label, for class-based evaluation.
     public var classLabel: Int64?
     /// Free-form metadata as JSON text.
     public var metadata: String?
+    /// The part of `image` the item's embeddings were made from (nil: the whole image).
+    public var crop: CropBox?
 
+    /// An item; only `key` is required.
     public init(key: String, image: String? = nil, caption: String? = nil, pose: Pose? = nil, classLabel: Int64? = nil,
-                metadata: String? = nil)
+                metadata: String? = nil, crop: CropBox? = nil)
     {
+        self.crop = crop
         self.key = key
         self.image = image
         self.caption = caption
@@ -69,12 +75,22 @@ public struct EmbeddingSpace: Sendable, Equatable {
 }
 
 /// A search result.
-public struct GalleryHit: Sendable, Equatable {
+///
+/// One convention for every query: `score` is higher for closer items, `distance` lower. For an embedding search
+/// in a cosine or inner-product space, `score` is the cosine similarity (inner product) and `distance` the embedding
+/// distance of `DistanceCalibration.embeddingDistance` (1 - cosine, minus the inner product); in an L2 space
+/// `distance` is the L2 distance. For pose, range-by-pose and combined queries `distance` is the pose distance
+/// (combined: the weighted mean of the parts' distances) in torso lengths. Where no similarity exists, `score` is
+/// `1 / (1 + distance)` (the evaluation's gain).
+public struct GalleryHit: Sendable, Equatable, Codable {
     /// The gallery's id of the item (stable, also the FAISS id).
     public var id: Int64
+    /// The item.
     public var item: GalleryItem
-    /// Score in the space's metric (cosine similarity by default); for pose queries the pose distance.
+    /// Higher is closer (see the type's documentation).
     public var score: Float
+    /// Lower is closer (see the type's documentation).
+    public var distance: Double
     /// Pose distance to the query pose, where both have poses.
     public var poseDistance: Double?
     /// The pose distance a space's calibration expects for this hit's embedding distance (range and combined
@@ -83,20 +99,46 @@ public struct GalleryHit: Sendable, Equatable {
     /// Combined queries: each part's distance in torso lengths, in the order the parts were given.
     public var partDistances: [Double]?
 
-    public init(id: Int64, item: GalleryItem, score: Float, poseDistance: Double? = nil, estimatedPoseDistance: Double? = nil,
-                partDistances: [Double]? = nil)
+    /// A hit with both numbers given.
+    public init(id: Int64, item: GalleryItem, score: Float, distance: Double, poseDistance: Double? = nil,
+                estimatedPoseDistance: Double? = nil, partDistances: [Double]? = nil)
     {
         self.id = id
         self.item = item
         self.score = score
+        self.distance = distance
         self.poseDistance = poseDistance
         self.estimatedPoseDistance = estimatedPoseDistance
         self.partDistances = partDistances
     }
+
+    /// A hit at a distance that has no similarity of its own (pose, combined): `score` is `1 / (1 + distance)`.
+    init(id: Int64, item: GalleryItem, distance: Double, poseDistance: Double? = nil, estimatedPoseDistance: Double? = nil,
+         partDistances: [Double]? = nil)
+    {
+        self.init(id: id, item: item, score: Float(1 / (1 + distance)), distance: distance, poseDistance: poseDistance,
+                  estimatedPoseDistance: estimatedPoseDistance, partDistances: partDistances)
+    }
+
+    /// A hit from a FAISS result in `metric` (a similarity, or a squared L2 distance).
+    init(id: Int64, item: GalleryItem, faissValue: Float, metric: Metric, estimatedPoseDistance: Double? = nil) {
+        let distance = DistanceCalibration.embeddingDistance(score: faissValue, metric: metric)
+        let score = metric == .l2 ? Float(1 / (1 + distance)) : faissValue
+        self.init(id: id, item: item, score: score, distance: distance, estimatedPoseDistance: estimatedPoseDistance)
+    }
 }
 
-/// Why a gallery call failed.
-public enum GalleryError: Error, CustomStringConvertible {
+/// How a `Gallery` handle may touch its directory.
+public enum GalleryAccess: Sendable, Equatable {
+    /// Creates the gallery if needed, adds spaces, changes items, saves rebuilt index files.
+    case readWrite
+    /// Writes nothing: the store is opened read-only and stale indexes are rebuilt in memory only.
+    case readOnly
+}
+
+/// Why a gallery call failed. Cases compare equal when their contents do, so callers (and tests) can tell
+/// exactly which failure happened; `description` is the one-line message for people.
+public enum GalleryError: Error, Equatable, CustomStringConvertible, LocalizedError {
     case fingerprintMismatch(space: String, stored: String, given: String)
     case spaceMismatch(String)
     case unknownSpace(String)
@@ -111,11 +153,16 @@ public enum GalleryError: Error, CustomStringConvertible {
     case notCalibrated(String)
     case storage(String)
     case index(VectorIndexError)
+    /// No usable store: the directory has no `gallery.sqlite`, or it is empty (0 bytes) or not a gallery.
+    case notAGallery(String)
+    /// A change was asked of a handle opened with `access: .readOnly`.
+    case readOnly(String)
 
     public var description: String {
         switch self {
         case .fingerprintMismatch(let space, let stored, let given):
-            return "gallery space '\(space)' was built with model \(stored), not \(given): rebuild the gallery for this model"
+            return "gallery space '\(space)' was built with model \(stored), not \(given): open it with the model it was built "
+                + "with, or build a new gallery (into another directory) for this one"
         case .spaceMismatch(let why): return why
         case .unknownSpace(let s): return "the gallery has no embedding space '\(s)'"
         case .duplicateKey(let k): return "an item with key '\(k)' is already in the gallery"
@@ -127,8 +174,12 @@ public enum GalleryError: Error, CustomStringConvertible {
         case .notCalibrated(let why): return why
         case .storage(let why): return "gallery storage: \(why)"
         case .index(let e): return "gallery index: \(e)"
+        case .notAGallery(let why): return why
+        case .readOnly(let why): return "\(why): nothing can be changed through it"
         }
     }
+
+    public var errorDescription: String? { description }
 }
 
 extension GalleryError {

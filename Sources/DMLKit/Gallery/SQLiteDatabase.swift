@@ -25,6 +25,8 @@ enum SQLiteValue {
 /// One connection is used from one thread at a time (the gallery serialises access).
 final class SQLiteDatabase {
     private var handle: OpaquePointer?
+    /// Whether the gallery's items table has its `crop` column (nil: not looked up yet; see `GallerySchema`).
+    var cropColumn: Bool?
     private let path: String
 
     /// Opens (creating if needed) a database file in WAL mode, so readers never block the writer.
@@ -51,19 +53,19 @@ final class SQLiteDatabase {
         }
         sqlite3_busy_timeout(handle, Int32(clamping: Int((busyTimeout * 1000).rounded())))
         sqlite3_extended_result_codes(handle, 1)
-        if !readOnly {
-            try execute("PRAGMA journal_mode=WAL")
-            try execute("PRAGMA synchronous=FULL")
-        }
-        try execute("PRAGMA foreign_keys=ON")
-        // Fails fast on a file that is not a database (header) or whose schema page is unreadable. A full check
-        // reads the whole file, so it is `quickCheck()`, run where its cost is small next to the work (index
-        // rebuilds) or asked for; a corrupt page met later fails its query with SQLITE_CORRUPT.
+        // Fails fast, naming the file, on a file that is not a database (header) or whose schema page is unreadable.
+        // A full check reads the whole file, so it is `quickCheck()`, run where its cost is small next to the work
+        // (index rebuilds) or asked for; a corrupt page met later fails its query with SQLITE_CORRUPT.
         do {
             try execute("SELECT COUNT(*) FROM sqlite_master")
         } catch let error as SQLiteError {
             throw SQLiteError(code: error.code, message: "\(path): \(error.message)")
         }
+        if !readOnly {
+            try execute("PRAGMA journal_mode=WAL")
+            try execute("PRAGMA synchronous=FULL")
+        }
+        try execute("PRAGMA foreign_keys=ON")
     }
 
     /// `PRAGMA quick_check`: every page and index of the file (not the index contents against the tables).

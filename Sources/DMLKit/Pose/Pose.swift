@@ -165,6 +165,9 @@ public struct NormalizedPose: Sendable, Equatable {
                        labelled: Pose.mirrorIndex.map { labelled[$0] })
     }
 
+    /// Length of `labelVector`: x and y per joint.
+    public static let labelVectorLength = 2 * Pose.jointCount
+
     /// 34 numbers (x, y per joint, zeros where unlabelled): the vector a pose-label FAISS index stores.
     /// Its L2 distance only approximates the pose distance; results are re-ranked with `distance(to:)`.
     public var labelVector: [Float] { (0..<Pose.jointCount).flatMap { [Float(x[$0]), Float(y[$0])] } }

@@ -2,7 +2,8 @@ import CDMLBlas
 
 /// 2-D convolution (stride, zero padding, dilation, groups). Grouped convs with one input channel per group
 /// (depthwise) run as a direct loop; the rest lower to im2col + one GEMM per sample and group, skipping
-/// im2col for 1x1 stride-1 unpadded convs whose input already is the column matrix.
+/// im2col for 1x1 stride-1 unpadded convs whose input already is the column matrix. Where oneDNN is available
+/// (`ConvBackend`), it runs the layer instead, and this code is the fallback and the tests' reference.
 struct Conv2dLayer: Layer {
     let weight: FloatBuffer  // [outChannels, inChannels / groups, kernelH, kernelW]
     let bias: FloatBuffer?
@@ -14,8 +15,14 @@ struct Conv2dLayer: Layer {
     let dilationH: Int, dilationW: Int
     let groups: Int
     let outputShape: [Int]
-    /// A ReLU that read only this conv's output, applied in the epilogue (set by the graph builder).
-    var fusedReLU = false
+    /// An activation that read only this conv's output, applied in the epilogue (set by the graph builder):
+    /// ReLU inside the bias/scatter loop, the others in one pass over each sample's fresh output.
+    var activation: ActivationLayer.Function? { didSet { remakeBackend() } }
+    /// The implementation that runs this layer; setting it (or the activation) remakes the oneDNN handle.
+    var backend: ConvBackend = ConvBackend.preferred { didSet { remakeBackend() } }
+    /// oneDNN's handle when `backend` is `.onednn` and oneDNN took the layer.
+    private(set) var onednn: OneDNNConvolution?
+    var fusedReLU: Bool { activation == .relu }
     /// For each kernel row / column: the output rows / columns whose tap lands inside the input
     /// (geometry only, so computed once rather than per channel and call).
     let rowRanges: [Range<Int>]
@@ -85,11 +92,18 @@ struct Conv2dLayer: Layer {
         let (sh, sw, ph, pw, dh, dw) = (strideH, strideW, padH, padW, dilationH, dilationW)
         rowRanges = (0..<kernelH).map { Self.validRange(size: h, outSize: oh, stride: sh, pad: ph, offset: $0 * dh) }
         columnRanges = (0..<kernelW).map { Self.validRange(size: w, outSize: ow, stride: sw, pad: pw, offset: $0 * dw) }
+        remakeBackend()
     }
+
+    private mutating func remakeBackend() { onednn = backend == .onednn ? OneDNNConvolution(self) : nil }
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
         let inSize = inChannels * height * width
         let outPlane = outHeight * outWidth
+        if let onednn, onednn.run(inputs[0], output, batch: batch) {
+            if !onednn.fusesActivation { activation?.apply(output, output, count: batch * outChannels * outPlane) }
+            return
+        }
         let samples = samplesPerGemm(batch)
         if samples > 1 {
             var first = 0
@@ -129,9 +143,7 @@ struct Conv2dLayer: Layer {
                     }
                 }
             }
-            if fusedReLU {
-                for i in 0..<(outChannels * outPlane) { destination[i] = max(destination[i], 0) }
-            }
+            activation?.apply(destination, destination, count: outChannels * outPlane)
         }
     }
 
@@ -161,6 +173,7 @@ struct Conv2dLayer: Layer {
                         for p in 0..<plane { to[p] = max(from[p] + b, 0) }
                     } else {
                         for p in 0..<plane { to[p] = from[p] + b }
+                        activation?.apply(to, to, count: plane)
                     }
                 }
             }
@@ -228,7 +241,8 @@ struct Conv2dLayer: Layer {
     /// that fall in the horizontal padding (which the copy filled from the neighbouring row) are zeroed after.
     private func sameSizeTap(_ channel: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, ys: Range<Int>, xs: Range<Int>,
                              rowOffset: Int, x0: Int, outputRows: Range<Int>) {
-        let lower = max(ys.lowerBound, outputRows.lowerBound)
+        // Clamped to the band: a band shorter than the vertical padding may lie wholly before `ys`.
+        let lower = min(max(ys.lowerBound, outputRows.lowerBound), outputRows.upperBound)
         let valid = lower..<max(lower, min(ys.upperBound, outputRows.upperBound))
         let first = outputRows.lowerBound
         // Rows entirely in the vertical padding.

@@ -5,6 +5,56 @@ struct ActivationLayer: Layer {
     /// The function applied to each element.
     enum Function: Sendable, Equatable {
         case identity, relu, leakyRelu(Float), geluErf, geluTanh, silu, sigmoid, tanh
+        /// `min(max(x, low), high)` (ReLU6, hardtanh); an open side is infinite.
+        case clamp(low: Float, high: Float)
+        /// `x * clamp(x + 3, 0, 6) / 6`.
+        case hardswish
+        /// `clamp(x + 3, 0, 6) / 6`.
+        case hardsigmoid
+
+        /// Short name for layer listings (`conv2d+relu`).
+        var name: String {
+            switch self {
+            case .identity: return "identity"
+            case .relu: return "relu"
+            case .leakyRelu: return "leaky_relu"
+            case .geluErf, .geluTanh: return "gelu"
+            case .silu: return "silu"
+            case .sigmoid: return "sigmoid"
+            case .tanh: return "tanh"
+            case .clamp: return "clamp"
+            case .hardswish: return "hardswish"
+            case .hardsigmoid: return "hardsigmoid"
+            }
+        }
+
+        /// `y[i] = f(x[i])` for `count` elements; `x` and `y` may be the same buffer.
+        func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+            switch self {
+            case .identity:
+                copyIfNeeded(x, y, count: count)
+            case .relu:
+                for i in 0..<count { y[i] = max(x[i], 0) }
+            case let .leakyRelu(slope):
+                for i in 0..<count { let v = x[i]; y[i] = v >= 0 ? v : v * slope }
+            case .geluErf:
+                mapBlocks(x, y, count, scalarGELU)
+            case .geluTanh:
+                mapBlocks(x, y, count, scalarGELUTanh)
+            case .silu:
+                mapBlocks(x, y, count, scalarSiLU)
+            case .sigmoid:
+                mapBlocks(x, y, count, scalarSigmoid)
+            case .tanh:
+                for i in 0..<count { y[i] = Foundation.tanh(x[i]) }
+            case let .clamp(low, high):
+                for i in 0..<count { y[i] = min(max(x[i], low), high) }
+            case .hardswish:
+                for i in 0..<count { let v = x[i]; y[i] = v * min(max(v + 3, 0), 6) * (1 / 6) }
+            case .hardsigmoid:
+                for i in 0..<count { y[i] = min(max(x[i] + 3, 0), 6) * (1 / 6) }
+            }
+        }
     }
 
     let function: Function
@@ -12,49 +62,245 @@ struct ActivationLayer: Layer {
     var canRunInPlace: Bool { true }
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
-        let x = inputs[0]
-        let count = batch * outputShape.elementCount
-        switch function {
-        case .identity:
-            copyIfNeeded(x, output, count: count)
-        case .relu:
-            for i in 0..<count { output[i] = max(x[i], 0) }
-        case let .leakyRelu(slope):
-            for i in 0..<count { let v = x[i]; output[i] = v >= 0 ? v : v * slope }
-        case .geluErf:
-            for i in 0..<count { let v = x[i]; output[i] = 0.5 * v * (1 + erf(v * 0.70710678118654752)) }
-        case .geluTanh:
-            // PyTorch's approximate="tanh": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
-            for i in 0..<count {
-                let v = x[i]
-                output[i] = 0.5 * v * (1 + Foundation.tanh(0.79788456080286536 * (v + 0.044715 * v * v * v)))
-            }
-        case .silu:
-            for i in 0..<count { let v = x[i]; output[i] = v / (1 + exp(-v)) }
-        case .sigmoid:
-            for i in 0..<count { output[i] = 1 / (1 + exp(-x[i])) }
-        case .tanh:
-            for i in 0..<count { output[i] = Foundation.tanh(x[i]) }
+        function.apply(inputs[0], output, count: batch * outputShape.elementCount)
+    }
+}
+
+/// GELU with the exact erf (PyTorch's approximate="none").
+@inline(__always)
+func scalarGELU(_ v: Float) -> Float {
+    let e: Float = fastErf(v * 0.70710678118654752)
+    return 0.5 * v * (1 + e)
+}
+
+/// PyTorch's approximate="tanh": `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`, using
+/// `1 + tanh(u) = 2 - 2 / (exp(2u) + 1)`.
+@inline(__always)
+func scalarGELUTanh(_ v: Float) -> Float {
+    let cube: Float = v * v * v
+    let twiceU: Float = 1.5957691216057307 * (v + 0.044715 * cube)
+    let e: Float = fastExp(twiceU)
+    return 0.5 * v * (2 - 2 / (e + 1))
+}
+
+/// `x * sigmoid(x)`.
+@inline(__always)
+func scalarSiLU(_ v: Float) -> Float {
+    let e: Float = fastExp(-v)
+    return v / (1 + e)
+}
+
+/// `1 / (1 + exp(-x))`.
+@inline(__always)
+func scalarSigmoid(_ v: Float) -> Float {
+    let e: Float = fastExp(-v)
+    return 1 / (1 + e)
+}
+
+/// `y[i] = f(x[i])` through a small stack block: `x` and `y` may alias (in place), which keeps the compiler
+/// from vectorising a direct loop; computing into a fresh block and copying it out does vectorise.
+@inline(__always)
+func mapBlocks(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int, _ f: (Float) -> Float) {
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 256) { block in
+        guard let t = block.baseAddress else { return }
+        var start = 0
+        while start < count {
+            let n = min(256, count - start)
+            let source = x + start
+            for i in 0..<n { t[i] = f(source[i]) }
+            (y + start).update(from: t, count: n)
+            start += n
         }
     }
 }
 
-/// Elementwise sum of two same-shaped inputs (residual connections).
-struct AddLayer: Layer {
+/// `exp(x)` in float32 without a libm call, so loops over it vectorise (GELU, SiLU and sigmoid are a large
+/// share of ConvNeXt/ViT/EfficientNet time): `2^k * exp(r)` with `r = x - k ln 2`, `|r| <= ln 2 / 2`, and a
+/// degree-7 Taylor polynomial (relative error below 3e-7). Arguments are clamped to [-87, 88] (normal floats).
+@inline(__always)
+func fastExp(_ value: Float) -> Float {
+    let x: Float = min(max(value, -87), 88)
+    let k: Float = (x * 1.44269504088896341).rounded()
+    let hi: Float = x - k * 0.693145751953125  // ln 2 split in two so that k * hi is exact
+    let r: Float = hi - k * 1.428606765330187e-06
+    var p: Float = 1.0 / 5040
+    p = p * r + 1.0 / 720
+    p = p * r + 1.0 / 120
+    p = p * r + 1.0 / 24
+    p = p * r + 1.0 / 6
+    p = p * r + 0.5
+    p = p * r + 1
+    p = p * r + 1
+    // 2^k from k's bits: adding 1.5 * 2^23 leaves the integer k in the low mantissa bits (no checked conversion).
+    let shifted: Float = k + 12_582_912
+    let bits: UInt32 = shifted.bitPattern &- 0x4B40_0000
+    return p * Float(bitPattern: (bits &+ 127) &<< 23)
+}
+
+/// `erf(x)` as Abramowitz & Stegun 7.1.26, `1 - t (a1 + t (a2 + ...)) exp(-x^2)` with `t = 1 / (1 + p |x|)`:
+/// absolute error below 5e-7 in float32, and vectorisable (libm's erff is not).
+@inline(__always)
+func fastErf(_ value: Float) -> Float {
+    let a: Float = abs(value)
+    let t: Float = 1 / (1 + 0.3275911 * a)
+    var poly: Float = 1.061405429
+    poly = poly * t - 1.453152027
+    poly = poly * t + 1.421413741
+    poly = poly * t - 0.284496736
+    poly = poly * t + 0.254829592
+    poly *= t
+    let e: Float = fastExp(-a * a)
+    let magnitude: Float = 1 - poly * e
+    return value < 0 ? -magnitude : magnitude
+}
+
+/// The four arithmetic ops of `add`/`sub`/`mul`/`div`.
+enum BinaryOperation: String, Sendable {
+    case add, sub, mul, div
+}
+
+/// `a op b` with NumPy broadcasting of the per-sample shapes (right-aligned; a dimension of 1 stretches):
+/// residual sums, squeeze-excitation gates `[C, H, W] * [C, 1, 1]`, biases `[T, D] + [D]`, layer scale.
+///
+/// At load the broadcast is reduced to as few loop dimensions as possible (adjacent dimensions that
+/// broadcast alike are merged), so `[C, H, W] * [C, 1, 1]` runs as `C` contiguous runs of `H * W`.
+struct BinaryLayer: Layer {
+    let operation: BinaryOperation
     let outputShape: [Int]
+    /// Merged loop dimensions and each input's stride along them (0 where it broadcasts).
+    let dims: [Int]
+    let aStrides: [Int]
+    let bStrides: [Int]
+    let aCount: Int
+    let bCount: Int
     var canRunInPlace: Bool { true }
 
-    init(node: String, shapes: [[Int]]) throws {
-        guard shapes.count == 2 else { throw ModelError.shapeMismatch(node: node, reason: "add takes two inputs, got \(shapes.count)") }
-        guard shapes[0] == shapes[1] else {
-            throw ModelError.shapeMismatch(node: node, reason: "add needs equal shapes, got \(shapes[0]) and \(shapes[1]) (no broadcasting)")
+    init(node: String, operation: BinaryOperation, shapes: [[Int]]) throws {
+        let a = shapes[0], b = shapes[1]
+        let rank = max(a.count, b.count)
+        let paddedA = Array(repeating: 1, count: rank - a.count) + a
+        let paddedB = Array(repeating: 1, count: rank - b.count) + b
+        var out: [Int] = []
+        for (x, y) in zip(paddedA, paddedB) {
+            guard x == y || x == 1 || y == 1 else {
+                throw ModelError.shapeMismatch(node: node, reason: "\(operation.rawValue) cannot broadcast \(a) with \(b)")
+            }
+            out.append(max(x, y))
         }
-        outputShape = shapes[0]
+        self.operation = operation
+        outputShape = out
+        aCount = a.elementCount
+        bCount = b.elementCount
+        (dims, aStrides, bStrides) = mergedBroadcastLoops(shape: out, inputs: [paddedA, paddedB])
     }
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
-        let a = inputs[0], b = inputs[1]
-        for i in 0..<(batch * outputShape.elementCount) { output[i] = a[i] + b[i] }
+        switch operation {
+        case .add: run(inputs, output, batch: batch, +)
+        case .sub: run(inputs, output, batch: batch, -)
+        case .mul: run(inputs, output, batch: batch, *)
+        case .div: run(inputs, output, batch: batch, /)
+        }
+    }
+
+    @inline(__always)
+    private func run(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, _ f: (Float, Float) -> Float) {
+        let outCount = outputShape.elementCount
+        let inner = dims[dims.count - 1], sa = aStrides[dims.count - 1], sb = bStrides[dims.count - 1]
+        let rows = outCount / inner
+        var index = [Int](repeating: 0, count: dims.count)
+        for n in 0..<batch {
+            let a = inputs[0] + n * aCount, b = inputs[1] + n * bCount
+            var y = output + n * outCount
+            var offsetA = 0, offsetB = 0
+            for i in index.indices { index[i] = 0 }
+            for _ in 0..<rows {
+                let x = a + offsetA, z = b + offsetB
+                if sa == 1, sb == 1 {
+                    for i in 0..<inner { y[i] = f(x[i], z[i]) }
+                } else if sa == 1 {
+                    let v = z[0]
+                    for i in 0..<inner { y[i] = f(x[i], v) }
+                } else if sb == 1 {
+                    let u = x[0]
+                    for i in 0..<inner { y[i] = f(u, z[i]) }
+                } else {
+                    y.update(repeating: f(x[0], z[0]), count: inner)
+                }
+                y += inner
+                // Odometer over the outer loop dimensions.
+                var d = dims.count - 2
+                while d >= 0 {
+                    index[d] += 1
+                    offsetA += aStrides[d]
+                    offsetB += bStrides[d]
+                    if index[d] < dims[d] { break }
+                    offsetA -= aStrides[d] * dims[d]
+                    offsetB -= bStrides[d] * dims[d]
+                    index[d] = 0
+                    d -= 1
+                }
+            }
+        }
+    }
+}
+
+/// Loop dimensions for reading `inputs` (each padded to the rank of `shape`, broadcasting where a dimension
+/// is 1) while writing `shape` in order: size-1 dimensions are dropped and neighbours whose strides chain in
+/// every input are merged. Always at least one dimension.
+func mergedBroadcastLoops(shape: [Int], inputs: [[Int]]) -> (dims: [Int], strides: [Int], [Int]) {
+    // Contiguous strides of each input, 0 along broadcast dimensions.
+    let strides: [[Int]] = inputs.map { dims in
+        var result = [Int](repeating: 0, count: dims.count)
+        var stride = 1
+        for d in dims.indices.reversed() {
+            result[d] = dims[d] == 1 ? 0 : stride
+            stride *= dims[d]
+        }
+        return result
+    }
+    var dims: [Int] = []
+    var merged: [[Int]] = inputs.map { _ in [] }
+    for d in shape.indices where shape[d] > 1 {
+        if let last = dims.last, strides.indices.allSatisfy({ merged[$0].last! == strides[$0][d] * shape[d] }) {
+            dims[dims.count - 1] = last * shape[d]
+            for i in strides.indices { merged[i][merged[i].count - 1] = strides[i][d] }
+            continue
+        }
+        dims.append(shape[d])
+        for i in strides.indices { merged[i].append(strides[i][d]) }
+    }
+    if dims.isEmpty { return ([1], [0], [0]) }
+    return (dims, merged[0], merged.count > 1 ? merged[1] : merged[0])
+}
+
+/// `x op scalar` (the one-input form of `add`/`sub`/`mul`/`div`).
+struct ScalarLayer: Layer {
+    let operation: BinaryOperation
+    let scalar: Float
+    let outputShape: [Int]
+    var canRunInPlace: Bool { true }
+
+    func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
+        let x = inputs[0], s = scalar
+        let count = batch * outputShape.elementCount
+        switch operation {
+        case .add: for i in 0..<count { output[i] = x[i] + s }
+        case .sub: for i in 0..<count { output[i] = x[i] - s }
+        case .mul: for i in 0..<count { output[i] = x[i] * s }
+        case .div: for i in 0..<count { output[i] = x[i] / s }
+        }
+    }
+}
+
+/// A parameter read in forward (class token, position embedding, layer scale): the same per-sample tensor
+/// written for every sample of the batch.
+struct ConstantLayer: Layer {
+    let value: FloatBuffer
+    let outputShape: [Int]
+
+    func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
+        for n in 0..<batch { (output + n * value.count).update(from: value.pointer, count: value.count) }
     }
 }
 

@@ -9,8 +9,8 @@ struct LinearLayer: Layer {
     /// Rows per sample: the product of all but the last input dimension.
     let rowsPerSample: Int
     let outputShape: [Int]
-    /// A ReLU that read only this layer's output, applied in the epilogue (set by the graph builder).
-    var fusedReLU = false
+    /// An activation that read only this layer's output, applied in the epilogue (set by the graph builder).
+    var activation: ActivationLayer.Function?
     var flops: Int { 2 * rowsPerSample * inFeatures * outFeatures }
 
     init(node: String, inputShape: [Int], weight: FloatBuffer, weightShape: [Int], bias: FloatBuffer?) throws {
@@ -39,8 +39,6 @@ struct LinearLayer: Layer {
         }
         dml_sgemm(0, 1, Int32(rows), Int32(outFeatures), Int32(inFeatures), 1, inputs[0], Int32(inFeatures),
                   weight.pointer, Int32(inFeatures), beta, output, Int32(outFeatures))
-        if fusedReLU {
-            for i in 0..<(rows * outFeatures) { output[i] = max(output[i], 0) }
-        }
+        activation?.apply(output, output, count: rows * outFeatures)
     }
 }

@@ -62,3 +62,36 @@ func l2NormalizeRows(_ data: UnsafeMutablePointer<Float>, rows: Int, width: Int,
         for i in 0..<width { row[i] *= scale }
     }
 }
+
+/// LayerNorm over the channel axis of `[C, ...]` at each position (timm/torchvision `LayerNorm2d`, ConvNeXt):
+/// statistics over the `C` values one plane apart, accumulated plane by plane so the reads stay contiguous.
+struct ChannelLayerNormLayer: Layer {
+    let channels: Int
+    let plane: Int
+    let weight: FloatBuffer?
+    let bias: FloatBuffer?
+    let epsilon: Float
+    let outputShape: [Int]
+    var canRunInPlace: Bool { true }
+
+    func workspaceCount(maxBatch: Int) -> Int { 2 * plane }
+
+    func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
+        let mean = workspace, inverse = workspace + plane
+        let scale = 1 / Float(channels)
+        for n in 0..<batch {
+            let x = inputs[0] + n * channels * plane, y = output + n * channels * plane
+            mean.update(repeating: 0, count: plane)
+            inverse.update(repeating: 0, count: plane)
+            for c in 0..<channels { let row = x + c * plane; for p in 0..<plane { mean[p] += row[p] } }
+            for p in 0..<plane { mean[p] *= scale }
+            for c in 0..<channels { let row = x + c * plane; for p in 0..<plane { let d = row[p] - mean[p]; inverse[p] += d * d } }
+            for p in 0..<plane { inverse[p] = 1 / (inverse[p] * scale + epsilon).squareRoot() }
+            for c in 0..<channels {
+                let row = x + c * plane, out = y + c * plane
+                let w = weight?[c] ?? 1, b = bias?[c] ?? 0
+                for p in 0..<plane { out[p] = (row[p] - mean[p]) * inverse[p] * w + b }
+            }
+        }
+    }
+}

@@ -1,4 +1,6 @@
-/// Max or average pooling over 2-D windows (stride, padding; dilation for max), `floor` output size.
+/// Max or average pooling over 2-D windows (stride, padding; dilation for max), output size rounded down,
+/// or up with `ceilMode` as PyTorch does (the last window must start inside the input or the left padding;
+/// windows reaching past the input cover only what lies inside, plus padding for `countIncludePad`).
 struct Pool2dLayer: Layer {
     enum Kind: Sendable { case max, average(countIncludePad: Bool) }
 
@@ -8,7 +10,8 @@ struct Pool2dLayer: Layer {
     let outHeight: Int, outWidth: Int
     let outputShape: [Int]
 
-    init(node: String, kind: Kind, inputShape: [Int], kernel: [Int], stride: [Int], padding: [Int], dilation: [Int]) throws {
+    init(node: String, kind: Kind, inputShape: [Int], kernel: [Int], stride: [Int], padding: [Int], dilation: [Int],
+         ceilMode: Bool = false) throws {
         func fail(_ reason: String) -> ModelError { .shapeMismatch(node: node, reason: reason) }
         guard inputShape.count == 3 else { throw fail("pooling needs input [C, H, W], got \(inputShape)") }
         guard kernel.count == 2, stride.count == 2, padding.count == 2, dilation.count == 2,
@@ -21,13 +24,24 @@ struct Pool2dLayer: Layer {
         padH = padding[0]; padW = padding[1]; dilationH = dilation[0]; dilationW = dilation[1]
         let spanH = dilationH * (kernelH - 1) + 1, spanW = dilationW * (kernelW - 1) + 1
         guard height + 2 * padH >= spanH, width + 2 * padW >= spanW else { throw fail("pooling window is larger than the padded input \(inputShape)") }
-        outHeight = (height + 2 * padH - spanH) / strideH + 1
-        outWidth = (width + 2 * padW - spanW) / strideW + 1
+        func outSize(_ size: Int, _ pad: Int, _ span: Int, _ stride: Int) -> Int {
+            var out = (size + 2 * pad - span + (ceilMode ? stride - 1 : 0)) / stride + 1
+            if ceilMode, (out - 1) * stride >= size + pad { out -= 1 }
+            return out
+        }
+        outHeight = outSize(height, padH, spanH, strideH)
+        outWidth = outSize(width, padW, spanW, strideW)
         outputShape = [channels, outHeight, outWidth]
     }
 
+    /// Whether every window lies wholly inside the unpadded input.
+    var windowsInside: Bool {
+        padH == 0 && padW == 0 && dilationH == 1 && dilationW == 1
+            && (outHeight - 1) * strideH + kernelH <= height && (outWidth - 1) * strideW + kernelW <= width
+    }
+
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
-        if padH == 0, padW == 0, dilationH == 1, dilationW == 1 {
+        if windowsInside {
             forwardUnpadded(inputs[0], output, planes: batch * channels)
             return
         }
@@ -142,6 +156,55 @@ struct GlobalPoolLayer: Layer {
                 var sum: Float = 0
                 for i in 0..<inner { sum += x[i] }
                 output[plane] = sum / Float(inner)
+            }
+        }
+    }
+}
+
+/// Adaptive average or max pooling of `[C, H, W]` to `[C, outH, outW]` as PyTorch bins it: output row `i`
+/// covers input rows `floor(i * H / outH) ..< ceil((i + 1) * H / outH)` (and likewise for columns).
+struct AdaptivePool2dLayer: Layer {
+    let isMax: Bool
+    let channels: Int, height: Int, width: Int
+    let rowBins: [Range<Int>]
+    let columnBins: [Range<Int>]
+    let outputShape: [Int]
+
+    init(node: String, inputShape: [Int], outputSize: [Int], isMax: Bool) throws {
+        guard inputShape.count == 3 else { throw ModelError.shapeMismatch(node: node, reason: "adaptive pooling needs input [C, H, W], got \(inputShape)") }
+        guard outputSize.count == 2, outputSize.allSatisfy({ $0 >= 1 }),
+              let count = (outputSize + [inputShape[0]]).checkedElementCount, count <= RuntimeLimits.maxValueElements
+        else {
+            throw ModelError.badAttribute(node: node, attribute: "output_size", reason: "must be two sizes >= 1 of moderate size")
+        }
+        self.isMax = isMax
+        channels = inputShape[0]; height = inputShape[1]; width = inputShape[2]
+        func bins(_ size: Int, _ out: Int) -> [Range<Int>] {
+            (0..<out).map { i in (i * size / out)..<(((i + 1) * size + out - 1) / out) }
+        }
+        rowBins = bins(height, outputSize[0])
+        columnBins = bins(width, outputSize[1])
+        outputShape = [channels, outputSize[0], outputSize[1]]
+    }
+
+    func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
+        var y = output
+        for plane in 0..<(batch * channels) {
+            let x = inputs[0] + plane * height * width
+            for rows in rowBins {
+                for columns in columnBins {
+                    var best = -Float.infinity
+                    var sum: Float = 0
+                    for iy in rows {
+                        for ix in columns {
+                            let v = x[iy * width + ix]
+                            best = max(best, v)
+                            sum += v
+                        }
+                    }
+                    y.pointee = isMax ? best : sum / Float(rows.count * columns.count)
+                    y += 1
+                }
             }
         }
     }

@@ -5,8 +5,9 @@
 //   gallery-bench replicate --from DIR --gallery DIR --model M --text-model T --copies C [--batch B]
 //   gallery-bench query     --gallery DIR --queries DIR --model M --text-model T [--count N] [--warmup W] [--k K]
 //
-// build: PNG files of a generated people set -> decode (libpng) -> image embedding (the pose model) -> caption
-// embedding (MiniLM) -> Gallery.add, one transaction per batch (as `dml gallery build` does).
+// build: the people set checked and keyed by `GalleryBuilder.prepare` (as `dml gallery build` does; timed apart as
+// check_s), then PNG decode (libpng) -> image embedding (the pose model) -> caption embedding (MiniLM) ->
+// Gallery.add, one transaction per batch. Spaces carry the library's fingerprints, so `dml` can search the result.
 // replicate: the items and stored embeddings of a built gallery, added `copies` times under keys "rR-KEY".
 // query: by example (decoded pixels -> embed -> search), by embedding, by pose, by caption; per-query wall times.
 // Every step runs with one BLAS thread; FAISS's OpenMP threads come from OMP_NUM_THREADS (the harness sets 1).
@@ -44,46 +45,24 @@ func emit(_ object: [String: Any]) throws {
     print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
 }
 
-/// First caption per image id from a COCO captions file.
-func readCaptions(_ url: URL) throws -> [Int64: String] {
-    guard let root = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any],
-          let annotations = root["annotations"] as? [[String: Any]]
-    else { throw Failure(description: "\(url.path): not a COCO captions file") }
-    var captions: [Int64: String] = [:]
-    for entry in annotations {
-        guard let id = (entry["image_id"] as? NSNumber)?.int64Value, let text = entry["caption"] as? String else { continue }
-        if captions[id] == nil { captions[id] = text }
-    }
-    return captions
-}
-
 struct Models {
     let image: EmbeddingModel
-    let text: TextEmbedder
+    let caption: CaptionModel
+    var text: TextEmbedder { caption.embedder }
     let spaces: [EmbeddingSpace]
     let loadSeconds: Double
 
     init(_ opts: [String: String]) throws {
         guard let model = opts["model"], let textModel = opts["text-model"] else { throw Failure(description: "--model and --text-model are needed") }
         let start = now()
-        image = try EmbeddingModel(contentsOf: URL(fileURLWithPath: model), options: .init(maxBatch: 64, threads: 1))
-        text = try TextEmbedder(directory: URL(fileURLWithPath: textModel), options: .init(maxBatch: 64, threads: 1))
+        image = try EmbeddingModel.load(contentsOf: URL(fileURLWithPath: model), options: .init(maxBatch: 64, threads: 1))
+        caption = try CaptionModel(directory: URL(fileURLWithPath: textModel), options: .init(maxBatch: 64, threads: 1))
         loadSeconds = now() - start
-        guard let fingerprint = image.spec.fingerprint else { throw Failure(description: "\(model) has no fingerprint") }
-        spaces = [
-            EmbeddingSpace(name: "image", dimension: image.dimension, fingerprint: fingerprint, metric: .cosine, factory: "Flat"),
-            EmbeddingSpace(name: Gallery.captionSpace, dimension: text.dimension, fingerprint: "bench:all-MiniLM-L6-v2",
-                           metric: .cosine, factory: "Flat"),
-        ]
+        // The library's spaces and fingerprints: a bench gallery is searchable with `dml gallery search`.
+        spaces = [try image.gallerySpace(), caption.space()]
     }
 
-    func embed(_ images: [RGBImage]) throws -> [Float] {
-        guard let first = images.first else { return [] }
-        let pixels = images.flatMap(\.pixels)  // generated people are all 64x64
-        return try pixels.withUnsafeBufferPointer {
-            try image.embed(pixels: $0, width: first.width, height: first.height, format: .rgb8, count: images.count)
-        }
-    }
+    func embed(_ images: [RGBImage]) throws -> [Float] { try image.embed(images: images) }
 }
 
 // MARK: build
@@ -96,27 +75,25 @@ func build(_ opts: [String: String]) throws {
     let galleryURL = URL(fileURLWithPath: galleryPath)
     try? FileManager.default.removeItem(at: galleryURL)
 
-    let start = now()
-    var persons = try COCOKeypoints.read(contentsOf: root.appendingPathComponent("person_keypoints.json"))
+    // Keys, checks and captions come from the library's builder (as `dml gallery build`), timed apart: the Python
+    // peer has no such step. Whole images are embedded, as the peer does (the generated people are 64x64, one each).
+    var builder = GalleryBuilder(imageModel: models.image, captionModel: models.caption)
+    builder.cropping = nil
+    builder.policy = .skipAndReport  // a set with weak annotations still benches (they are left out)
+    let checkStart = now()
+    var persons = try builder.prepare(PeopleSource(keypoints: root.appendingPathComponent("person_keypoints.json"),
+                                                   images: root.appendingPathComponent("images"),
+                                                   captions: root.appendingPathComponent("captions.json"))).people.map(\.item)
+    let check = now() - checkStart
     if let limit = opts["limit"].flatMap(Int.init) { persons = Array(persons.prefix(limit)) }
-    let captions = try readCaptions(root.appendingPathComponent("captions.json"))
+    let start = now()
     let gallery = try Gallery(directory: galleryURL, spaces: models.spaces)
     var decode = 0.0, embedImage = 0.0, embedText = 0.0, add = 0.0
     for chunkStart in stride(from: 0, to: persons.count, by: batch) {
-        let chunk = persons[chunkStart..<min(chunkStart + batch, persons.count)]
+        let items = Array(persons[chunkStart..<min(chunkStart + batch, persons.count)])
         var t = now()
-        var items: [GalleryItem] = []
-        var images: [RGBImage] = []
-        var texts: [String] = []
-        for person in chunk {
-            let path = root.appendingPathComponent("images").appendingPathComponent(person.fileName).path
-            images.append(try RGBImage(contentsOf: URL(fileURLWithPath: path)))
-            guard let caption = captions[person.imageID] else { throw Failure(description: "no caption for image \(person.imageID)") }
-            texts.append(caption)
-            let metadata = #"{"annotation_id": \#(person.annotationID), "image_id": \#(person.imageID)}"#
-            items.append(GalleryItem(key: (person.fileName as NSString).deletingPathExtension, image: path, caption: caption,
-                                     pose: person.pose, metadata: metadata))
-        }
+        let images = try items.map { try RGBImage(contentsOf: URL(fileURLWithPath: $0.image ?? "")) }
+        let texts = items.map { $0.caption ?? "" }
         decode += now() - t
         t = now()
         let imageVectors = try models.embed(images)
@@ -135,7 +112,7 @@ func build(_ opts: [String: String]) throws {
     try emit([
         "items": persons.count, "seconds": seconds, "images_per_s": Double(persons.count) / seconds, "batch": batch,
         "decode_s": decode, "embed_image_s": embedImage, "embed_caption_s": embedText, "add_s": add,
-        "load_s": models.loadSeconds, "peak_rss_mib": peakRSSMiB(), "blas_threads": Int(dml_blas_threads()), "count": gallery.count,
+        "load_s": models.loadSeconds, "check_s": check, "peak_rss_mib": peakRSSMiB(), "blas_threads": Int(dml_blas_threads()), "count": gallery.count,
     ])
 }
 
@@ -198,7 +175,7 @@ func query(_ opts: [String: String]) throws {
 
     let root = URL(fileURLWithPath: queriesPath)
     let persons = Array(try COCOKeypoints.read(contentsOf: root.appendingPathComponent("person_keypoints.json")).prefix(count))
-    let captions = try readCaptions(root.appendingPathComponent("captions.json"))
+    let captions = try COCOCaptions.read(contentsOf: root.appendingPathComponent("captions.json")).compactMapValues(\.first)
     // Query images are decoded up front: "by example" starts from pixels in memory.
     let images = try persons.map { try RGBImage(contentsOf: root.appendingPathComponent("images").appendingPathComponent($0.fileName)) }
     let texts = try persons.map { p -> String in

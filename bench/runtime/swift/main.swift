@@ -1,9 +1,13 @@
 // Benchmark driver for DMLRuntime, called by bench/runtime/run.py. Prints one JSON object.
 //
-//   runtime-bench latency MODEL BATCH ITERATIONS THREADS   per-call latency of embed(batch:)
-//   runtime-bench embed   MODEL COUNT BATCH THREADS        embeds COUNT inputs (the parent reads peak RSS)
-//   runtime-bench profile MODEL BATCH REPEATS THREADS      time per layer, GFLOP/s of dense layers
+//   runtime-bench latency MODEL BATCH ITERATIONS THREADS [SECONDS]   per-call latency of embed(batch:): at most
+//                                                          ITERATIONS calls, fewer (3 at least) past SECONDS
+//   runtime-bench embed   MODEL COUNT BATCH THREADS        embeds COUNT inputs (load timed apart)
+//   runtime-bench profile MODEL BATCH REPEATS THREADS      time per layer, with each layer's kind (kernel, stride, groups)
 //   runtime-bench sgemm   M N K THREADS                    raw BLAS sgemm GFLOP/s
+//   runtime-bench machine                                  FMA peak per ISA, OpenBLAS config and kernel
+// Model loading (file checks, fingerprint, weight preparation) is never inside a timed region except `load_s`.
+import CBenchMachine
 import CDMLBlas
 import DMLRuntime
 import Dispatch
@@ -44,8 +48,24 @@ struct Inputs {
     }
 }
 
+/// What the profile needs to sort a layer into a kind: kernel size (from the weight's shape), stride and groups.
+func shapeFacts(_ node: NodeSpec, _ file: SafetensorsFile) -> [String: Any] {
+    func ints(_ value: JSONValue?) -> [Int]? {
+        switch value {
+        case let .int(i)?: return [i, i]
+        case let .array(items)?: return items.compactMap { if case let .int(i) = $0 { return i } else { return nil } }
+        default: return nil
+        }
+    }
+    var facts: [String: Any] = [:]
+    if let stride = ints(node.attributes["stride"]) { facts["stride"] = stride }
+    if let groups = ints(node.attributes["groups"])?.first { facts["groups"] = groups }
+    if let weight = node.tensors["weight"], let shape = file.tensors[weight]?.shape { facts["weight_shape"] = shape }
+    return facts
+}
+
 let args = Array(CommandLine.arguments.dropFirst())
-guard let mode = args.first else { fail("usage: runtime-bench latency|embed|profile|sgemm ...") }
+guard let mode = args.first else { fail("usage: runtime-bench latency|embed|profile|sgemm|machine ...") }
 func int(_ i: Int) -> Int {
     guard i < args.count, let value = Int(args[i]) else { fail("argument \(i) must be an integer") }
     return value
@@ -63,7 +83,10 @@ do {
     switch mode {
     case "latency":
         let batch = int(2), iterations = int(3)
+        let budget = args.count > 5 ? Double(args[5]) ?? .infinity : .infinity
+        let loadStart = now()
         let model = load(args[1], maxBatch: batch, threads: int(4))
+        let loadSeconds = now() - loadStart
         var input = [Float](repeating: 0, count: batch * model.inputSize)
         var generator = Inputs()
         generator.fill(&input)
@@ -71,20 +94,24 @@ do {
         func call() throws {
             try input.withUnsafeBufferPointer { i in try output.withUnsafeMutableBufferPointer { try model.embed(batch: i, count: batch, into: $0) } }
         }
-        for _ in 0..<5 { try call() }
+        for _ in 0..<(batch == 1 ? 2 : 1) { try call() }  // warm-up: buffers planned, weights paged in
         var times: [Double] = []
-        for _ in 0..<iterations {
+        let started = now()
+        while times.count < max(iterations, 1), times.count < 3 || now() - started < budget {
             let start = now()
             try call()
             times.append(now() - start)
         }
         times.sort()
-        emit(["median_ms": times[times.count / 2] * 1000, "min_ms": times[0] * 1000, "p90_ms": times[times.count * 9 / 10] * 1000])
+        emit(["median_ms": times[times.count / 2] * 1000, "min_ms": times[0] * 1000, "p90_ms": times[times.count * 9 / 10] * 1000,
+              "iterations": times.count, "load_s": loadSeconds])
 
     case "embed":
         let count = int(2), batch = int(3)
-        let start = now()
+        let loadStart = now()
         let model = load(args[1], maxBatch: batch, threads: int(4))
+        let loadSeconds = now() - loadStart
+        let start = now()
         var input = [Float](repeating: 0, count: batch * model.inputSize)
         var output = [Float](repeating: 0, count: batch * model.dimension)
         var generator = Inputs()
@@ -99,7 +126,7 @@ do {
             done += n
         }
         let seconds = now() - start
-        emit(["seconds": seconds, "per_second": Double(count) / seconds, "checksum": Double(checksum)])
+        emit(["seconds": seconds, "per_second": Double(count) / seconds, "checksum": Double(checksum), "load_s": loadSeconds])
 
     case "profile":
         let batch = int(2)
@@ -112,12 +139,18 @@ do {
         let dense = layers.filter { $0.flops > 0 }
         let denseSeconds = dense.map(\.seconds).reduce(0, +)
         let denseFlops = dense.map { Double($0.flops) }.reduce(0, +)
+        let nodes = Dictionary(model.spec.nodes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var byOp: [String: Double] = [:]
         for layer in layers { byOp[layer.op, default: 0] += layer.seconds * 1000 }
         emit([
             "total_ms": total * 1000, "dense_ms": denseSeconds * 1000, "dense_gflops": denseFlops / denseSeconds / 1e9,
             "ms_by_op": byOp,
-            "layers": layers.map { ["name": $0.name, "op": $0.op, "ms": $0.seconds * 1000, "gflops": $0.flops > 0 ? Double($0.flops) / $0.seconds / 1e9 : 0] },
+            "layers": layers.map { layer -> [String: Any] in
+                var entry: [String: Any] = ["name": layer.name, "op": layer.op, "ms": layer.seconds * 1000, "flops": layer.flops,
+                                            "gflops": layer.flops > 0 ? Double(layer.flops) / layer.seconds / 1e9 : 0]
+                if let node = nodes[layer.name] { entry.merge(shapeFacts(node, model.file), uniquingKeysWith: { a, _ in a }) }
+                return entry
+            },
         ])
 
     case "sgemm":
@@ -137,6 +170,18 @@ do {
             best = min(best, now() - start)
         }
         emit(["gflops": 2.0 * Double(m * n * k) / best / 1e9, "m": m, "n": n, "k": k])
+
+    case "machine":
+        var peaks: [String: Double] = [:]
+        // Many short runs, the ISAs alternating, best kept: on a shared machine one of them lands in a quiet slice.
+        for _ in 0..<300 {
+            for isa in ["avx512", "avx2"] where bench_cpu_has(isa) != 0 {
+                peaks[isa] = max(peaks[isa] ?? 0, bench_fma_peak_gflops(isa, 1_000_000, 1))
+            }
+        }
+        emit(["fma_peak_gflops": peaks, "blas": EmbeddingModel.blasName,
+              "openblas_config": String(cString: bench_openblas_config()),
+              "openblas_corename": String(cString: bench_openblas_corename())])
 
     default:
         fail("unknown mode \(mode)")

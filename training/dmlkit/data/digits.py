@@ -7,6 +7,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
+# scikit-learn's digits hold pixel counts 0..16; the loader divides by 16 (exported models record this).
+DIGITS_SCALE = 1.0 / 16.0
+
 
 def load_digits_split(train_classes: Sequence[int] = (0, 1, 2, 3, 4), test_classes: Sequence[int] = (5, 6, 7, 8, 9)):
     """Return ``(x_train, y_train, x_test, y_test)`` tensors; pixels scaled to [0, 1].
@@ -19,7 +22,7 @@ def load_digits_split(train_classes: Sequence[int] = (0, 1, 2, 3, 4), test_class
     if set(train_classes) & set(test_classes):
         raise ValueError(f"train and test classes overlap: {sorted(set(train_classes) & set(test_classes))}")
     digits = load_digits()
-    x = digits.data.astype(np.float32) / 16.0
+    x = digits.data.astype(np.float32) * np.float32(DIGITS_SCALE)
     y = digits.target.astype(np.int64)
     tr, te = np.isin(y, train_classes), np.isin(y, test_classes)
     if not tr.any() or not te.any():

@@ -11,11 +11,15 @@ import numpy as np
 import torch
 from safetensors.numpy import save_file
 
-from .graph import ExportError, trace_graph
+from .graph import ExportError, Graph, trace_graph
+from .ops import node_problems
 
 FORMAT_VERSION = 1
 DTYPES = ("f32", "f16", "int8")
 _RESERVED = ("dml.format_version", "dml.architecture", "dml.fingerprint")
+# Per-sample rank -> the input layout the runtime checks .npy inputs against.
+LAYOUTS = {1: "NC", 2: "NTD", 3: "NCHW"}
+INPUT_SCALE_NODE = "input_scale"
 
 
 def _quantise(tensors: dict[str, np.ndarray], dtype: str) -> dict[str, np.ndarray]:
@@ -73,9 +77,28 @@ def _preprocessing_spec(preprocessing: dict | None, input_shape: list[int]) -> d
     return spec
 
 
+def _prepend_input_scale(graph: Graph, scale: float) -> None:
+    """The trainer's input scaling as the graph's first node: the file then takes the raw inputs."""
+    if not np.isfinite(scale) or scale == 0:
+        raise ExportError(f"input_scale must be a finite non-zero number, got {scale!r}")
+    if any(node["name"] == INPUT_SCALE_NODE for node in graph.nodes):
+        raise ExportError(f"a node is already named {INPUT_SCALE_NODE!r}")
+    for node in graph.nodes:
+        node["inputs"] = [INPUT_SCALE_NODE if i == "input" else i for i in node["inputs"]]
+    graph.outputs = [INPUT_SCALE_NODE if o == "input" else o for o in graph.outputs]
+    graph.nodes.insert(0, {"name": INPUT_SCALE_NODE, "op": "mul", "inputs": ["input"], "attrs": {"scalar": float(scale)}})
+
+
+def _check_nodes(graph: Graph) -> None:
+    """Every node must be an ops.json op with declared attributes and tensor roles (an exporter bug otherwise)."""
+    problems = [p for node in graph.nodes for p in node_problems(node)]
+    if problems:
+        raise ExportError("exported graph does not follow ops.json: " + "; ".join(problems[:5]))
+
+
 def export_model(module: torch.nn.Module, example_input: torch.Tensor, path, metadata: dict | None = None,
-                 dtype: str = "f32", *, preprocessing: dict | None = None, normalize: bool = True,
-                 fold_batchnorm: bool = True, golden_path=None) -> dict:
+                 dtype: str = "f32", *, preprocessing: dict | None = None, input_scale: float | None = None,
+                 normalize: bool = True, fold_batchnorm: bool = True, golden_path=None) -> dict:
     """Writes ``module`` as a DMLKit runtime model.
 
     Args:
@@ -87,6 +110,9 @@ def export_model(module: torch.nn.Module, example_input: torch.Tensor, path, met
         dtype: weight storage, ``"f32"``, ``"f16"`` or ``"int8"`` (per-output-channel scales); compute is f32.
         preprocessing: for image models, ``{"mean", "std", "channel_order", "scale"}`` applied by the runtime
             to 8-bit pixels.
+        input_scale: the factor the training data loader applied to raw inputs (the digits loader's 1/16).
+            Stored as a leading ``mul`` node named ``input_scale``: the file takes the raw inputs, and
+            ``golden_path`` records them (``example_input / input_scale``).
         normalize: whether the runtime L2-normalises the embedding.
         fold_batchnorm: fold BatchNorm into a preceding Conv2d/Linear here (the runtime can also fold at load).
         golden_path: when given, also writes ``example_input`` and the PyTorch outputs there.
@@ -96,9 +122,16 @@ def export_model(module: torch.nn.Module, example_input: torch.Tensor, path, met
     if dtype not in DTYPES:
         raise ExportError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     graph = trace_graph(module, example_input, fold_batchnorm=fold_batchnorm)
+    if len(graph.input_shape) not in LAYOUTS:
+        raise ExportError(f"input of rank {len(graph.input_shape) + 1} (the runtime takes [N, C], [N, T, D] or [N, C, H, W])")
+    if input_scale is not None:
+        if preprocessing is not None:
+            raise ExportError("give preprocessing (8-bit pixels) or input_scale, not both")
+        _prepend_input_scale(graph, float(input_scale))
+    _check_nodes(graph)
     expected = _outputs(module, example_input)
     architecture = {
-        "input": {"shape": graph.input_shape},
+        "input": {"shape": graph.input_shape, "layout": LAYOUTS[len(graph.input_shape)]},
         "preprocessing": _preprocessing_spec(preprocessing, graph.input_shape),
         "nodes": graph.nodes,
         "outputs": graph.outputs,
@@ -126,7 +159,8 @@ def export_model(module: torch.nn.Module, example_input: torch.Tensor, path, met
     os.chmod(tmp, 0o666 & ~umask)  # safetensors creates the file owner-only; a model file is for everyone to read
     os.replace(tmp, path)
     if golden_path is not None:
-        write_golden(golden_path, example_input, expected)
+        raw = example_input if input_scale is None else example_input / float(input_scale)
+        write_golden(golden_path, raw, expected)
     return architecture
 
 

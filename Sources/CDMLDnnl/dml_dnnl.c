@@ -1,0 +1,301 @@
+#include "dml_dnnl.h"
+
+#if defined(__x86_64__) && defined(__linux__) && __has_include(<dnnl.h>)
+#define DML_HAVE_DNNL 1
+#include <dnnl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+// Debian's oneDNN runs on OpenMP (libgomp); declared here because the toolchain's clang may lack omp.h.
+extern void omp_set_num_threads(int);
+
+enum { MAX_BATCH_SIZES = 8 };
+
+// Primitives for one batch size: the conv, its weights in oneDNN's layout, and reorders for the activations
+// when oneDNN picked a layout other than NCHW.
+typedef struct {
+    int batch;
+    dnnl_primitive_t conv, to_src, from_dst;
+    dnnl_memory_desc_t user_src, user_dst, src, dst;
+    dnnl_memory_t weights;
+    void *weights_data;
+    size_t scratch_bytes, src_bytes, dst_bytes;
+} entry;
+
+struct dml_dnnl_conv {
+    dml_dnnl_conv_shape s;
+    const float *weight, *bias;
+    dml_dnnl_activation activation;
+    float alpha, beta;
+    pthread_mutex_t lock;
+    atomic_int count;
+    entry entries[MAX_BATCH_SIZES];
+};
+
+static dnnl_engine_t engine;
+static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+static atomic_int threads;
+
+static void make_engine(void) {
+    if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) engine = NULL;
+}
+
+int dml_dnnl_available(void) {
+    pthread_once(&engine_once, make_engine);
+    return engine != NULL;
+}
+
+void dml_dnnl_set_threads(int n) { atomic_store(&threads, n > 0 ? n : 0); }
+
+dml_dnnl_conv *dml_dnnl_conv_create(const dml_dnnl_conv_shape *shape, const float *weight, const float *bias,
+                                    dml_dnnl_activation activation, float alpha, float beta) {
+    if (!dml_dnnl_available() || shape->groups < 1) return NULL;
+    dml_dnnl_conv *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->s = *shape;
+    c->weight = weight;
+    c->bias = bias;
+    c->activation = activation;
+    c->alpha = alpha;
+    c->beta = beta;
+    pthread_mutex_init(&c->lock, NULL);
+    return c;
+}
+
+static dnnl_alg_kind_t eltwise_kind(dml_dnnl_activation a) {
+    switch (a) {
+    case DML_DNNL_RELU: return dnnl_eltwise_relu;
+    case DML_DNNL_CLIP: return dnnl_eltwise_clip_v2;
+    case DML_DNNL_HARDSWISH: return dnnl_eltwise_hardswish;
+    case DML_DNNL_GELU_ERF: return dnnl_eltwise_gelu_erf;
+    case DML_DNNL_GELU_TANH: return dnnl_eltwise_gelu_tanh;
+    case DML_DNNL_SWISH: return dnnl_eltwise_swish;
+    case DML_DNNL_LOGISTIC: return dnnl_eltwise_logistic;
+    case DML_DNNL_TANH: return dnnl_eltwise_tanh;
+    default: return dnnl_alg_kind_undef;
+    }
+}
+
+static void release(entry *e) {
+    if (e->conv) dnnl_primitive_destroy(e->conv);
+    if (e->to_src) dnnl_primitive_destroy(e->to_src);
+    if (e->from_dst) dnnl_primitive_destroy(e->from_dst);
+    if (e->weights) dnnl_memory_destroy(e->weights);
+    free(e->weights_data);
+    memset(e, 0, sizeof *e);
+}
+
+static int make_reorder(dnnl_primitive_t *out, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to) {
+    dnnl_primitive_desc_t pd;
+    if (dnnl_reorder_primitive_desc_create(&pd, from, engine, to, engine, NULL) != dnnl_success) return 1;
+    dnnl_status_t st = dnnl_primitive_create(out, pd);
+    dnnl_primitive_desc_destroy(pd);
+    return st != dnnl_success;
+}
+
+// Each thread's work buffer (scratchpad + activations in oneDNN's layout), grown to the largest layer it ran
+// and kept: a fresh large malloc per call faults its pages in every time. Freed when the thread exits.
+static pthread_key_t arena_key;
+static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
+static _Thread_local void *arena_data;
+static _Thread_local size_t arena_size;
+
+static void make_arena_key(void) { pthread_key_create(&arena_key, free); }
+
+static void *arena(size_t bytes) {
+    if (bytes <= arena_size) return arena_data;
+    pthread_once(&arena_once, make_arena_key);
+    void *grown = NULL;
+    if (posix_memalign(&grown, 64, bytes)) return NULL;
+    free(arena_data);
+    arena_data = grown;
+    arena_size = bytes;
+    pthread_setspecific(arena_key, grown);
+    return grown;
+}
+
+// Runs `p` with `args` on a fresh stream (streams are cheap on CPU and not shared between threads).
+static int execute(dnnl_primitive_t p, int nargs, const dnnl_exec_arg_t *args) {
+    dnnl_stream_t stream;
+    if (dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) != dnnl_success) return 1;
+    dnnl_status_t st = dnnl_primitive_execute(p, stream, nargs, args);
+    if (st == dnnl_success) st = dnnl_stream_wait(stream);
+    dnnl_stream_destroy(stream);
+    return st != dnnl_success;
+}
+
+// Creates the primitives for one batch size and reorders the weights into the layout oneDNN chose.
+static int build(const dml_dnnl_conv *c, int batch, entry *e) {
+    const dml_dnnl_conv_shape *s = &c->s;
+    int g = s->groups;
+    dnnl_dims_t src_dims = {batch, s->in_channels, s->height, s->width};
+    dnnl_dims_t dst_dims = {batch, s->out_channels, s->out_height, s->out_width};
+    dnnl_dims_t w_dims = {g, s->out_channels / g, s->in_channels / g, s->kernel_h, s->kernel_w};
+    dnnl_dims_t b_dims = {s->out_channels};
+    dnnl_dims_t strides = {s->stride_h, s->stride_w};
+    dnnl_dims_t dilates = {s->dilation_h - 1, s->dilation_w - 1};  // oneDNN counts dilation from 0
+    dnnl_dims_t pads = {s->pad_h, s->pad_w};
+    // The bottom/right padding that makes oneDNN's output size equal ours (PyTorch drops the remainder).
+    dnnl_dims_t pads_r = {
+        (s->out_height - 1) * s->stride_h + (s->kernel_h - 1) * s->dilation_h + 1 - s->height - s->pad_h,
+        (s->out_width - 1) * s->stride_w + (s->kernel_w - 1) * s->dilation_w + 1 - s->width - s->pad_w};
+    dnnl_memory_desc_t src_any, dst_any, w_any, w_user, b_md;
+    e->batch = batch;
+    if (dnnl_memory_desc_init_by_tag(&e->user_src, 4, src_dims, dnnl_f32, dnnl_nchw) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&e->user_dst, 4, dst_dims, dnnl_f32, dnnl_nchw) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&src_any, 4, src_dims, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&dst_any, 4, dst_dims, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&w_any, 5, w_dims, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&w_user, 5, w_dims, dnnl_f32, dnnl_goihw) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&b_md, 1, b_dims, dnnl_f32, dnnl_x) != dnnl_success)
+        return 1;
+    dnnl_convolution_desc_t desc;
+    if (dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, &src_any,
+                                                   &w_any, c->bias ? &b_md : NULL, &dst_any, strides, dilates, pads,
+                                                   pads_r) != dnnl_success)
+        return 1;
+    dnnl_primitive_attr_t attr;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return 1;
+    // The scratchpad is ours, allocated per call, so one primitive can run on several threads at once.
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    dnnl_alg_kind_t kind = eltwise_kind(c->activation);
+    if (kind != dnnl_alg_kind_undef) {
+        dnnl_post_ops_t ops;
+        dnnl_post_ops_create(&ops);
+        dnnl_post_ops_append_eltwise(ops, 1.0f, kind, c->alpha, c->beta);
+        dnnl_primitive_attr_set_post_ops(attr, ops);
+        dnnl_post_ops_destroy(ops);
+    }
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t st = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success) return 1;
+    e->src = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    e->dst = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    dnnl_memory_desc_t w_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    e->scratch_bytes = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
+    e->src_bytes = dnnl_memory_desc_equal(&e->src, &e->user_src) ? 0 : dnnl_memory_desc_get_size(&e->src);
+    e->dst_bytes = dnnl_memory_desc_equal(&e->dst, &e->user_dst) ? 0 : dnnl_memory_desc_get_size(&e->dst);
+    st = dnnl_primitive_create(&e->conv, pd);
+    dnnl_primitive_desc_destroy(pd);
+    if (st != dnnl_success) return 1;
+    if (e->src_bytes && make_reorder(&e->to_src, &e->user_src, &e->src)) return 1;
+    if (e->dst_bytes && make_reorder(&e->from_dst, &e->dst, &e->user_dst)) return 1;
+    // Weights into oneDNN's layout, once.
+    size_t w_bytes = dnnl_memory_desc_get_size(&w_md);
+    if (posix_memalign(&e->weights_data, 64, w_bytes ? w_bytes : 64)) { e->weights_data = NULL; return 1; }
+    if (dnnl_memory_create(&e->weights, &w_md, engine, e->weights_data) != dnnl_success) return 1;
+    dnnl_memory_t user_w;
+    if (dnnl_memory_create(&user_w, &w_user, engine, (void *)c->weight) != dnnl_success) return 1;
+    dnnl_primitive_t reorder;
+    int failed = make_reorder(&reorder, &w_user, &w_md);
+    if (!failed) {
+        dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, user_w}, {DNNL_ARG_TO, e->weights}};
+        failed = execute(reorder, 2, args);
+        dnnl_primitive_destroy(reorder);
+    }
+    dnnl_memory_destroy(user_w);
+    return failed;
+}
+
+// The cached entry for `batch`, made on first use; NULL when oneDNN refuses it or the cache is full.
+static entry *entry_for(dml_dnnl_conv *c, int batch) {
+    int n = atomic_load_explicit(&c->count, memory_order_acquire);
+    for (int i = 0; i < n; i++)
+        if (c->entries[i].batch == batch) return &c->entries[i];
+    pthread_mutex_lock(&c->lock);
+    entry *found = NULL;
+    n = atomic_load_explicit(&c->count, memory_order_relaxed);
+    for (int i = 0; i < n && !found; i++)
+        if (c->entries[i].batch == batch) found = &c->entries[i];
+    if (!found && n < MAX_BATCH_SIZES) {
+        entry *e = &c->entries[n];
+        if (build(c, batch, e) == 0) {
+            found = e;
+            atomic_store_explicit(&c->count, n + 1, memory_order_release);
+        } else {
+            release(e);
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return found;
+}
+
+int dml_dnnl_conv_run(dml_dnnl_conv *c, const float *source, float *destination, int batch) {
+    if (!c || batch < 1) return 1;
+    entry *e = entry_for(c, batch);
+    if (!e) return 1;
+    int n = atomic_load(&threads);
+    if (n > 0) omp_set_num_threads(n);
+    dnnl_memory_t user_src = NULL, user_dst = NULL, src = NULL, dst = NULL, bias = NULL, pad = NULL;
+    int failed = 1;
+    // One block: scratchpad, then the source and destination in oneDNN's layout, each 64-byte aligned.
+    size_t scratch_size = (e->scratch_bytes + 63) / 64 * 64, src_size = (e->src_bytes + 63) / 64 * 64;
+    size_t total = scratch_size + src_size + e->dst_bytes;
+    void *block = arena(total);
+    if (total && !block) goto done;
+    void *scratch = block, *src_tmp = (char *)block + scratch_size, *dst_tmp = (char *)block + scratch_size + src_size;
+    dnnl_dims_t b_dims = {c->s.out_channels};
+    dnnl_memory_desc_t b_md;
+    dnnl_memory_desc_init_by_tag(&b_md, 1, b_dims, dnnl_f32, dnnl_x);
+    dnnl_memory_desc_t s_md;
+    dnnl_memory_desc_init_by_tag(&s_md, 1, (dnnl_dims_t){(dnnl_dim_t)e->scratch_bytes}, dnnl_u8, dnnl_x);
+    if (dnnl_memory_create(&user_src, &e->user_src, engine, (void *)source) != dnnl_success ||
+        dnnl_memory_create(&user_dst, &e->user_dst, engine, destination) != dnnl_success ||
+        (e->src_bytes && dnnl_memory_create(&src, &e->src, engine, src_tmp) != dnnl_success) ||
+        (e->dst_bytes && dnnl_memory_create(&dst, &e->dst, engine, dst_tmp) != dnnl_success) ||
+        (c->bias && dnnl_memory_create(&bias, &b_md, engine, (void *)c->bias) != dnnl_success) ||
+        (e->scratch_bytes && dnnl_memory_create(&pad, &s_md, engine, scratch) != dnnl_success))
+        goto done;
+    if (e->src_bytes) {
+        dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, user_src}, {DNNL_ARG_TO, src}};
+        if (execute(e->to_src, 2, args)) goto done;
+    }
+    dnnl_exec_arg_t args[5];
+    int nargs = 0;
+    args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, e->src_bytes ? src : user_src};
+    args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, e->weights};
+    args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_DST, e->dst_bytes ? dst : user_dst};
+    if (bias) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, bias};
+    if (pad) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, pad};
+    if (execute(e->conv, nargs, args)) goto done;
+    if (e->dst_bytes) {
+        dnnl_exec_arg_t back[] = {{DNNL_ARG_FROM, dst}, {DNNL_ARG_TO, user_dst}};
+        if (execute(e->from_dst, 2, back)) goto done;
+    }
+    failed = 0;
+done:
+    if (user_src) dnnl_memory_destroy(user_src);
+    if (user_dst) dnnl_memory_destroy(user_dst);
+    if (src) dnnl_memory_destroy(src);
+    if (dst) dnnl_memory_destroy(dst);
+    if (bias) dnnl_memory_destroy(bias);
+    if (pad) dnnl_memory_destroy(pad);
+    return failed;
+}
+
+void dml_dnnl_conv_destroy(dml_dnnl_conv *c) {
+    if (!c) return;
+    int n = atomic_load(&c->count);
+    for (int i = 0; i < n; i++) release(&c->entries[i]);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+#else
+// No oneDNN here: every call reports it unavailable and the runtime keeps its own convolution.
+int dml_dnnl_available(void) { return 0; }
+dml_dnnl_conv *dml_dnnl_conv_create(const dml_dnnl_conv_shape *shape, const float *weight, const float *bias,
+                                    dml_dnnl_activation activation, float alpha, float beta) {
+    (void)shape; (void)weight; (void)bias; (void)activation; (void)alpha; (void)beta;
+    return 0;
+}
+int dml_dnnl_conv_run(dml_dnnl_conv *conv, const float *source, float *destination, int batch) {
+    (void)conv; (void)source; (void)destination; (void)batch;
+    return 1;
+}
+void dml_dnnl_conv_destroy(dml_dnnl_conv *conv) { (void)conv; }
+void dml_dnnl_set_threads(int threads) { (void)threads; }
+#endif

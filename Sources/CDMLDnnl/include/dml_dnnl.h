@@ -1,0 +1,47 @@
+// Convolution through oneDNN's C API where it is available (x86-64 Linux with libdnnl): the runtime's fast
+// conv backend. Activations stay NCHW at the boundary; oneDNN keeps weights in the layout it picks.
+#ifndef DML_DNNL_H
+#define DML_DNNL_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Activations oneDNN can fuse as a post-op (`alpha`/`beta` as in oneDNN's eltwise: leaky slope, clip bounds).
+typedef enum {
+    DML_DNNL_NONE = 0, DML_DNNL_RELU, DML_DNNL_CLIP, DML_DNNL_HARDSWISH, DML_DNNL_GELU_ERF,
+    DML_DNNL_GELU_TANH, DML_DNNL_SWISH, DML_DNNL_LOGISTIC, DML_DNNL_TANH
+} dml_dnnl_activation;
+
+/// One conv layer's geometry (per sample: input [in_channels, height, width]).
+typedef struct {
+    int in_channels, height, width, out_channels, out_height, out_width;
+    int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups;
+} dml_dnnl_conv_shape;
+
+typedef struct dml_dnnl_conv dml_dnnl_conv;
+
+/// 1 when this build has oneDNN and it made a CPU engine.
+int dml_dnnl_available(void);
+
+/// A conv layer over `weight` ([out, in / groups, kh, kw]) and `bias` (may be NULL). Both must outlive the
+/// handle (primitives for each batch size, with weights reordered, are made on first use and kept).
+/// NULL when oneDNN is missing or refuses the shape.
+dml_dnnl_conv *dml_dnnl_conv_create(const dml_dnnl_conv_shape *shape, const float *weight, const float *bias,
+                                    dml_dnnl_activation activation, float alpha, float beta);
+
+/// Computes `batch` samples NCHW -> NCHW. 0 on success; nonzero means nothing usable was written
+/// (the caller falls back to its own convolution). Safe to call from several threads at once.
+int dml_dnnl_conv_run(dml_dnnl_conv *conv, const float *source, float *destination, int batch);
+
+void dml_dnnl_conv_destroy(dml_dnnl_conv *conv);
+
+/// OpenMP threads for oneDNN calls (applied on each calling thread before it runs a primitive); 0 leaves
+/// the OpenMP default.
+void dml_dnnl_set_threads(int threads);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

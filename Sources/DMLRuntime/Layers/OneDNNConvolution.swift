@@ -1,0 +1,69 @@
+import CDMLDnnl
+import Foundation
+
+/// Which implementation runs `conv2d`.
+enum ConvBackend: Sendable, Equatable {
+    /// The runtime's own im2col + BLAS and depthwise loops (every platform; the reference in tests).
+    case reference
+    /// oneDNN (x86-64 Linux with libdnnl), falling back to `reference` where oneDNN refuses a layer.
+    case onednn
+
+    /// Whether this build links oneDNN and it made a CPU engine.
+    static let onednnAvailable = dml_dnnl_available() != 0
+
+    /// oneDNN where it is available, unless `DMLKIT_CONV=reference` asks for the runtime's own path.
+    static let preferred: ConvBackend = {
+        if ProcessInfo.processInfo.environment["DMLKIT_CONV"] == "reference" { return .reference }
+        return onednnAvailable ? .onednn : .reference
+    }()
+}
+
+/// One conv layer's oneDNN handle; primitives per batch size (weights reordered into oneDNN's layout) are made
+/// on first use and cached inside it. Holds the weight and bias buffers the handle reads.
+final class OneDNNConvolution: @unchecked Sendable {
+    // The C handle locks its own cache, so concurrent `run` calls are safe.
+    private let handle: OpaquePointer
+    private let weight: FloatBuffer
+    private let bias: FloatBuffer?
+    /// The activation oneDNN applies as a post-op; nil when the layer's epilogue must run it.
+    let fusesActivation: Bool
+
+    /// Nil when oneDNN is unavailable or refuses the geometry.
+    init?(_ conv: Conv2dLayer) {
+        var shape = dml_dnnl_conv_shape(
+            in_channels: Int32(conv.inChannels), height: Int32(conv.height), width: Int32(conv.width),
+            out_channels: Int32(conv.outChannels), out_height: Int32(conv.outHeight), out_width: Int32(conv.outWidth),
+            kernel_h: Int32(conv.kernelH), kernel_w: Int32(conv.kernelW), stride_h: Int32(conv.strideH),
+            stride_w: Int32(conv.strideW), pad_h: Int32(conv.padH), pad_w: Int32(conv.padW),
+            dilation_h: Int32(conv.dilationH), dilation_w: Int32(conv.dilationW), groups: Int32(conv.groups))
+        let (kind, alpha, beta) = Self.postOp(conv.activation)
+        guard let handle = dml_dnnl_conv_create(&shape, conv.weight.pointer, conv.bias?.pointer, kind, alpha, beta) else { return nil }
+        self.handle = handle
+        weight = conv.weight
+        bias = conv.bias
+        fusesActivation = conv.activation == nil || kind != DML_DNNL_NONE
+    }
+
+    deinit { dml_dnnl_conv_destroy(handle) }
+
+    /// NCHW in, NCHW out; false when oneDNN could not run this batch (nothing usable was written).
+    func run(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointer<Float>, batch: Int) -> Bool {
+        batch <= Int(Int32.max) && dml_dnnl_conv_run(handle, source, destination, Int32(batch)) == 0
+    }
+
+    /// oneDNN's eltwise post-op for an activation (same formulas as `ActivationLayer.Function.apply`).
+    private static func postOp(_ function: ActivationLayer.Function?) -> (dml_dnnl_activation, Float, Float) {
+        switch function {
+        case .relu: return (DML_DNNL_RELU, 0, 0)
+        case .leakyRelu(let slope): return (DML_DNNL_RELU, slope, 0)
+        case .clamp(let low, let high): return (DML_DNNL_CLIP, low, high)
+        case .hardswish: return (DML_DNNL_HARDSWISH, 0, 0)
+        case .geluErf: return (DML_DNNL_GELU_ERF, 0, 0)
+        case .geluTanh: return (DML_DNNL_GELU_TANH, 0, 0)
+        case .silu: return (DML_DNNL_SWISH, 1, 0)
+        case .sigmoid: return (DML_DNNL_LOGISTIC, 0, 0)
+        case .tanh: return (DML_DNNL_TANH, 0, 0)
+        case .identity, .hardsigmoid, nil: return (DML_DNNL_NONE, 0, 0)
+        }
+    }
+}
