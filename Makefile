@@ -63,6 +63,11 @@ fuzz-smoke: setup-system text-model
 	SWIFT=$(SWIFT) Fuzz/fuzz.sh build
 	SWIFT=$(SWIFT) Fuzz/fuzz.sh run $(FUZZ_SMOKE_SECONDS)
 
+# Deterministic (what CI runs): every committed corpus and findings input once, no mutation; exits 1 on any crash.
+fuzz-replay: setup-system text-model
+	SWIFT=$(SWIFT) Fuzz/fuzz.sh build
+	SWIFT=$(SWIFT) Fuzz/fuzz.sh replay
+
 # The backbone zoo at full size (224 px, inception 299) through the release dml embed vs PyTorch; prints the
 # table and writes the zoo section of bench/RESULTS.md. CPU heavy: run it alone.
 zoo: release setup-python

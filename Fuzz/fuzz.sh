@@ -3,6 +3,7 @@
 # its committed corpus Fuzz/corpus/<target>/; new inputs and findings go to the git-ignored Fuzz/.work/<target>/.
 #   Fuzz/fuzz.sh build
 #   Fuzz/fuzz.sh run SECONDS [TARGET...]     (default: every target)
+#   Fuzz/fuzz.sh replay [TARGET...]          (every committed corpus and findings input once, no mutation)
 #   Fuzz/fuzz.sh parity                      (tokenizer ids of every input found so far against Hugging Face)
 # Runs use libFuzzer's fork mode, so a crash, out-of-memory input or timeout is saved and fuzzing goes on; the
 # summary lists execs, exec/s and findings per target, and the script exits 1 when any target found something.
@@ -61,6 +62,35 @@ run() {
     return $status
 }
 
+# Deterministic replay (what CI runs): each target once over its committed corpus (-runs=0: load, run every input,
+# no mutation), then each committed finding alone, under the fuzzing limits. Prints one line per failing input and
+# exits 1 if any crashes, runs out of memory or times out.
+replay() {
+    local targets=("$@")
+    [ ${#targets[@]} -gt 0 ] || targets=("${TARGETS[@]}")
+    local bin status=0 inputs=0
+    bin="$("$SWIFT" build -c release --show-bin-path)"
+    local env=(env DML_FUZZ_TEXT_MODEL="${DML_FUZZ_TEXT_MODEL:-../models/text/all-MiniLM-L6-v2}" ASAN_OPTIONS=detect_leaks=0
+        SWIFT_BACKTRACE=enable=no)
+    local limits=(-rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 -detect_leaks=0)
+    mkdir -p .work/replay
+    for t in "${targets[@]}"; do
+        local log=".work/replay/$t.log"
+        inputs=$(( inputs + $(find "corpus/$t" -type f | wc -l) ))
+        "${env[@]}" "$bin/fuzz-$t" -runs=0 -max_len="$(max_len "$t")" "${limits[@]}" "corpus/$t" >"$log" 2>&1 ||
+            { echo "fuzz replay: $t corpus fails, see Fuzz/$log" >&2; status=1; }
+        local f
+        for f in findings/"$t"/*; do
+            [ -f "$f" ] && [ "${f##*.}" != md ] || continue
+            inputs=$(( inputs + 1 ))
+            "${env[@]}" "$bin/fuzz-$t" "${limits[@]}" "$f" >"$log.finding" 2>&1 ||
+                { echo "fuzz replay: $t fails on Fuzz/$f: $(grep -m1 -E 'SUMMARY|Fatal error|ERROR: libFuzzer' "$log.finding")" >&2; status=1; }
+        done
+    done
+    echo "fuzz replay: $inputs inputs over ${#targets[@]} targets, $([ $status -eq 0 ] && echo ok || echo FAILED)"
+    return $status
+}
+
 # Runs every tokenizer input found so far (and the seeds) once, recording the Swift ids, and compares them with
 # Hugging Face tokenizers: a differential check the in-process invariants cannot make.
 parity() {
@@ -77,6 +107,7 @@ parity() {
 case ${1:-} in
     build) build ;;
     run) shift; run "$@" ;;
+    replay) shift; replay "$@" ;;
     parity) parity ;;
-    *) echo "usage: Fuzz/fuzz.sh build | run SECONDS [TARGET...] | parity" >&2; exit 2 ;;
+    *) echo "usage: Fuzz/fuzz.sh build | run SECONDS [TARGET...] | replay [TARGET...] | parity" >&2; exit 2 ;;
 esac
