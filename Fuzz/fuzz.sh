@@ -72,13 +72,13 @@ replay() {
     bin="$("$SWIFT" build -c release --show-bin-path)"
     local env=(env DML_FUZZ_TEXT_MODEL="${DML_FUZZ_TEXT_MODEL:-../models/text/all-MiniLM-L6-v2}" ASAN_OPTIONS=detect_leaks=0
         SWIFT_BACKTRACE=enable=no)
-    local limits=(-rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 -detect_leaks=0)
+    local limits=(-rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 -detect_leaks=0 -artifact_prefix=.work/replay/)
     mkdir -p .work/replay
     for t in "${targets[@]}"; do
         local log=".work/replay/$t.log"
         inputs=$(( inputs + $(find "corpus/$t" -type f | wc -l) ))
         "${env[@]}" "$bin/fuzz-$t" -runs=0 -max_len="$(max_len "$t")" "${limits[@]}" "corpus/$t" >"$log" 2>&1 ||
-            { echo "fuzz replay: $t corpus fails, see Fuzz/$log" >&2; status=1; }
+            { echo "fuzz replay: $t corpus fails: $(grep -m1 -E 'SUMMARY|Fatal error|ERROR: libFuzzer' "$log"), see Fuzz/$log" >&2; status=1; }
         local f
         for f in findings/"$t"/*; do
             [ -f "$f" ] && [ "${f##*.}" != md ] || continue
