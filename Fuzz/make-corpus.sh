@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rewrites the committed seed corpora in Fuzz/corpus/<target>/ from the project's own writers (the harnesses'
 # seed hooks: DML_FUZZ_WRITE_SEEDS), the Python side (exporter, people generator, NumPy, faiss-cpu, Pillow) and
-# the test fixtures. Run from the repository root after `Fuzz/fuzz.sh build`; the result is committed, so this
+# the test fixtures (keeping the found_* inputs of closed findings). Run from the repository root after `Fuzz/fuzz.sh build`; the result is committed, so this
 # only needs to run when a writer changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,8 @@ BIN=Fuzz/.build/release
 # The Swift runtime's backtracer and ASan trip over each other on a fatal error.
 export SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0
 OUT=Fuzz/corpus
-rm -rf "$OUT"
+# found_* are closed findings (moved here from Fuzz/findings): no writer makes them, so they stay.
+[ -d "$OUT" ] && find "$OUT" -type f ! -name 'found_*' -delete
 mkdir -p "$OUT"/{safetensors,npy,faiss,tokenizer,coco,image,gallery}
 
 for t in npy faiss tokenizer image gallery; do DML_FUZZ_WRITE_SEEDS="$OUT/$t" "$BIN/fuzz-$t"; done
