@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export OMP_NUM_THREADS ?= 2
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup setup-system setup-python text-model build release test test-swift test-tsan test-python demo models bench zoo clean
+.PHONY: setup setup-system setup-python text-model build release test test-swift test-tsan test-python demo models bench zoo clean fuzz fuzz-smoke fuzz-replay
 
 setup: setup-system setup-python
 
@@ -49,6 +49,24 @@ models: setup-python
 
 bench: release setup-python
 	scripts/bench.sh
+
+# libFuzzer + ASan harnesses (their own package in Fuzz/): each target FUZZ_SECONDS on its committed corpus
+# Fuzz/corpus/; new inputs and findings go to the git-ignored Fuzz/.work/. Exits 1 when a target found something.
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 5
+fuzz: setup-system text-model
+	SWIFT=$(SWIFT) Fuzz/fuzz.sh build
+	SWIFT=$(SWIFT) Fuzz/fuzz.sh run $(FUZZ_SECONDS)
+
+# The same for a few seconds per target (a CI smoke).
+fuzz-smoke: setup-system text-model
+	SWIFT=$(SWIFT) Fuzz/fuzz.sh build
+	SWIFT=$(SWIFT) Fuzz/fuzz.sh run $(FUZZ_SMOKE_SECONDS)
+
+# Deterministic (what CI runs): every committed corpus and findings input once, no mutation; exits 1 on any crash.
+fuzz-replay: setup-system text-model
+	SWIFT=$(SWIFT) Fuzz/fuzz.sh build
+	SWIFT=$(SWIFT) Fuzz/fuzz.sh replay
 
 # The backbone zoo at full size (224 px, inception 299) through the release dml embed vs PyTorch; prints the
 # table and writes the zoo section of bench/RESULTS.md. CPU heavy: run it alone.

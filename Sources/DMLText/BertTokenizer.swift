@@ -33,6 +33,8 @@ public struct BertTokenizer: Sendable {
     private let wordPiece: WordPiece
     /// Special tokens as UTF-8 with their ids, longest first so the longest match wins.
     private let specials: [(bytes: [UInt8], id: Int32)]
+    /// Whether a special token starts with this byte: most positions of a text need no comparison.
+    private let startsSpecial: [Bool]
     /// Id of `[CLS]`, `[SEP]` and `[PAD]`.
     public let classID: Int32, separatorID: Int32, paddingID: Int32
     /// Id of the unknown token.
@@ -57,6 +59,9 @@ public struct BertTokenizer: Sendable {
         specials = try configuration.specialTokens.filter { !$0.isEmpty }
             .map { (bytes: Array($0.utf8), id: try id($0)) }
             .sorted { $0.bytes.count > $1.bytes.count }
+        var starts = [Bool](repeating: false, count: 256)
+        for special in specials { starts[Int(special.bytes[0])] = true }
+        startsSpecial = starts
     }
 
     /// Reads `vocab.txt` and `tokenizer_config.json` (and `sentence_bert_config.json` when present) from a model directory.
@@ -124,7 +129,7 @@ public struct BertTokenizer: Sendable {
         var segmentStart = utf8.startIndex
         var i = utf8.startIndex
         scan: while i < utf8.endIndex {
-            for special in specials where utf8[i...].starts(with: special.bytes) {
+            for special in specials where startsSpecial[Int(utf8[i])] && utf8[i...].starts(with: special.bytes) {
                 if segmentStart < i { body(.text(text.unicodeScalars[segmentStart..<i])) }
                 body(.special(special.id))
                 i = utf8.index(i, offsetBy: special.bytes.count)

@@ -2,8 +2,12 @@ import Foundation
 
 /// A WordPiece vocabulary: `vocab.txt`, one token per line, the line number being the id.
 public struct Vocabulary: Sendable {
-    /// Id of each token.
+    /// Id of each token. Swift compares strings by canonical equivalence ("\u{387}" == "\u{B7}"), so canonically
+    /// equivalent tokens share an entry here; lookups go through `byteIDs`.
     public let ids: [String: Int32]
+    /// Id of each token by its exact UTF-8 bytes, as Hugging Face `tokenizers` matches them: a text the normaliser
+    /// leaves as U+0387 must not find the vocabulary's U+00B7 (found by `Fuzz/fuzz.sh parity`).
+    let byteIDs: [[UInt8]: Int32]
     /// Token of each id.
     public let tokens: [String]
     /// Longest token in scalars, not counting a `##` prefix: no longer piece can match.
@@ -11,15 +15,18 @@ public struct Vocabulary: Sendable {
 
     /// Builds a vocabulary from tokens in id order. A repeated token keeps its last id, as `transformers` does.
     public init(tokens: [String]) {
-        var ids: [String: Int32] = [:]
+        var ids: [String: Int32] = [:], byteIDs: [[UInt8]: Int32] = [:]
         ids.reserveCapacity(tokens.count)
+        byteIDs.reserveCapacity(tokens.count)
         var longest = 1
         for (i, token) in tokens.enumerated() {
             ids[token] = Int32(i)
+            byteIDs[Array(token.utf8)] = Int32(i)
             let length = token.hasPrefix("##") ? token.unicodeScalars.count - 2 : token.unicodeScalars.count
             longest = max(longest, length)
         }
         self.ids = ids
+        self.byteIDs = byteIDs
         self.tokens = tokens
         self.longestPiece = longest
     }
@@ -44,6 +51,6 @@ public struct Vocabulary: Sendable {
     /// Number of tokens.
     public var count: Int { tokens.count }
 
-    /// The id of `token`, or nil.
-    public subscript(token: String) -> Int32? { ids[token] }
+    /// The id of the token with exactly these UTF-8 bytes, or nil.
+    public subscript(token: String) -> Int32? { byteIDs[Array(token.utf8)] }
 }

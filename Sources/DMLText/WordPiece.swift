@@ -13,15 +13,17 @@ struct WordPiece: Sendable {
         guard count <= maxInputCharsPerWord else { ids.append(unknownID); return }
         let mark = ids.count
         var start = word.startIndex
-        var candidate = String.UnicodeScalarView()
+        // Candidates as UTF-8 bytes: the vocabulary matches bytes, not canonically equivalent strings.
+        var candidate: [UInt8] = []
+        let prefix = Array(continuationPrefix.utf8)
         while start < word.endIndex {
             var end = min(word.endIndex, start + vocabulary.longestPiece)
             var found: Int32?
             while start < end {
                 candidate.removeAll(keepingCapacity: true)
-                if start > word.startIndex { candidate.append(contentsOf: continuationPrefix.unicodeScalars) }
-                candidate.append(contentsOf: word[start..<end])
-                if let id = vocabulary.ids[String(candidate)] { found = id; break }
+                if start > word.startIndex { candidate.append(contentsOf: prefix) }
+                for scalar in word[start..<end] { UTF8.encode(scalar) { candidate.append($0) } }
+                if let id = vocabulary.byteIDs[candidate] { found = id; break }
                 end -= 1
             }
             guard let found else {

@@ -94,3 +94,43 @@ private func kind(_ error: Error) -> String {
         #expect(throws: PoseError.self) { try Pose(coco: values) }
     }
 }
+
+/// Inputs found by `Fuzz/` (fuzz-coco), committed under `Tests/Fixtures/pose/fuzz`.
+@Suite struct PoseFuzzRegressions {
+    private func fixture(_ name: String) -> URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/pose/fuzz/\(name)")
+    }
+
+    /// A left ankle at x = 8.9e38 parsed and normalised to a finite Double, but its label vector (Float) held
+    /// infinity: the pose index refuses that only after the store has committed, and every rebuild fails again.
+    @Test func jointFarBeyondTheTorsoIsRefused() throws {
+        let people = try COCOKeypoints.parse(Data(contentsOf: fixture("coco_huge_ankle.json")))
+        #expect(people.count == 1)
+        let error = #expect(throws: PoseError.self) { try people[0].pose.normalized() }
+        guard case .invalidKeypoints(let message)? = error else { Issue.record("got \(String(describing: error))"); return }
+        #expect(message.hasPrefix("left_ankle lies more than 1000000.0 torso lengths from the hip midpoint"))
+        #expect(throws: GalleryError.self) { try GalleryItem(key: "a", pose: people[0].pose).validate() }
+    }
+
+    /// Hips at -1e308 and shoulders at +1e308: every coordinate is finite, the torso length is not.
+    @Test func overflowingTorsoIsRefused() throws {
+        var values: [Double] = []
+        for j in 0..<Pose.jointCount { values += [Double(j), j == 11 || j == 12 ? -1e308 : 1e308, 2] }
+        let pose = try Pose(coco: values)
+        #expect(throws: PoseError.invalidKeypoints("the torso length overflows (coordinates too large)")) { try pose.normalized() }
+    }
+
+    /// The bound leaves real poses alone: a joint 1e6 torso lengths out is kept, one just past it refused.
+    @Test func boundIsInclusive() throws {
+        var values: [Double] = []
+        for j in 0..<Pose.jointCount { values += [0, j == 5 || j == 6 ? -1 : 0, j == 0 ? 0 : 2] }
+        values[3 * 0 + 2] = 2
+        values[3 * 0] = 1e6  // the nose, one torso length being 1
+        let normalized = try Pose(coco: values).normalized()
+        #expect(normalized.x[0] == 1e6)
+        #expect(normalized.labelVector.allSatisfy { $0.isFinite })
+        values[3 * 0] = 1e6 + 1
+        #expect(throws: PoseError.self) { try Pose(coco: values).normalized() }
+    }
+}

@@ -53,6 +53,10 @@ public struct Pose: Sendable, Equatable, Codable {
     /// Fewest joints two poses must both have labelled for a distance: the four torso joints and one more.
     public static let minimumSharedJoints = 5
     public static let minimumTorsoLength = 1e-6
+    /// Farthest a labelled joint may lie from the hip midpoint, in torso lengths. Real poses stay within a few;
+    /// beyond this the torso is degenerate or a coordinate is garbage (e.g. 1e73 in a crafted file), and the
+    /// label vector (Float) or the pose-index distances (squared in Float) would overflow to infinity.
+    public static let maximumNormalizedCoordinate = 1e6
     static let leftShoulder = 5, rightShoulder = 6, leftHip = 11, rightHip = 12
 
     public var keypoints: [Keypoint]
@@ -108,6 +112,9 @@ public struct Pose: Sendable, Equatable, Codable {
     /// 4. d(a, b) = mean over joints labelled in both of |q_a − q_b|; at least 5 shared joints.
     /// 5. With `mirror`, min(d(a, b), d(a, mirror(b))), mirror swapping left/right joints and negating x;
     ///    an orientation with too few shared joints is skipped, and if both are, it is an error.
+    /// 6. A pose whose torso length is not finite, or with a labelled joint more than
+    ///    `maximumNormalizedCoordinate` torso lengths from the hip midpoint, is refused (`invalidKeypoints`);
+    ///    the Python definition has no such bound, but no real pose comes near it.
     ///
     /// The result is in torso lengths, symmetric, and zero for identical poses.
     public static func distance(_ a: Pose, _ b: Pose, mirror: Bool = false) throws -> Double {
@@ -132,9 +139,18 @@ public struct NormalizedPose: Sendable, Equatable {
         let sy = (k[Pose.leftShoulder].y + k[Pose.rightShoulder].y) / 2
         let torso = ((sx - hx) * (sx - hx) + (sy - hy) * (sy - hy)).squareRoot()
         guard torso > Pose.minimumTorsoLength else { throw PoseError.zeroTorso(torso) }
+        // Finite coordinates can still overflow here (1e308 - (-1e308)): refused, as are absurd distances.
+        guard torso.isFinite else { throw PoseError.invalidKeypoints("the torso length overflows (coordinates too large)") }
         labelled = k.map(\.isLabelled)
         x = k.map { $0.isLabelled ? ($0.x - hx) / torso : 0 }
         y = k.map { $0.isLabelled ? ($0.y - hy) / torso : 0 }
+        for j in 0..<Pose.jointCount where labelled[j] {
+            // Written so that NaN (inf - inf) fails too.
+            guard abs(x[j]) <= Pose.maximumNormalizedCoordinate, abs(y[j]) <= Pose.maximumNormalizedCoordinate else {
+                throw PoseError.invalidKeypoints("\(Pose.jointNames[j]) lies more than \(Pose.maximumNormalizedCoordinate) "
+                    + "torso lengths from the hip midpoint (torso length \(torso))")
+            }
+        }
     }
 
     private init(x: [Double], y: [Double], labelled: [Bool]) {
