@@ -1,4 +1,4 @@
-# Two commands: `make demo` and `make test`. Both install what is missing first (idempotent).
+# Two commands: `make demo` and `make test` (every Swift test, TSan, pytest, and the fuzzers replayed over their corpora). Both install what is missing first (idempotent).
 SWIFT ?= swift
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -31,6 +31,7 @@ test: setup text-model
 	$(SWIFT) test
 	$(MAKE) test-tsan
 	$(MAKE) test-python
+	$(MAKE) fuzz-replay
 
 # Every concurrency test (gallery, text encoder, runtime, index) again under ThreadSanitizer (separate build folder).
 test-tsan: setup-system

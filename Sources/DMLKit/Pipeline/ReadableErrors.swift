@@ -1,11 +1,10 @@
-import DMLIndex
-import DMLNpy
 import DMLRuntime
 import DMLText
 import Foundation
 
 // Every error an app meets through DMLKit reads as its one-line `description`, also through `localizedDescription`
-// (Foundation's default there is "The operation could not be completed. (… error 6.)").
+// (Foundation's default there is "The operation could not be completed. (… error 6.)"). DMLIndex and DMLNpy
+// errors conform in their own modules.
 
 extension ImageError: LocalizedError {
     /// The one-line message.
@@ -32,11 +31,6 @@ extension EvaluationError: LocalizedError {
     public var errorDescription: String? { description }
 }
 
-extension VectorIndexError: LocalizedError {
-    /// The one-line message.
-    public var errorDescription: String? { description }
-}
-
 extension SafetensorsError: LocalizedError {
     /// The one-line message.
     public var errorDescription: String? { description }
@@ -53,11 +47,6 @@ extension InferenceError: LocalizedError {
 }
 
 extension TextModelError: LocalizedError {
-    /// The one-line message.
-    public var errorDescription: String? { description }
-}
-
-extension NpyError: LocalizedError {
     /// The one-line message.
     public var errorDescription: String? { description }
 }
