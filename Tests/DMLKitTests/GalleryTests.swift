@@ -356,3 +356,32 @@ private final class Problems: @unchecked Sendable {
     func add(_ problem: String) { lock.withLock { list.append(problem) } }
     var all: [String] { lock.withLock { list } }
 }
+
+/// Factories whose index cannot take a change in place: HNSW cannot remove ids, SQ8 must be trained before its
+/// first add. The gallery rebuilds such an index from the store, so searches stay right after the change.
+@Suite struct GalleryIndexKinds {
+    @Test(arguments: ["HNSW16", "SQ8"])
+    func addAndRemoveKeepSearchesRight(factory: String) throws {
+        let url = temporaryGallery()
+        defer { try? FileManager.default.removeItem(at: url) }
+        let kindSpace = EmbeddingSpace(name: "image", dimension: dim, fingerprint: "model-A", factory: factory)
+        let gallery = try Gallery(directory: url, spaces: [kindSpace])
+        let (items, vectors) = randomItems(60, seed: 7)
+        try gallery.add(Array(items[..<30]), embeddings: ["image": Array(vectors[..<(30 * dim)])])
+        try gallery.add(Array(items[30...]), embeddings: ["image": Array(vectors[(30 * dim)...])])
+        #expect(gallery.count == 60)
+        #expect(try gallery.remove(keys: ["item-3", "item-40"], requireAll: true) == 2)
+        let kept = items.indices.filter { $0 != 3 && $0 != 40 }
+        let keptKeys = kept.map { items[$0].key }
+        let keptVectors = kept.flatMap { Array(vectors[$0 * dim..<($0 + 1) * dim]) }
+        let query = Array(vectors[3 * dim..<4 * dim])
+        let hits = try gallery.search(embedding: query, space: "image", k: 5)
+        #expect(!hits.contains { $0.item.key == "item-3" || $0.item.key == "item-40" })
+        // 58 items: HNSW is exact at this size; SQ8 rounding may swap near-ties, so compare as sets of the top 3.
+        let expected = Array(cosineRanking(query, keptVectors, keys: keptKeys).prefix(5))
+        #expect(Set(hits.prefix(3).map(\.item.key)).isSubset(of: Set(expected)))
+        // The saved files are current: a new handle loads them and answers the same.
+        let reopened = try Gallery(directory: url, spaces: [kindSpace])
+        #expect(try reopened.search(embedding: query, space: "image", k: 5).map(\.item.key) == hits.map(\.item.key))
+    }
+}

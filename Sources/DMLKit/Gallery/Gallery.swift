@@ -154,7 +154,13 @@ public final class Gallery: @unchecked Sendable {
             do {
                 for index in derived {
                     let (rowIDs, vectors) = index.rows(of: items, ids: ids, embeddings: embeddings)
-                    if !rowIDs.isEmpty { try indexes[index.name]?.add(vectors, ids: rowIDs) }
+                    guard !rowIDs.isEmpty, let current = indexes[index.name] else { continue }
+                    // An untrained codec (SQ, IVF, PQ built on an empty store) learns from every stored vector.
+                    if current.isTrained {
+                        try current.add(vectors, ids: rowIDs)
+                    } else {
+                        indexes[index.name] = try rebuiltFromStore(index)
+                    }
                 }
                 updated = true
                 if save { try writeIndexes() }
@@ -188,7 +194,15 @@ public final class Gallery: @unchecked Sendable {
             unsavedIndexes = true
             var updated = false
             do {
-                for index in indexes.values { try index.remove(ids: ids) }
+                for index in derived {
+                    guard let current = indexes[index.name] else { continue }
+                    do {
+                        try current.remove(ids: ids)
+                    } catch VectorIndexError.unsupported {
+                        // HNSW cannot remove: the store already has the change, so the index is built anew from it.
+                        indexes[index.name] = try rebuiltFromStore(index)
+                    }
+                }
                 updated = true
                 try writeIndexes()
             } catch {
@@ -410,6 +424,19 @@ public final class Gallery: @unchecked Sendable {
     /// The index: loaded if its file is current (`loadCurrent`), rebuilt from the store otherwise. A writable
     /// handle then saves the rebuilt index; if that fails (a full disk) the file stays stale and this handle works
     /// from memory. A read-only handle never saves.
+    /// A new in-memory index holding every row of the store for `derived` (trained on them when the factory needs it).
+    private func rebuiltFromStore(_ derived: DerivedIndex) throws -> VectorIndex {
+        do {
+            let index = try VectorIndex(dimension: derived.dimension, factory: derived.factory, metric: derived.metric)
+            let (ids, vectors) = try locked { try GallerySchema.indexRows(database, for: derived.source) }
+            if !index.isTrained && !ids.isEmpty { try index.train(vectors) }
+            if !ids.isEmpty { try index.add(vectors, ids: ids) }
+            return index
+        } catch let error as VectorIndexError {
+            throw GalleryError.index(error)
+        }
+    }
+
     private func loadOrRebuild(_ derived: DerivedIndex) throws -> VectorIndex {
         if let index = loadCurrent(derived) { return index }
         // A rebuild reads the whole store anyway: check it first, so a corrupt page is reported as such rather than
@@ -418,15 +445,7 @@ public final class Gallery: @unchecked Sendable {
             try verify()
             checkedBeforeRebuild = true
         }
-        let index: VectorIndex
-        do {
-            index = try VectorIndex(dimension: derived.dimension, factory: derived.factory, metric: derived.metric)
-            let (ids, vectors) = try locked { try GallerySchema.indexRows(database, for: derived.source) }
-            if !index.isTrained && !ids.isEmpty { try index.train(vectors) }
-            if !ids.isEmpty { try index.add(vectors, ids: ids) }
-        } catch let error as VectorIndexError {
-            throw GalleryError.index(error)
-        }
+        let index = try rebuiltFromStore(derived)
         if access == .readWrite {
             // Best effort: the in-memory index is right either way, and a failed save leaves the file stale.
             try? save(index, as: derived, generation: indexedGeneration)
