@@ -228,17 +228,9 @@ struct BinaryLayer: Layer {
                     y.update(repeating: f(x[0], z[0]), count: inner)
                 }
                 y += inner
-                // Odometer over the outer loop dimensions.
-                var d = dims.count - 2
-                while d >= 0 {
-                    index[d] += 1
-                    offsetA += aStrides[d]
-                    offsetB += bStrides[d]
-                    if index[d] < dims[d] { break }
-                    offsetA -= aStrides[d] * dims[d]
-                    offsetB -= bStrides[d] * dims[d]
-                    index[d] = 0
-                    d -= 1
+                stepOuterLoops(&index, dims) { d, steps in
+                    offsetA += aStrides[d] * steps
+                    offsetB += bStrides[d] * steps
                 }
             }
         }
@@ -325,5 +317,21 @@ struct ChannelAffineLayer: Layer {
                 y += inner
             }
         }
+    }
+}
+
+/// Advances `index` to the next position of the outer loop dimensions of `dims` (every one but the innermost,
+/// an odometer), calling `move(d, steps)` for each dimension whose position changed by `steps` (+1, or back to 0),
+/// so the caller moves its strided offsets along.
+@inline(__always)
+func stepOuterLoops(_ index: inout [Int], _ dims: [Int], _ move: (_ dimension: Int, _ steps: Int) -> Void) {
+    var d = dims.count - 2
+    while d >= 0 {
+        index[d] += 1
+        move(d, 1)
+        if index[d] < dims[d] { return }
+        move(d, -dims[d])
+        index[d] = 0
+        d -= 1
     }
 }

@@ -87,15 +87,7 @@ struct PermuteLayer: Layer {
                     for i in 0..<inner { y[i] = x[offset + i * innerStride] }
                 }
                 y += inner
-                var d = dims.count - 2
-                while d >= 0 {
-                    index[d] += 1
-                    offset += inputStrides[d]
-                    if index[d] < dims[d] { break }
-                    offset -= inputStrides[d] * dims[d]
-                    index[d] = 0
-                    d -= 1
-                }
+                stepOuterLoops(&index, dims) { d, steps in offset += inputStrides[d] * steps }
             }
         }
     }
@@ -182,15 +174,7 @@ struct MeanLayer: Layer {
                     for i in 0..<inner { y[offset + i] += x[i] }
                 }
                 x += inner
-                var d = dims.count - 2
-                while d >= 0 {
-                    index[d] += 1
-                    offset += outputStrides[d]
-                    if index[d] < dims[d] { break }
-                    offset -= outputStrides[d] * dims[d]
-                    index[d] = 0
-                    d -= 1
-                }
+                stepOuterLoops(&index, dims) { d, steps in offset += outputStrides[d] * steps }
             }
             for i in 0..<outCount { y[i] *= scale }
         }
