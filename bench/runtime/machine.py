@@ -84,3 +84,14 @@ def header_lines(facts):
         lines.append("- No ISA setting in the measured processes (" + ", ".join(STRIPPED) + " removed"
                      + (f"; the caller's environment had OPENBLAS_CORETYPE={coretype}" if coretype else "") + ").")
     return lines
+
+
+def recorded_command(script, argv, path_options):
+    """The command line as recorded in RESULTS.md: options that name paths of the machine it ran on are left out."""
+    shown, skip = [], False
+    for arg in argv:
+        if skip or arg in path_options:
+            skip = not skip
+            continue
+        shown.append(arg)
+    return f"python {script} " + " ".join(shown)

@@ -31,7 +31,7 @@ sys.path[:0] = [str(REPO / "training"), str(HERE), str(REPO / "bench")]
 
 from dmlkit.export import export_model  # noqa: E402
 from dmlkit.export.zoo import BY_NAME, build as build_zoo  # noqa: E402
-from machine import header_lines, machine_facts, peak_gflops, worker_env  # noqa: E402
+from machine import header_lines, machine_facts, peak_gflops, recorded_command, worker_env  # noqa: E402
 from models import MODELS as BENCH_MODELS, build as build_bench  # noqa: E402
 from results_section import replace_section  # noqa: E402
 
@@ -266,14 +266,7 @@ def main():
         args.rounds = 1
     global AVX2
     AVX2 = args.avx2
-    # The command as recorded: --bin and --work name paths of the machine it ran on, not how to reproduce it.
-    shown, skip = [], False
-    for arg in sys.argv[1:]:
-        if skip or arg in ("--bin", "--work", "--bin-commit"):
-            skip = not skip
-            continue
-        shown.append(arg)
-    command = "python bench/runtime/run.py " + " ".join(shown)
+    command = recorded_command("bench/runtime/run.py", sys.argv[1:], ("--bin", "--work", "--bin-commit"))
     if args.reuse:
         data = json.loads(LAST_RUN.read_text())
         command = data.get("command", command)

@@ -17,7 +17,7 @@ import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # bench/
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "runtime"))
-from machine import header_lines, machine_facts, worker_env  # noqa: E402
+from machine import header_lines, machine_facts, recorded_command, worker_env  # noqa: E402
 from results_section import replace_section  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -94,13 +94,7 @@ def main():
     args = parser.parse_args()
     global AVX2
     AVX2 = args.avx2
-    shown, skip = [], False  # the command as recorded, without paths of the machine it ran on
-    for arg in sys.argv[1:]:
-        if skip or arg in ("--bin", "--runtime-bench", "--bin-commit"):
-            skip = not skip
-            continue
-        shown.append(arg)
-    command_line = "python bench/text/run.py " + " ".join(shown)
+    command_line = recorded_command("bench/text/run.py", sys.argv[1:], ("--bin", "--runtime-bench", "--bin-commit"))
     built = f"built from {args.bin_commit}" if args.bin_commit else "built from the working tree"
     subprocess.run([str(REPO / "scripts" / "text-model.sh")], check=True)
     binary = args.bin
