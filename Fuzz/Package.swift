@@ -6,6 +6,14 @@ import PackageDescription
 // `LLVMFuzzerTestOneInput`; libFuzzer supplies `main`, so the sources are compiled as a library.
 let harness: [SwiftSetting] = [.unsafeFlags(["-parse-as-library"])]
 
+/// One libFuzzer executable `fuzz-NAME` (sources in `Sources/fuzz-NAME`) over the given DMLKit products.
+func harnessTarget(_ name: String, products: [String], extra: [Target.Dependency] = []) -> Target {
+    .executableTarget(
+        name: "fuzz-\(name)",
+        dependencies: ["FuzzSupport"] + extra + products.map { .product(name: $0, package: "DMLKit") },
+        path: "Sources/fuzz-\(name)", swiftSettings: harness)
+}
+
 let package = Package(
     name: "DMLKitFuzz",
     platforms: [.macOS(.v13)],
@@ -13,36 +21,12 @@ let package = Package(
     targets: [
         .target(name: "FuzzSupport", path: "Sources/FuzzSupport"),
         .target(name: "FuzzSeeds", dependencies: [.product(name: "DMLKit", package: "DMLKit")], path: "Sources/FuzzSeeds"),
-        .executableTarget(
-            name: "fuzz-safetensors",
-            dependencies: ["FuzzSupport", .product(name: "DMLRuntime", package: "DMLKit")],
-            path: "Sources/fuzz-safetensors", swiftSettings: harness),
-        .executableTarget(
-            name: "fuzz-npy",
-            dependencies: ["FuzzSupport", .product(name: "DMLNpy", package: "DMLKit")],
-            path: "Sources/fuzz-npy", swiftSettings: harness),
-        .executableTarget(
-            name: "fuzz-faiss",
-            dependencies: ["FuzzSupport", .product(name: "DMLIndex", package: "DMLKit")],
-            path: "Sources/fuzz-faiss", swiftSettings: harness),
-        .executableTarget(
-            name: "fuzz-tokenizer",
-            dependencies: ["FuzzSupport", .product(name: "DMLText", package: "DMLKit")],
-            path: "Sources/fuzz-tokenizer", swiftSettings: harness),
-        .executableTarget(
-            name: "fuzz-coco",
-            dependencies: ["FuzzSupport", .product(name: "DMLKit", package: "DMLKit")],
-            path: "Sources/fuzz-coco", swiftSettings: harness),
-        .executableTarget(
-            name: "fuzz-image",
-            dependencies: ["FuzzSupport", .product(name: "DMLKit", package: "DMLKit")],
-            path: "Sources/fuzz-image", swiftSettings: harness),
-        .executableTarget(
-            name: "fuzz-gallery",
-            dependencies: [
-                "FuzzSupport", "FuzzSeeds", .product(name: "DMLKit", package: "DMLKit"),
-                .product(name: "DMLIndex", package: "DMLKit"),
-            ],
-            path: "Sources/fuzz-gallery", swiftSettings: harness),
+        harnessTarget("safetensors", products: ["DMLRuntime"]),
+        harnessTarget("npy", products: ["DMLNpy"]),
+        harnessTarget("faiss", products: ["DMLIndex"]),
+        harnessTarget("tokenizer", products: ["DMLText"]),
+        harnessTarget("coco", products: ["DMLKit"]),
+        harnessTarget("image", products: ["DMLKit"]),
+        harnessTarget("gallery", products: ["DMLKit", "DMLIndex"], extra: ["FuzzSeeds"]),
     ]
 )
