@@ -2,7 +2,7 @@
 
 #if defined(__x86_64__) && defined(__linux__) && __has_include(<dnnl.h>)
 #define DML_HAVE_DNNL 1
-#include <dnnl.h>
+#include "dnnl_internal.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -42,12 +42,19 @@ static void make_engine(void) {
     if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) engine = NULL;
 }
 
-int dml_dnnl_available(void) {
+dnnl_engine_t dml_dnnl_engine(void) {
     pthread_once(&engine_once, make_engine);
-    return engine != NULL;
+    return engine;
 }
 
+int dml_dnnl_available(void) { return dml_dnnl_engine() != NULL; }
+
 void dml_dnnl_set_threads(int n) { atomic_store(&threads, n > 0 ? n : 0); }
+
+void dml_dnnl_apply_threads(void) {
+    int n = atomic_load(&threads);
+    if (n > 0) omp_set_num_threads(n);
+}
 
 dml_dnnl_conv *dml_dnnl_conv_create(const dml_dnnl_conv_shape *shape, const float *weight, const float *bias,
                                     dml_dnnl_activation activation, float alpha, float beta) {
@@ -104,7 +111,7 @@ static _Thread_local size_t arena_size;
 
 static void make_arena_key(void) { pthread_key_create(&arena_key, free); }
 
-static void *arena(size_t bytes) {
+void *dml_dnnl_arena(size_t bytes) {
     if (bytes <= arena_size) return arena_data;
     pthread_once(&arena_once, make_arena_key);
     void *grown = NULL;
@@ -116,8 +123,7 @@ static void *arena(size_t bytes) {
     return grown;
 }
 
-// Runs `p` with `args` on a fresh stream (streams are cheap on CPU and not shared between threads).
-static int execute(dnnl_primitive_t p, int nargs, const dnnl_exec_arg_t *args) {
+int dml_dnnl_execute(dnnl_primitive_t p, int nargs, const dnnl_exec_arg_t *args) {
     dnnl_stream_t stream;
     if (dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) != dnnl_success) return 1;
     dnnl_status_t st = dnnl_primitive_execute(p, stream, nargs, args);
@@ -193,7 +199,7 @@ static int build(const dml_dnnl_conv *c, int batch, entry *e) {
     int failed = make_reorder(&reorder, &w_user, &w_md);
     if (!failed) {
         dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, user_w}, {DNNL_ARG_TO, e->weights}};
-        failed = execute(reorder, 2, args);
+        failed = dml_dnnl_execute(reorder, 2, args);
         dnnl_primitive_destroy(reorder);
     }
     dnnl_memory_destroy(user_w);
@@ -227,14 +233,13 @@ int dml_dnnl_conv_run(dml_dnnl_conv *c, const float *source, float *destination,
     if (!c || batch < 1) return 1;
     entry *e = entry_for(c, batch);
     if (!e) return 1;
-    int n = atomic_load(&threads);
-    if (n > 0) omp_set_num_threads(n);
+    dml_dnnl_apply_threads();
     dnnl_memory_t user_src = NULL, user_dst = NULL, src = NULL, dst = NULL, bias = NULL, pad = NULL;
     int failed = 1;
     // One block: scratchpad, then the source and destination in oneDNN's layout, each 64-byte aligned.
     size_t scratch_size = (e->scratch_bytes + 63) / 64 * 64, src_size = (e->src_bytes + 63) / 64 * 64;
     size_t total = scratch_size + src_size + e->dst_bytes;
-    void *block = arena(total);
+    void *block = dml_dnnl_arena(total);
     if (total && !block) goto done;
     void *scratch = block, *src_tmp = (char *)block + scratch_size, *dst_tmp = (char *)block + scratch_size + src_size;
     dnnl_dims_t b_dims = {c->s.out_channels};
@@ -251,7 +256,7 @@ int dml_dnnl_conv_run(dml_dnnl_conv *c, const float *source, float *destination,
         goto done;
     if (e->src_bytes) {
         dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, user_src}, {DNNL_ARG_TO, src}};
-        if (execute(e->to_src, 2, args)) goto done;
+        if (dml_dnnl_execute(e->to_src, 2, args)) goto done;
     }
     dnnl_exec_arg_t args[5];
     int nargs = 0;
@@ -260,10 +265,10 @@ int dml_dnnl_conv_run(dml_dnnl_conv *c, const float *source, float *destination,
     args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_DST, e->dst_bytes ? dst : user_dst};
     if (bias) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, bias};
     if (pad) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, pad};
-    if (execute(e->conv, nargs, args)) goto done;
+    if (dml_dnnl_execute(e->conv, nargs, args)) goto done;
     if (e->dst_bytes) {
         dnnl_exec_arg_t back[] = {{DNNL_ARG_FROM, dst}, {DNNL_ARG_TO, user_dst}};
-        if (execute(e->from_dst, 2, back)) goto done;
+        if (dml_dnnl_execute(e->from_dst, 2, back)) goto done;
     }
     failed = 0;
 done:
