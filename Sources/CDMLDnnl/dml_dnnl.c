@@ -17,10 +17,11 @@ enum { MAX_BATCH_SIZES = 8 };
 // when oneDNN picked a layout other than NCHW.
 typedef struct {
     int batch;
-    dnnl_primitive_t conv, to_src, from_dst;
-    dnnl_memory_desc_t user_src, user_dst, src, dst;
+    dnnl_primitive_t conv, to_src, to_dst, from_dst;
+    dnnl_memory_desc_t user_src, user_dst, src, dst, weights_md;
     dnnl_memory_t weights;
     void *weights_data;
+    int owns_weights;  // 0 when another batch size's entry holds the same reordered weights
     size_t scratch_bytes, src_bytes, dst_bytes;
 } entry;
 
@@ -88,15 +89,18 @@ static dnnl_alg_kind_t eltwise_kind(dml_dnnl_activation a) {
 static void release(entry *e) {
     if (e->conv) dnnl_primitive_destroy(e->conv);
     if (e->to_src) dnnl_primitive_destroy(e->to_src);
+    if (e->to_dst) dnnl_primitive_destroy(e->to_dst);
     if (e->from_dst) dnnl_primitive_destroy(e->from_dst);
-    if (e->weights) dnnl_memory_destroy(e->weights);
-    free(e->weights_data);
+    if (e->owns_weights) {
+        if (e->weights) dnnl_memory_destroy(e->weights);
+        free(e->weights_data);
+    }
     memset(e, 0, sizeof *e);
 }
 
 static int make_reorder(dnnl_primitive_t *out, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to) {
     dnnl_primitive_desc_t pd;
-    if (dnnl_reorder_primitive_desc_create(&pd, from, engine, to, engine, NULL) != dnnl_success) return 1;
+    if (dnnl_reorder_primitive_desc_create(&pd, from, dml_dnnl_engine(), to, dml_dnnl_engine(), NULL) != dnnl_success) return 1;
     dnnl_status_t st = dnnl_primitive_create(out, pd);
     dnnl_primitive_desc_destroy(pd);
     return st != dnnl_success;
@@ -123,21 +127,20 @@ void *dml_dnnl_arena(size_t bytes) {
     return grown;
 }
 
+// Runs `p` with `args` on a fresh stream (streams are cheap on CPU and not shared between threads).
 int dml_dnnl_execute(dnnl_primitive_t p, int nargs, const dnnl_exec_arg_t *args) {
     dnnl_stream_t stream;
-    if (dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) != dnnl_success) return 1;
+    if (dnnl_stream_create(&stream, dml_dnnl_engine(), dnnl_stream_default_flags) != dnnl_success) return 1;
     dnnl_status_t st = dnnl_primitive_execute(p, stream, nargs, args);
     if (st == dnnl_success) st = dnnl_stream_wait(stream);
     dnnl_stream_destroy(stream);
     return st != dnnl_success;
 }
 
-// Creates the primitives for one batch size and reorders the weights into the layout oneDNN chose.
-static int build(const dml_dnnl_conv *c, int batch, entry *e) {
+// The conv's primitive descriptor for these activation descriptors; NULL when oneDNN refuses them.
+static dnnl_primitive_desc_t conv_pd(const dml_dnnl_conv *c, const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *dst) {
     const dml_dnnl_conv_shape *s = &c->s;
     int g = s->groups;
-    dnnl_dims_t src_dims = {batch, s->in_channels, s->height, s->width};
-    dnnl_dims_t dst_dims = {batch, s->out_channels, s->out_height, s->out_width};
     dnnl_dims_t w_dims = {g, s->out_channels / g, s->in_channels / g, s->kernel_h, s->kernel_w};
     dnnl_dims_t b_dims = {s->out_channels};
     dnnl_dims_t strides = {s->stride_h, s->stride_w};
@@ -147,56 +150,95 @@ static int build(const dml_dnnl_conv *c, int batch, entry *e) {
     dnnl_dims_t pads_r = {
         (s->out_height - 1) * s->stride_h + (s->kernel_h - 1) * s->dilation_h + 1 - s->height - s->pad_h,
         (s->out_width - 1) * s->stride_w + (s->kernel_w - 1) * s->dilation_w + 1 - s->width - s->pad_w};
-    dnnl_memory_desc_t src_any, dst_any, w_any, w_user, b_md;
-    e->batch = batch;
-    if (dnnl_memory_desc_init_by_tag(&e->user_src, 4, src_dims, dnnl_f32, dnnl_nchw) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&e->user_dst, 4, dst_dims, dnnl_f32, dnnl_nchw) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&src_any, 4, src_dims, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&dst_any, 4, dst_dims, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&w_any, 5, w_dims, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&w_user, 5, w_dims, dnnl_f32, dnnl_goihw) != dnnl_success ||
+    dnnl_memory_desc_t w_any, b_md;
+    if (dnnl_memory_desc_init_by_tag(&w_any, 5, w_dims, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
         dnnl_memory_desc_init_by_tag(&b_md, 1, b_dims, dnnl_f32, dnnl_x) != dnnl_success)
-        return 1;
+        return NULL;
     dnnl_convolution_desc_t desc;
-    if (dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, &src_any,
-                                                   &w_any, c->bias ? &b_md : NULL, &dst_any, strides, dilates, pads,
+    if (dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, src, &w_any,
+                                                   c->bias ? &b_md : NULL, dst, strides, dilates, pads,
                                                    pads_r) != dnnl_success)
-        return 1;
+        return NULL;
     dnnl_primitive_attr_t attr;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return 1;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
     // The scratchpad is ours, allocated per call, so one primitive can run on several threads at once.
     dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     dnnl_alg_kind_t kind = eltwise_kind(c->activation);
-    if (kind != dnnl_alg_kind_undef) {
+    if (kind != dnnl_alg_kind_undef || s->accumulate) {
         dnnl_post_ops_t ops;
         dnnl_post_ops_create(&ops);
-        dnnl_post_ops_append_eltwise(ops, 1.0f, kind, c->alpha, c->beta);
+        if (s->accumulate) dnnl_post_ops_append_sum(ops, 1.0f);  // residual first, then the activation
+        if (kind != dnnl_alg_kind_undef) dnnl_post_ops_append_eltwise(ops, 1.0f, kind, c->alpha, c->beta);
         dnnl_primitive_attr_set_post_ops(attr, ops);
         dnnl_post_ops_destroy(ops);
     }
-    dnnl_primitive_desc_t pd;
-    dnnl_status_t st = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL);
+    dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_primitive_desc_create(&pd, &desc, attr, dml_dnnl_engine(), NULL) != dnnl_success) pd = NULL;
     dnnl_primitive_attr_destroy(attr);
-    if (st != dnnl_success) return 1;
+    return pd;
+}
+
+// Whether oneDNN picked one of its optimised kernels rather than the reference loops or its im2col GEMM.
+static int is_fast(dnnl_primitive_desc_t pd) {
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl) return 0;
+    return !strstr(impl, "ref") && !strstr(impl, "gemm:");
+}
+
+// Creates the primitives for one batch size and reorders the weights into the layout oneDNN chose (or shares
+// the weights of an earlier batch size's entry `shared`, when oneDNN chose the same layout).
+static int build(const dml_dnnl_conv *c, int batch, entry *e, const entry *earlier, int n_earlier) {
+    const dml_dnnl_conv_shape *s = &c->s;
+    int g = s->groups;
+    dnnl_dims_t src_dims = {batch, s->in_channels, s->height, s->width};
+    dnnl_dims_t dst_dims = {batch, s->out_channels, s->out_height, s->out_width};
+    dnnl_dims_t w_dims = {g, s->out_channels / g, s->in_channels / g, s->kernel_h, s->kernel_w};
+    dnnl_memory_desc_t src_any, dst_any, w_user;
+    e->batch = batch;
+    if (dnnl_memory_desc_init_by_tag(&e->user_src, 4, src_dims, dnnl_f32, s->source_channels_last ? dnnl_nhwc : dnnl_nchw) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&e->user_dst, 4, dst_dims, dnnl_f32, s->destination_channels_last ? dnnl_nhwc : dnnl_nchw) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&src_any, 4, src_dims, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&dst_any, 4, dst_dims, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&w_user, 5, w_dims, dnnl_f32, dnnl_goihw) != dnnl_success)
+        return 1;
+    // The caller's layouts as they are when oneDNN has a fast kernel for them (no reorders); else the layouts
+    // oneDNN prefers, with reorders around the conv.
+    dnnl_primitive_desc_t pd = conv_pd(c, &e->user_src, &e->user_dst);
+    if (pd && !is_fast(pd)) {
+        dnnl_primitive_desc_destroy(pd);
+        pd = NULL;
+    }
+    if (!pd) pd = conv_pd(c, &src_any, &dst_any);
+    if (!pd) return 1;
     e->src = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
     e->dst = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-    dnnl_memory_desc_t w_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    e->weights_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     e->scratch_bytes = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
     e->src_bytes = dnnl_memory_desc_equal(&e->src, &e->user_src) ? 0 : dnnl_memory_desc_get_size(&e->src);
     e->dst_bytes = dnnl_memory_desc_equal(&e->dst, &e->user_dst) ? 0 : dnnl_memory_desc_get_size(&e->dst);
-    st = dnnl_primitive_create(&e->conv, pd);
+    dnnl_status_t st = dnnl_primitive_create(&e->conv, pd);
     dnnl_primitive_desc_destroy(pd);
     if (st != dnnl_success) return 1;
     if (e->src_bytes && make_reorder(&e->to_src, &e->user_src, &e->src)) return 1;
     if (e->dst_bytes && make_reorder(&e->from_dst, &e->dst, &e->user_dst)) return 1;
+    if (e->dst_bytes && s->accumulate && make_reorder(&e->to_dst, &e->user_dst, &e->dst)) return 1;
+    for (int i = 0; i < n_earlier; i++) {
+        if (dnnl_memory_desc_equal(&earlier[i].weights_md, &e->weights_md)) {
+            e->weights = earlier[i].weights;
+            e->weights_data = earlier[i].weights_data;
+            e->owns_weights = 0;
+            return 0;
+        }
+    }
     // Weights into oneDNN's layout, once.
-    size_t w_bytes = dnnl_memory_desc_get_size(&w_md);
+    e->owns_weights = 1;
+    size_t w_bytes = dnnl_memory_desc_get_size(&e->weights_md);
     if (posix_memalign(&e->weights_data, 64, w_bytes ? w_bytes : 64)) { e->weights_data = NULL; return 1; }
-    if (dnnl_memory_create(&e->weights, &w_md, engine, e->weights_data) != dnnl_success) return 1;
+    if (dnnl_memory_create(&e->weights, &e->weights_md, dml_dnnl_engine(), e->weights_data) != dnnl_success) return 1;
     dnnl_memory_t user_w;
-    if (dnnl_memory_create(&user_w, &w_user, engine, (void *)c->weight) != dnnl_success) return 1;
+    if (dnnl_memory_create(&user_w, &w_user, dml_dnnl_engine(), (void *)c->weight) != dnnl_success) return 1;
     dnnl_primitive_t reorder;
-    int failed = make_reorder(&reorder, &w_user, &w_md);
+    int failed = make_reorder(&reorder, &w_user, &e->weights_md);
     if (!failed) {
         dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, user_w}, {DNNL_ARG_TO, e->weights}};
         failed = dml_dnnl_execute(reorder, 2, args);
@@ -206,8 +248,9 @@ static int build(const dml_dnnl_conv *c, int batch, entry *e) {
     return failed;
 }
 
-// The cached entry for `batch`, made on first use; NULL when oneDNN refuses it or the cache is full.
-static entry *entry_for(dml_dnnl_conv *c, int batch) {
+// The cached entry for `batch`, made on first use. When the cache is full, a one-off entry is built into
+// `spare` (the caller releases it). NULL when oneDNN refuses the batch.
+static entry *entry_for(dml_dnnl_conv *c, int batch, entry *spare) {
     int n = atomic_load_explicit(&c->count, memory_order_acquire);
     for (int i = 0; i < n; i++)
         if (c->entries[i].batch == batch) return &c->entries[i];
@@ -216,11 +259,11 @@ static entry *entry_for(dml_dnnl_conv *c, int batch) {
     n = atomic_load_explicit(&c->count, memory_order_relaxed);
     for (int i = 0; i < n && !found; i++)
         if (c->entries[i].batch == batch) found = &c->entries[i];
-    if (!found && n < MAX_BATCH_SIZES) {
-        entry *e = &c->entries[n];
-        if (build(c, batch, e) == 0) {
+    if (!found) {
+        entry *e = n < MAX_BATCH_SIZES ? &c->entries[n] : spare;
+        if (build(c, batch, e, c->entries, n) == 0) {
             found = e;
-            atomic_store_explicit(&c->count, n + 1, memory_order_release);
+            if (e != spare) atomic_store_explicit(&c->count, n + 1, memory_order_release);
         } else {
             release(e);
         }
@@ -231,7 +274,8 @@ static entry *entry_for(dml_dnnl_conv *c, int batch) {
 
 int dml_dnnl_conv_run(dml_dnnl_conv *c, const float *source, float *destination, int batch) {
     if (!c || batch < 1) return 1;
-    entry *e = entry_for(c, batch);
+    entry spare = {0};
+    entry *e = entry_for(c, batch, &spare);
     if (!e) return 1;
     dml_dnnl_apply_threads();
     dnnl_memory_t user_src = NULL, user_dst = NULL, src = NULL, dst = NULL, bias = NULL, pad = NULL;
@@ -247,16 +291,20 @@ int dml_dnnl_conv_run(dml_dnnl_conv *c, const float *source, float *destination,
     dnnl_memory_desc_init_by_tag(&b_md, 1, b_dims, dnnl_f32, dnnl_x);
     dnnl_memory_desc_t s_md;
     dnnl_memory_desc_init_by_tag(&s_md, 1, (dnnl_dims_t){(dnnl_dim_t)e->scratch_bytes}, dnnl_u8, dnnl_x);
-    if (dnnl_memory_create(&user_src, &e->user_src, engine, (void *)source) != dnnl_success ||
-        dnnl_memory_create(&user_dst, &e->user_dst, engine, destination) != dnnl_success ||
-        (e->src_bytes && dnnl_memory_create(&src, &e->src, engine, src_tmp) != dnnl_success) ||
-        (e->dst_bytes && dnnl_memory_create(&dst, &e->dst, engine, dst_tmp) != dnnl_success) ||
-        (c->bias && dnnl_memory_create(&bias, &b_md, engine, (void *)c->bias) != dnnl_success) ||
-        (e->scratch_bytes && dnnl_memory_create(&pad, &s_md, engine, scratch) != dnnl_success))
+    if (dnnl_memory_create(&user_src, &e->user_src, dml_dnnl_engine(), (void *)source) != dnnl_success ||
+        dnnl_memory_create(&user_dst, &e->user_dst, dml_dnnl_engine(), destination) != dnnl_success ||
+        (e->src_bytes && dnnl_memory_create(&src, &e->src, dml_dnnl_engine(), src_tmp) != dnnl_success) ||
+        (e->dst_bytes && dnnl_memory_create(&dst, &e->dst, dml_dnnl_engine(), dst_tmp) != dnnl_success) ||
+        (c->bias && dnnl_memory_create(&bias, &b_md, dml_dnnl_engine(), (void *)c->bias) != dnnl_success) ||
+        (e->scratch_bytes && dnnl_memory_create(&pad, &s_md, dml_dnnl_engine(), scratch) != dnnl_success))
         goto done;
     if (e->src_bytes) {
         dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, user_src}, {DNNL_ARG_TO, src}};
         if (dml_dnnl_execute(e->to_src, 2, args)) goto done;
+    }
+    if (e->to_dst) {  // the residual the sum post-op adds to, in oneDNN's layout
+        dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, user_dst}, {DNNL_ARG_TO, dst}};
+        if (dml_dnnl_execute(e->to_dst, 2, args)) goto done;
     }
     dnnl_exec_arg_t args[5];
     int nargs = 0;
@@ -278,6 +326,7 @@ done:
     if (dst) dnnl_memory_destroy(dst);
     if (bias) dnnl_memory_destroy(bias);
     if (pad) dnnl_memory_destroy(pad);
+    if (e == &spare) release(&spare);
     return failed;
 }
 

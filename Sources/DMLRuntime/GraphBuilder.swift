@@ -24,7 +24,8 @@ struct GraphBuilder {
     let spec: ModelSpec
     let weights: ModelWeights
 
-    func build() throws -> CompiledGraph {
+    /// `channelsLast: false` keeps every activation planar (the reference the channels-last plan is tested against).
+    func build(channelsLast: Bool = true) throws -> CompiledGraph {
         // Unknown ops, attributes and roles are reported before any weight is touched.
         for node in spec.nodes { try check(node) }
         var readers: [String: Int] = [:]
@@ -91,7 +92,8 @@ struct GraphBuilder {
             guard let value = valueOf[$0] else { throw ModelError.unknownInput(node: "outputs", input: $0) }
             return value
         }
-        return CompiledGraph(steps: steps, valueShapes: shapes, outputs: outputs, foldedBatchNorms: foldedNames)
+        let graph = CompiledGraph(steps: steps, valueShapes: shapes, outputs: outputs, foldedBatchNorms: foldedNames)
+        return channelsLast ? ChannelsLastPass.apply(graph) : graph
     }
 
     /// The node against its op's declaration: known op, input count, attribute names and kinds, tensor roles.

@@ -6,7 +6,7 @@ import Testing
 /// written without the exporter): max abs error at most 1e-5 of the output's scale, NaN failing.
 @Suite("Op parity with PyTorch")
 struct OpParityTests {
-    static let cases = ["activations", "broadcast", "pooling", "shapes", "vit", "tokens"]
+    static let cases = ["activations", "broadcast", "pooling", "shapes", "vit", "tokens", "layouts"]
 
     @Test("whole batch and each sample alone match PyTorch", arguments: cases)
     func matches(_ name: String) throws {

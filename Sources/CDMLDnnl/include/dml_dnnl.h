@@ -1,5 +1,6 @@
 // Convolution through oneDNN's C API where it is available (x86-64 Linux with libdnnl): the runtime's fast
-// conv backend. Activations stay NCHW at the boundary; oneDNN keeps weights in the layout it picks.
+// conv backend. Activations are NCHW or NHWC (channels-last) at the boundary, as the caller says; oneDNN keeps
+// weights in the layout it picks.
 #ifndef DML_DNNL_H
 #define DML_DNNL_H
 
@@ -17,6 +18,11 @@ typedef enum {
 typedef struct {
     int in_channels, height, width, out_channels, out_height, out_width;
     int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups;
+    /// 1 when the source / destination are NHWC (channels last) rather than NCHW.
+    int source_channels_last, destination_channels_last;
+    /// 1 when the convolution is added to what the destination already holds (a residual sum fused as oneDNN's
+    /// sum post-op, before the activation).
+    int accumulate;
 } dml_dnnl_conv_shape;
 
 typedef struct dml_dnnl_conv dml_dnnl_conv;
@@ -30,7 +36,7 @@ int dml_dnnl_available(void);
 dml_dnnl_conv *dml_dnnl_conv_create(const dml_dnnl_conv_shape *shape, const float *weight, const float *bias,
                                     dml_dnnl_activation activation, float alpha, float beta);
 
-/// Computes `batch` samples NCHW -> NCHW. 0 on success; nonzero means nothing usable was written
+/// Computes `batch` samples in the layouts the shape names. 0 on success; nonzero means nothing usable was written
 /// (the caller falls back to its own convolution). Safe to call from several threads at once.
 int dml_dnnl_conv_run(dml_dnnl_conv *conv, const float *source, float *destination, int batch);
 

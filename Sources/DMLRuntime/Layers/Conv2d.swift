@@ -20,6 +20,13 @@ struct Conv2dLayer: Layer {
     var activation: ActivationLayer.Function? { didSet { remakeBackend() } }
     /// The implementation that runs this layer; setting it (or the activation) remakes the oneDNN handle.
     var backend: ConvBackend = ConvBackend.preferred { didSet { remakeBackend() } }
+    /// Memory order of the source and destination (set by the channels-last pass, for oneDNN layers).
+    var sourceLayout: TensorLayout = .planar { didSet { remakeBackend() } }
+    var destinationLayout: TensorLayout = .planar { didSet { remakeBackend() } }
+    /// A residual sum fused in (by the channels-last pass): the layer then reads `[residual, source]` and writes
+    /// `activation(conv(source) + residual)`, over the residual's buffer when the plan lets it.
+    var accumulates = false { didSet { remakeBackend() } }
+    var canRunInPlace: Bool { accumulates }
     /// oneDNN's handle when `backend` is `.onednn` and oneDNN took the layer.
     private(set) var onednn: OneDNNConvolution?
     var fusedReLU: Bool { activation == .relu }
@@ -100,8 +107,14 @@ struct Conv2dLayer: Layer {
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
         let inSize = inChannels * height * width
         let outPlane = outHeight * outWidth
-        if let onednn, onednn.run(inputs[0], output, batch: batch) {
+        let source = accumulates ? inputs[1] : inputs[0]
+        if accumulates { copyIfNeeded(inputs[0], output, count: batch * outChannels * outPlane) }
+        if let onednn, onednn.run(source, output, batch: batch) {
             if !onednn.fusesActivation { activation?.apply(output, output, count: batch * outChannels * outPlane) }
+            return
+        }
+        if sourceLayout != .planar || destinationLayout != .planar || accumulates {
+            forwardThroughPlanar(source, output, batch: batch, workspace: workspace)
             return
         }
         let samples = samplesPerGemm(batch)
@@ -145,6 +158,32 @@ struct Conv2dLayer: Layer {
             }
             activation?.apply(destination, destination, count: outChannels * outPlane)
         }
+    }
+
+    /// The fallback when oneDNN could not run a layer the channels-last pass gave it: the planar reference on
+    /// converted copies (allocated here: this path is the exception, never the plan).
+    private func forwardThroughPlanar(_ source: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
+        var planar = self
+        planar.backend = .reference
+        planar.activation = nil
+        planar.sourceLayout = .planar
+        planar.destinationLayout = .planar
+        planar.accumulates = false
+        let inCount = batch * inChannels * height * width, outCount = batch * outChannels * outHeight * outWidth
+        let input = UnsafeMutablePointer<Float>.allocate(capacity: inCount)
+        let result = UnsafeMutablePointer<Float>.allocate(capacity: outCount)
+        defer { input.deallocate(); result.deallocate() }
+        convertLayout(source, input, from: sourceLayout, to: .planar, channels: inChannels, plane: height * width, batch: batch)
+        planar.forward([UnsafePointer(input)], result, batch: batch, workspace: workspace)
+        if accumulates {
+            let converted = UnsafeMutablePointer<Float>.allocate(capacity: outCount)
+            defer { converted.deallocate() }
+            convertLayout(result, converted, from: .planar, to: destinationLayout, channels: outChannels, plane: outHeight * outWidth, batch: batch)
+            for i in 0..<outCount { output[i] += converted[i] }
+        } else {
+            convertLayout(result, output, from: .planar, to: destinationLayout, channels: outChannels, plane: outHeight * outWidth, batch: batch)
+        }
+        activation?.apply(output, output, count: outCount)
     }
 
     /// `samples` samples as one GEMM per group: columns `[columnRows, samples * plane]`, result

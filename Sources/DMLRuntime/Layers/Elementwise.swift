@@ -302,6 +302,8 @@ struct ChannelAffineLayer: Layer {
     let scale: [Float]
     let shift: [Float]
     let outputShape: [Int]
+    /// `.channelsLast`: the input and output are `[H, W, C]` (set by the channels-last pass).
+    var layout: TensorLayout = .planar
     var canRunInPlace: Bool { true }
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
@@ -309,6 +311,14 @@ struct ChannelAffineLayer: Layer {
         let inner = outputShape.elementCount / channels
         var x = inputs[0]
         var y = output
+        if layout == .channelsLast {
+            for _ in 0..<(batch * inner) {
+                for c in 0..<channels { y[c] = x[c] * scale[c] + shift[c] }
+                x += channels
+                y += channels
+            }
+            return
+        }
         for _ in 0..<batch {
             for c in 0..<channels {
                 let s = scale[c], t = shift[c]

@@ -72,13 +72,29 @@ struct ChannelLayerNormLayer: Layer {
     let bias: FloatBuffer?
     let epsilon: Float
     let outputShape: [Int]
+    /// `.channelsLast`: the input and output are `[H, W, C]`, so each position's channels are contiguous.
+    var layout: TensorLayout = .planar
     var canRunInPlace: Bool { true }
 
     func workspaceCount(maxBatch: Int) -> Int { 2 * plane }
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
-        let mean = workspace, inverse = workspace + plane
         let scale = 1 / Float(channels)
+        if layout == .channelsLast {
+            // The same sums in the same order as the planar loop, one position at a time.
+            for position in 0..<(batch * plane) {
+                let x = inputs[0] + position * channels, y = output + position * channels
+                var mean: Float = 0
+                for c in 0..<channels { mean += x[c] }
+                mean *= scale
+                var variance: Float = 0
+                for c in 0..<channels { let d = x[c] - mean; variance += d * d }
+                let inverse = 1 / (variance * scale + epsilon).squareRoot()
+                for c in 0..<channels { y[c] = (x[c] - mean) * inverse * (weight?[c] ?? 1) + (bias?[c] ?? 0) }
+            }
+            return
+        }
+        let mean = workspace, inverse = workspace + plane
         for n in 0..<batch {
             let x = inputs[0] + n * channels * plane, y = output + n * channels * plane
             mean.update(repeating: 0, count: plane)

@@ -35,7 +35,9 @@ final class OneDNNConvolution: @unchecked Sendable {
             out_channels: Int32(conv.outChannels), out_height: Int32(conv.outHeight), out_width: Int32(conv.outWidth),
             kernel_h: Int32(conv.kernelH), kernel_w: Int32(conv.kernelW), stride_h: Int32(conv.strideH),
             stride_w: Int32(conv.strideW), pad_h: Int32(conv.padH), pad_w: Int32(conv.padW),
-            dilation_h: Int32(conv.dilationH), dilation_w: Int32(conv.dilationW), groups: Int32(conv.groups))
+            dilation_h: Int32(conv.dilationH), dilation_w: Int32(conv.dilationW), groups: Int32(conv.groups),
+            source_channels_last: conv.sourceLayout == .channelsLast ? 1 : 0,
+            destination_channels_last: conv.destinationLayout == .channelsLast ? 1 : 0, accumulate: conv.accumulates ? 1 : 0)
         let (kind, alpha, beta) = Self.postOp(conv.activation)
         guard let handle = dml_dnnl_conv_create(&shape, conv.weight.pointer, conv.bias?.pointer, kind, alpha, beta) else { return nil }
         self.handle = handle
@@ -46,7 +48,7 @@ final class OneDNNConvolution: @unchecked Sendable {
 
     deinit { dml_dnnl_conv_destroy(handle) }
 
-    /// NCHW in, NCHW out; false when oneDNN could not run this batch (nothing usable was written).
+    /// In the layouts the conv names; false when oneDNN could not run this batch (nothing usable was written).
     func run(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointer<Float>, batch: Int) -> Bool {
         batch <= Int(Int32.max) && dml_dnnl_conv_run(handle, source, destination, Int32(batch)) == 0
     }

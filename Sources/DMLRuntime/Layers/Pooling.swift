@@ -9,6 +9,8 @@ struct Pool2dLayer: Layer {
     let kernelH: Int, kernelW: Int, strideH: Int, strideW: Int, padH: Int, padW: Int, dilationH: Int, dilationW: Int
     let outHeight: Int, outWidth: Int
     let outputShape: [Int]
+    /// `.channelsLast`: the input and output are `[H, W, C]` (set by the channels-last pass).
+    var layout: TensorLayout = .planar
 
     init(node: String, kind: Kind, inputShape: [Int], kernel: [Int], stride: [Int], padding: [Int], dilation: [Int],
          ceilMode: Bool = false) throws {
@@ -41,6 +43,10 @@ struct Pool2dLayer: Layer {
     }
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
+        if layout == .channelsLast {
+            forwardChannelsLast(inputs[0], output, batch: batch)
+            return
+        }
         if windowsInside {
             forwardUnpadded(inputs[0], output, planes: batch * channels)
             return
@@ -88,6 +94,48 @@ struct Pool2dLayer: Layer {
 }
 
 extension Pool2dLayer {
+    /// Channels-last windows: each tap is a contiguous run of `channels` values, so the inner loop vectorises.
+    /// Same taps, order and divisors as the planar loop.
+    fileprivate func forwardChannelsLast(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
+        let isMax: Bool
+        if case .max = kind { isMax = true } else { isMax = false }
+        var y = output
+        for n in 0..<batch {
+            let x = input + n * height * width * channels
+            for oy in 0..<outHeight {
+                for ox in 0..<outWidth {
+                    y.update(repeating: isMax ? -Float.infinity : 0, count: channels)
+                    var inside = 0
+                    for ki in 0..<kernelH {
+                        let iy = oy * strideH - padH + ki * dilationH
+                        guard iy >= 0, iy < height else { continue }
+                        for kj in 0..<kernelW {
+                            let ix = ox * strideW - padW + kj * dilationW
+                            guard ix >= 0, ix < width else { continue }
+                            let tap = x + (iy * width + ix) * channels
+                            if isMax {
+                                for c in 0..<channels { y[c] = max(y[c], tap[c]) }
+                            } else {
+                                for c in 0..<channels { y[c] += tap[c] }
+                            }
+                            inside += 1
+                        }
+                    }
+                    if case let .average(countIncludePad) = kind {
+                        var divisor = inside
+                        if countIncludePad {
+                            let y0 = oy * strideH - padH, x0 = ox * strideW - padW
+                            divisor = (min(y0 + kernelH, height + padH) - y0) * (min(x0 + kernelW, width + padW) - x0)
+                        }
+                        let d = Float(max(divisor, 1))
+                        for c in 0..<channels { y[c] = divisor > 0 ? y[c] / d : 0 }
+                    }
+                    y += channels
+                }
+            }
+        }
+    }
+
     /// The common case (no padding, no dilation): every window lies inside the input, so no bounds checks.
     fileprivate func forwardUnpadded(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, planes: Int) {
         let isMax: Bool
@@ -136,6 +184,8 @@ struct GlobalPoolLayer: Layer {
     let channels: Int
     let inner: Int
     let outputShape: [Int]
+    /// `.channelsLast`: the input is `[H, W, C]` (the output, one value per channel, is the same either way).
+    var layout: TensorLayout = .planar
 
     init(node: String, inputShape: [Int], isMax: Bool, keepDimensions: Bool) throws {
         guard inputShape.count >= 2 else { throw ModelError.shapeMismatch(node: node, reason: "global pooling needs input [C, H, W], got \(inputShape)") }
@@ -146,6 +196,23 @@ struct GlobalPoolLayer: Layer {
     }
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
+        if layout == .channelsLast {
+            // Positions in the same order as the planar sums, all channels at once.
+            for n in 0..<batch {
+                let x = inputs[0] + n * inner * channels, y = output + n * channels
+                y.update(from: x, count: channels)
+                for p in 1..<max(inner, 1) {
+                    let row = x + p * channels
+                    if isMax {
+                        for c in 0..<channels { y[c] = max(y[c], row[c]) }
+                    } else {
+                        for c in 0..<channels { y[c] += row[c] }
+                    }
+                }
+                if !isMax { for c in 0..<channels { y[c] /= Float(inner) } }
+            }
+            return
+        }
         for plane in 0..<(batch * channels) {
             let x = inputs[0] + plane * inner
             if isMax {
@@ -169,6 +236,8 @@ struct AdaptivePool2dLayer: Layer {
     let rowBins: [Range<Int>]
     let columnBins: [Range<Int>]
     let outputShape: [Int]
+    /// `.channelsLast`: the input and output are `[H, W, C]` (set by the channels-last pass).
+    var layout: TensorLayout = .planar
 
     init(node: String, inputShape: [Int], outputSize: [Int], isMax: Bool) throws {
         guard inputShape.count == 3 else { throw ModelError.shapeMismatch(node: node, reason: "adaptive pooling needs input [C, H, W], got \(inputShape)") }
@@ -189,6 +258,29 @@ struct AdaptivePool2dLayer: Layer {
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
         var y = output
+        if layout == .channelsLast {
+            for n in 0..<batch {
+                let x = inputs[0] + n * height * width * channels
+                for rows in rowBins {
+                    for columns in columnBins {
+                        y.update(repeating: isMax ? -Float.infinity : 0, count: channels)
+                        for iy in rows {
+                            for ix in columns {
+                                let tap = x + (iy * width + ix) * channels
+                                if isMax {
+                                    for c in 0..<channels { y[c] = max(y[c], tap[c]) }
+                                } else {
+                                    for c in 0..<channels { y[c] += tap[c] }
+                                }
+                            }
+                        }
+                        if !isMax { for c in 0..<channels { y[c] /= Float(rows.count * columns.count) } }
+                        y += channels
+                    }
+                }
+            }
+            return
+        }
         for plane in 0..<(batch * channels) {
             let x = inputs[0] + plane * height * width
             for rows in rowBins {

@@ -46,6 +46,8 @@ struct ConcatLayer: Layer {
 /// axis `order[i]`. Axes that stay neighbours are merged at load, so a channel shuffle copies whole planes.
 struct PermuteLayer: Layer {
     let outputShape: [Int]
+    let inputShape: [Int]
+    let order: [Int]
     /// Merged output loop dimensions and the input stride along each.
     let dims: [Int]
     let inputStrides: [Int]
@@ -54,6 +56,8 @@ struct PermuteLayer: Layer {
         guard order.count == inputShape.count, order.sorted() == Array(inputShape.indices) else {
             throw ModelError.badAttribute(node: node, attribute: "dims", reason: "must reorder the axes of \(inputShape) (with the batch axis 0 first)")
         }
+        self.inputShape = inputShape
+        self.order = order
         var contiguous = [Int](repeating: 1, count: inputShape.count)
         for d in inputShape.indices.dropLast().reversed() { contiguous[d] = contiguous[d + 1] * inputShape[d + 1] }
         outputShape = order.map { inputShape[$0] }
@@ -137,6 +141,9 @@ struct SliceLayer: Layer {
 /// Mean over a set of per-sample axes (`x.mean(dims, keepdim)`): over tokens, over H and W, or any mix.
 struct MeanLayer: Layer {
     let outputShape: [Int]
+    let inputShape: [Int]
+    let axes: Set<Int>
+    let keepDimensions: Bool
     let inputCount: Int
     /// Merged input loop dimensions and the output stride along each (0 along reduced axes).
     let dims: [Int]
@@ -144,6 +151,9 @@ struct MeanLayer: Layer {
     let reducedCount: Int
 
     init(inputShape: [Int], axes: Set<Int>, keepDimensions: Bool) {
+        self.inputShape = inputShape
+        self.axes = axes
+        self.keepDimensions = keepDimensions
         inputCount = inputShape.elementCount
         reducedCount = axes.map { inputShape[$0] }.reduce(1, *)
         let kept = inputShape.indices.map { axes.contains($0) ? 1 : inputShape[$0] }

@@ -293,7 +293,55 @@ def token_input() -> None:
     write(n, ["over_tokens", "context", "out"], [torch.softmax(attn, dim=1), context, F.linear(attn, n.t("out", "weight"))], x)
 
 
-CASES = [activations, broadcast, pooling, shapes, vision_transformer, token_input]
+def layouts() -> None:
+    """What the channels-last plan rewrites: convs first, then residual sums fused into a conv (with a ReLU
+    after; with the residual read again later), concat, an unfolded BatchNorm, padded ceil-mode max/avg pooling,
+    adaptive and global pooling, channel LayerNorm, mean (dropping H and W; keeping dims), a broadcast gate and
+    a permute out of channels-last order."""
+    n = Net("layouts", [3, 10, 9], "NCHW", seed=7)
+    n.add("stem", "conv2d", ["input"], {"padding": 1}, weight=n.weight(8, 3, 3, 3), bias=n.weight(8))
+    n.add("c1", "conv2d", ["stem"], {"padding": 1}, weight=n.weight(8, 8, 3, 3))
+    n.add("bn1", "batch_norm", ["c1"], {"eps": 1e-5}, weight=n.weight(8, positive=True), bias=n.weight(8),
+          running_mean=n.weight(8), running_var=n.weight(8, positive=True))
+    n.add("sum1", "add", ["bn1", "stem"])
+    n.add("block1", "relu", ["sum1"])
+    n.add("c2", "conv2d", ["block1"], {"padding": 1}, weight=n.weight(8, 8, 3, 3), bias=n.weight(8))
+    n.add("sum2", "add", ["block1", "c2"])
+    n.add("both", "concat", ["sum2", "block1"], {"dim": 1})
+    n.add("affine", "batch_norm", ["both"], {"eps": 1e-5}, weight=n.weight(16, positive=True), bias=n.weight(16),
+          running_mean=n.weight(16), running_var=n.weight(16, positive=True))
+    n.add("act", "relu", ["affine"])
+    n.add("max_pad", "max_pool2d", ["act"], {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True})
+    n.add("avg_pad", "avg_pool2d", ["act"], {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": True})
+    n.add("adapt", "adaptive_avg_pool2d", ["act"], {"output_size": [4, 3]})
+    n.add("norm", "channel_layer_norm", ["adapt"], {"eps": 1e-6}, weight=n.weight(16, positive=True), bias=n.weight(16))
+    n.add("spatial", "mean", ["max_pad"], {"dims": [2, 3], "keepdim": False})
+    n.add("keep", "mean", ["avg_pad"], {"dims": [1], "keepdim": True})
+    n.add("gate", "global_avg_pool", ["act"], {"keepdim": True})
+    n.add("gated", "mul", ["act", "gate"])
+    n.add("last", "permute", ["gated"], {"dims": [0, 2, 3, 1]})
+    x = np.random.default_rng(17).standard_normal([BATCH] + n.input_shape).astype(np.float32)
+    t = torch.from_numpy(x).double()
+
+    def bn(v, name):
+        return F.batch_norm(v, n.t(name, "running_mean"), n.t(name, "running_var"), n.t(name, "weight"), n.t(name, "bias"), eps=1e-5)
+
+    stem = F.conv2d(t, n.t("stem", "weight"), n.t("stem", "bias"), padding=1)
+    block1 = torch.relu(bn(F.conv2d(stem, n.t("c1", "weight"), padding=1), "bn1") + stem)
+    sum2 = block1 + F.conv2d(block1, n.t("c2", "weight"), n.t("c2", "bias"), padding=1)
+    act = torch.relu(bn(torch.cat([sum2, block1], dim=1), "affine"))
+    adapt = F.adaptive_avg_pool2d(act, (4, 3))
+    norm = F.layer_norm(adapt.permute(0, 2, 3, 1), (16,), n.t("norm", "weight"), n.t("norm", "bias"), 1e-6).permute(0, 3, 1, 2)
+    expected = [
+        F.max_pool2d(act, 3, 2, padding=1, ceil_mode=True).mean((2, 3)),
+        F.avg_pool2d(act, 3, 2, padding=1, ceil_mode=True, count_include_pad=True).mean(1, keepdim=True),
+        norm,
+        (act * act.mean((2, 3), keepdim=True)).permute(0, 2, 3, 1),
+    ]
+    write(n, ["spatial", "keep", "norm", "last"], expected, x)
+
+
+CASES = [activations, broadcast, pooling, shapes, vision_transformer, token_input, layouts]
 
 if __name__ == "__main__":
     for case in CASES:
