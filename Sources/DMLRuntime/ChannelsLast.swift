@@ -162,6 +162,8 @@ enum ChannelsLastPass {
         }
     }
 
+    /// A BatchNorm left unfolded takes the activation that alone reads it.
+    ///
     /// `add(conv(x), r)` where the conv (oneDNN, no activation of its own) is read only by the add becomes one
     /// conv step reading `[r, x]` that adds into `r` (oneDNN's sum post-op), with an activation that reads only
     /// the sum fused after it. The conv step moves to where the add was, so `r` is computed before it.
@@ -171,6 +173,17 @@ enum ChannelsLastPass {
         for output in graph.outputs { readers[output, default: []].append(Int.max) }
         var steps: [CompiledGraph.Step?] = graph.steps
         for (index, step) in graph.steps.enumerated() {
+            // An unfolded BatchNorm and the activation that alone reads it: one pass over memory.
+            if var affine = step.layer as? ChannelAffineLayer, affine.activation == nil, let only = readers[step.output],
+               only.count == 1, only[0] != Int.max, let next = steps[only[0]], let activation = next.layer as? ActivationLayer,
+               next.inputs == [step.output]
+            {
+                affine.activation = activation.function
+                steps[index] = .init(name: step.name, op: step.op + "+" + activation.function.name, layer: affine,
+                                     inputs: step.inputs, output: next.output)
+                steps[only[0]] = nil
+                continue
+            }
             guard let add = step.layer as? BinaryLayer, add.operation == .add, step.inputs.count == 2,
                   step.inputs[0] != step.inputs[1], add.aCount == add.bCount else { continue }
             for (convSide, residual) in [(0, step.inputs[1]), (1, step.inputs[0])] {

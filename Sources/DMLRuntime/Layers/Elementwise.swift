@@ -62,7 +62,10 @@ struct ActivationLayer: Layer {
     var canRunInPlace: Bool { true }
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
-        function.apply(inputs[0], output, count: batch * outputShape.elementCount)
+        let source = inputs[0]
+        parallelFor(batch * outputShape.elementCount, grain: 16384) { range in
+            function.apply(source + range.lowerBound, output + range.lowerBound, count: range.count)
+        }
     }
 }
 
@@ -304,27 +307,31 @@ struct ChannelAffineLayer: Layer {
     let outputShape: [Int]
     /// `.channelsLast`: the input and output are `[H, W, C]` (set by the channels-last pass).
     var layout: TensorLayout = .planar
+    /// An activation that read only this layer's output (DenseNet's BatchNorm + ReLU), fused by the pass.
+    var activation: ActivationLayer.Function?
     var canRunInPlace: Bool { true }
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
         let channels = outputShape[0]
         let inner = outputShape.elementCount / channels
-        var x = inputs[0]
-        var y = output
+        let source = inputs[0]
         if layout == .channelsLast {
-            for _ in 0..<(batch * inner) {
-                for c in 0..<channels { y[c] = x[c] * scale[c] + shift[c] }
-                x += channels
-                y += channels
+            parallelFor(batch * inner, grain: max(1, 8192 / channels)) { positions in
+                for p in positions {
+                    let x = source + p * channels, y = output + p * channels
+                    for c in 0..<channels { y[c] = x[c] * scale[c] + shift[c] }
+                    activation?.apply(y, y, count: channels)
+                }
             }
             return
         }
-        for _ in 0..<batch {
-            for c in 0..<channels {
+        parallelFor(batch * channels, grain: max(1, 8192 / inner)) { planes in
+            for plane in planes {
+                let c = plane % channels
+                let x = source + plane * inner, y = output + plane * inner
                 let s = scale[c], t = shift[c]
                 for i in 0..<inner { y[i] = x[i] * s + t }
-                x += inner
-                y += inner
+                activation?.apply(y, y, count: inner)
             }
         }
     }

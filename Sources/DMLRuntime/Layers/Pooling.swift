@@ -99,10 +99,11 @@ extension Pool2dLayer {
     fileprivate func forwardChannelsLast(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
         let isMax: Bool
         if case .max = kind { isMax = true } else { isMax = false }
-        var y = output
-        for n in 0..<batch {
-            let x = input + n * height * width * channels
-            for oy in 0..<outHeight {
+        parallelFor(batch * outHeight, grain: max(1, 4096 / max(1, outWidth * channels))) { rows in
+            for row in rows {
+                let n = row / outHeight, oy = row % outHeight
+                let x = input + n * height * width * channels
+                var y = output + row * outWidth * channels
                 for ox in 0..<outWidth {
                     y.update(repeating: isMax ? -Float.infinity : 0, count: channels)
                     var inside = 0

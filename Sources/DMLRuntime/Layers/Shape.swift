@@ -32,11 +32,14 @@ struct ConcatLayer: Layer {
     }
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
-        var y = output
-        for b in 0..<(batch * outer) {
-            for (input, chunk) in zip(inputs, chunks) {
-                y.update(from: input + b * chunk, count: chunk)
-                y += chunk
+        let total = chunks.reduce(0, +)
+        parallelFor(batch * outer, grain: max(1, 16384 / total)) { rows in
+            var y = output + rows.lowerBound * total
+            for b in rows {
+                for (input, chunk) in zip(inputs, chunks) {
+                    y.update(from: input + b * chunk, count: chunk)
+                    y += chunk
+                }
             }
         }
     }

@@ -1,0 +1,46 @@
+#include "dml_parallel.h"
+
+#if defined(__x86_64__) && defined(__linux__) && __has_include(<dnnl.h>)
+#include "dnnl_internal.h"
+
+// libgomp's entry points (what `#pragma omp parallel` compiles to with GCC), declared here because the
+// toolchain's clang emits LLVM's OpenMP runtime calls, not libgomp's, and may lack omp.h.
+extern void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
+extern int omp_get_thread_num(void);
+extern int omp_get_num_threads(void);
+extern int omp_get_max_threads(void);
+extern int omp_in_parallel(void);
+
+typedef struct {
+    long count;
+    void (*body)(void *, long, long);
+    void *context;
+} job;
+
+static void run_piece(void *data) {
+    const job *j = data;
+    long t = omp_get_thread_num(), n = omp_get_num_threads();
+    long begin = j->count * t / n, end = j->count * (t + 1) / n;
+    if (begin < end) j->body(j->context, begin, end);
+}
+
+void dml_parallel_for(long count, long grain, void (*body)(void *, long, long), void *context) {
+    if (count <= 0) return;
+    dml_dnnl_apply_threads();
+    long threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    long pieces = grain > 0 ? count / grain : count;
+    if (threads > pieces) threads = pieces;
+    if (threads <= 1) {
+        body(context, 0, count);
+        return;
+    }
+    job j = {count, body, context};
+    GOMP_parallel(run_piece, &j, (unsigned)threads, 0);
+}
+
+#else
+void dml_parallel_for(long count, long grain, void (*body)(void *, long, long), void *context) {
+    (void)grain;
+    if (count > 0) body(context, 0, count);
+}
+#endif
