@@ -58,6 +58,9 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
             throw ModelError.fingerprintMismatch(stored: stored, computed: computed)
         }
         let graph = try GraphBuilder(spec: spec, weights: ModelWeights(file: file)).build()
+        // The fingerprint check and the weight reorders touched every page; what is still read per call
+        // (linear weights, refused convs) comes back on demand.
+        file.releaseResidentPages()
         self.file = file
         self.spec = spec
         self.graph = graph

@@ -48,6 +48,14 @@ final class MappedBytes: @unchecked Sendable {
         }
     }
 
+    /// Lets the OS drop the mapping's resident pages (they are read from the file again on the next touch):
+    /// after load, weights already copied or reordered elsewhere stop counting in the process's memory.
+    /// Nothing for bytes held in memory.
+    func releaseResidentPages() {
+        guard isMapped, let base else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base), count, Int32(MADV_DONTNEED))
+    }
+
     deinit {
         guard let base else { return }
         if isMapped {

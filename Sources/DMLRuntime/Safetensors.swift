@@ -43,6 +43,9 @@ public final class SafetensorsFile: @unchecked Sendable {
         try self.init(mapped: MappedBytes(bytes: bytes))
     }
 
+    /// Drops the file's pages from this process's resident memory (re-read on the next touch).
+    func releaseResidentPages() { bytes.releaseResidentPages() }
+
     private init(mapped: MappedBytes) throws {
         bytes = mapped
         let fileSize = mapped.count

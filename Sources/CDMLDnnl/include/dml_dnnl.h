@@ -40,6 +40,10 @@ dml_dnnl_conv *dml_dnnl_conv_create(const dml_dnnl_conv_shape *shape, const floa
 /// (the caller falls back to its own convolution). Safe to call from several threads at once.
 int dml_dnnl_conv_run(dml_dnnl_conv *conv, const float *source, float *destination, int batch);
 
+/// Makes (and caches) the primitives for `batch` now, reordering the weights, so a later run reads the
+/// caller's weight buffer no more when its layout is shared. 0 when oneDNN took the batch.
+int dml_dnnl_conv_prepare(dml_dnnl_conv *conv, int batch);
+
 void dml_dnnl_conv_destroy(dml_dnnl_conv *conv);
 
 /// OpenMP threads for oneDNN calls (applied on each calling thread before it runs a primitive); 0 leaves

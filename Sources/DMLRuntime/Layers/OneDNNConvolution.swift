@@ -48,6 +48,9 @@ final class OneDNNConvolution: @unchecked Sendable {
 
     deinit { dml_dnnl_conv_destroy(handle) }
 
+    /// Builds the batch-1 primitive and the reordered weights now (at load); false when oneDNN refuses them.
+    func prepare() -> Bool { dml_dnnl_conv_prepare(handle, 1) == 0 }
+
     /// In the layouts the conv names; false when oneDNN could not run this batch (nothing usable was written).
     func run(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointer<Float>, batch: Int) -> Bool {
         batch <= Int(Int32.max) && dml_dnnl_conv_run(handle, source, destination, Int32(batch)) == 0
