@@ -42,13 +42,18 @@ struct ModelWeights {
         }
         let scales = try file.floats(name + ".scale")
         let quantised = try file.int8s(name)
-        let perRow = info.elementCount / rows
-        let buffer = FloatBuffer(count: info.elementCount) { out in
-            for r in 0..<rows {
-                let s = scales[r]
-                for i in 0..<perRow { out[r * perRow + i] = Float(quantised[r * perRow + i]) * s }
-            }
-        }
+        let buffer = dequantisedRows(quantised, scales: scales.array, rows: rows)
         return (buffer, info.shape)
+    }
+}
+
+/// `w[r, i] = q[r, i] * scale[r]` for int8 weights with one scale per row (dimension 0); `rows` divides the count.
+package func dequantisedRows(_ quantised: [Int8], scales: [Float], rows: Int) -> FloatBuffer {
+    let perRow = quantised.count / rows
+    return FloatBuffer(count: quantised.count) { out in
+        for r in 0..<rows {
+            let s = scales[r]
+            for i in 0..<perRow { out[r * perRow + i] = Float(quantised[r * perRow + i]) * s }
+        }
     }
 }

@@ -66,8 +66,7 @@ public struct BertEncoder: Sendable {
                     w.projected.withUnsafeMutableBufferPointer { projectedBuffer in
                         let qkv = qkvBuffer.baseAddress!, context = contextBuffer.baseAddress!
                         let scores = scoresBuffer.baseAddress!, projected = projectedBuffer.baseAddress!
-                        Kernels.linear(hidden, rows: total, inFeatures: h, weight: layer.qkvWeight, bias: layer.qkvBias,
-                                       outFeatures: stride, into: qkv)
+                        layer.qkv.apply(hidden, rows: total, into: qkv)
                         var offset = 0
                         for length in lengths {
                             let n = Int32(length)
@@ -82,8 +81,7 @@ public struct BertEncoder: Sendable {
                             }
                             offset += length
                         }
-                        Kernels.linear(context, rows: total, inFeatures: h, weight: layer.attentionOutputWeight,
-                                       bias: layer.attentionOutputBias, outFeatures: h, into: projected)
+                        layer.attentionOutput.apply(context, rows: total, into: projected)
                         Kernels.addLayerNorm(projected, residual: hidden, rows: total, width: h, weight: layer.attentionNormWeight,
                                              bias: layer.attentionNormBias, epsilon: c.layerNormEpsilon)
                         hidden.update(from: projected, count: total * h)
@@ -95,15 +93,12 @@ public struct BertEncoder: Sendable {
 
     private func feedForward(_ layer: BertLayerWeights, hidden: UnsafeMutablePointer<Float>, total: Int, workspace w: Workspace) {
         let c = configuration
-        let h = c.hiddenSize, i = c.intermediateSize
+        let h = c.hiddenSize
         w.intermediate.withUnsafeMutableBufferPointer { intermediateBuffer in
             w.projected.withUnsafeMutableBufferPointer { projectedBuffer in
                 let inter = intermediateBuffer.baseAddress!, projected = projectedBuffer.baseAddress!
-                Kernels.linear(hidden, rows: total, inFeatures: h, weight: layer.intermediateWeight, bias: layer.intermediateBias,
-                               outFeatures: i, into: inter)
-                Kernels.gelu(inter, count: total * i)
-                Kernels.linear(inter, rows: total, inFeatures: i, weight: layer.outputWeight, bias: layer.outputBias,
-                               outFeatures: h, into: projected)
+                layer.intermediate.apply(hidden, rows: total, into: inter)  // GELU fused
+                layer.output.apply(inter, rows: total, into: projected)
                 Kernels.addLayerNorm(projected, residual: hidden, rows: total, width: h, weight: layer.outputNormWeight,
                                      bias: layer.outputNormBias, epsilon: c.layerNormEpsilon)
                 hidden.update(from: projected, count: total * h)

@@ -1,13 +1,13 @@
 import DMLRuntime
 
-/// One encoder layer's parameters. Weight matrices are stored transposed (`[in, out]`, see `Kernels.linear`);
-/// query, key and value are fused into one `[H, 3H]` matrix so a single GEMM computes all three.
+/// One encoder layer's parameters. Query, key and value are fused into one `[3H, H]` layer so a single GEMM
+/// computes all three; the intermediate layer fuses its GELU.
 struct BertLayerWeights: Sendable {
-    var qkvWeight: [Float], qkvBias: [Float]
-    var attentionOutputWeight: [Float], attentionOutputBias: [Float]
+    var qkv: DenseLayer
+    var attentionOutput: DenseLayer
     var attentionNormWeight: [Float], attentionNormBias: [Float]
-    var intermediateWeight: [Float], intermediateBias: [Float]
-    var outputWeight: [Float], outputBias: [Float]
+    var intermediate: DenseLayer
+    var output: DenseLayer
     var outputNormWeight: [Float], outputNormBias: [Float]
 }
 
@@ -48,17 +48,16 @@ struct BertWeights: Sendable {
                 + tensor(p + "attention.self.key.weight", [h, h], round: true)
                 + tensor(p + "attention.self.value.weight", [h, h], round: true)
             return BertLayerWeights(
-                qkvWeight: Kernels.transposed(qkv, rows: 3 * h, columns: h),
-                qkvBias: try tensor(p + "attention.self.query.bias", [h]) + tensor(p + "attention.self.key.bias", [h])
-                    + tensor(p + "attention.self.value.bias", [h]),
-                attentionOutputWeight: Kernels.transposed(try tensor(p + "attention.output.dense.weight", [h, h], round: true), rows: h, columns: h),
-                attentionOutputBias: try tensor(p + "attention.output.dense.bias", [h]),
+                qkv: DenseLayer(weight: qkv, bias: try tensor(p + "attention.self.query.bias", [h]) + tensor(p + "attention.self.key.bias", [h])
+                    + tensor(p + "attention.self.value.bias", [h]), inFeatures: h, outFeatures: 3 * h),
+                attentionOutput: DenseLayer(weight: try tensor(p + "attention.output.dense.weight", [h, h], round: true),
+                                            bias: try tensor(p + "attention.output.dense.bias", [h]), inFeatures: h, outFeatures: h),
                 attentionNormWeight: try tensor(p + "attention.output.LayerNorm.weight", [h]),
                 attentionNormBias: try tensor(p + "attention.output.LayerNorm.bias", [h]),
-                intermediateWeight: Kernels.transposed(try tensor(p + "intermediate.dense.weight", [i, h], round: true), rows: i, columns: h),
-                intermediateBias: try tensor(p + "intermediate.dense.bias", [i]),
-                outputWeight: Kernels.transposed(try tensor(p + "output.dense.weight", [h, i], round: true), rows: h, columns: i),
-                outputBias: try tensor(p + "output.dense.bias", [h]),
+                intermediate: DenseLayer(weight: try tensor(p + "intermediate.dense.weight", [i, h], round: true),
+                                         bias: try tensor(p + "intermediate.dense.bias", [i]), inFeatures: h, outFeatures: i, gelu: true),
+                output: DenseLayer(weight: try tensor(p + "output.dense.weight", [h, i], round: true),
+                                   bias: try tensor(p + "output.dense.bias", [h]), inFeatures: i, outFeatures: h),
                 outputNormWeight: try tensor(p + "output.LayerNorm.weight", [h]),
                 outputNormBias: try tensor(p + "output.LayerNorm.bias", [h]))
         }
@@ -79,8 +78,7 @@ struct BertWeights: Sendable {
             }
             let scales = try file.floats(scaleInfo.name).array
             let quantised = try file.int8s(info.name)
-            let perRow = info.elementCount / rows
-            return quantised.enumerated().map { Float($0.element) * scales[$0.offset / perRow] }
+            return dequantisedRows(quantised, scales: scales, rows: rows).array
         default:
             throw TextModelError.badTensor(name: info.name, reason: "has dtype \(info.dtype.rawValue); expected F32, F16, BF16 or I8")
         }

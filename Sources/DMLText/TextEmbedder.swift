@@ -122,7 +122,7 @@ public final class TextEmbedder: @unchecked Sendable {
                         continue
                     }
                     pooling.pool(hidden.baseAddress! + offset * width, length: length, width: width, into: target)
-                    Kernels.l2Normalize(target, count: width)
+                    l2NormalizeRows(target, rows: 1, width: width)
                     offset += length
                 }
             }

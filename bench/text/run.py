@@ -26,11 +26,12 @@ MODEL = REPO / "models" / "text" / "all-MiniLM-L6-v2"
 RESULTS = REPO / "bench" / "RESULTS.md"
 START, END = "<!-- text-bench:start -->", "<!-- text-bench:end -->"
 # Measured with perf on this machine; rewritten with the table so it stays beside the numbers it explains.
-NOTE = ("- Where DMLKit's batch-1 time went in an earlier perf profile (before the issue-16 kernel work): about 45% in OpenBLAS's sgemm kernel and 40% in OpenBLAS packing "
-        "the weight matrices, which BLAS redoes on every call; at ~13 tokens per caption the packing costs as much as "
-        "the arithmetic. onnxruntime (MLAS) packs its weights once at load, hence its lead at batch 1; at batch 32 "
-        "packing is amortised and DMLKit's unpadded packed sequences do less work than padded batches.")
-FRAMEWORKS = {"dmlkit": "DMLKit (Swift, OpenBLAS)", "st": "sentence-transformers (PyTorch CPU)", "ort": "onnxruntime"}
+NOTE = ("- Why: before the issue-16 kernel work, a perf profile put about 45% of DMLKit's batch-1 time in OpenBLAS's "
+        "sgemm kernel and 40% in OpenBLAS re-packing the weight matrices on every call (at ~13 tokens per caption the "
+        "packing cost as much as the arithmetic). The encoder's dense layers now run on oneDNN's matmul with the weights "
+        "packed once at load, as onnxruntime (MLAS) does; `DMLKIT_CONV=reference` puts them back on OpenBLAS. At batch "
+        "32 DMLKit's unpadded packed sequences also do less work than padded batches.")
+FRAMEWORKS = {"dmlkit": "DMLKit (Swift, oneDNN matmul)", "st": "sentence-transformers (PyTorch CPU)", "ort": "onnxruntime"}
 
 
 def captions(count, seed=7):

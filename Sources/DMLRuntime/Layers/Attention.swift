@@ -119,7 +119,7 @@ struct SelfAttentionLayer: Layer {
 
 /// `y = x W^T + b` for `rows` rows (the bias pre-filled and accumulated into, as in `LinearLayer`).
 @inline(__always)
-func projectRows(_ x: UnsafePointer<Float>, rows: Int, inFeatures: Int, weight: FloatBuffer, bias: FloatBuffer?, outFeatures: Int,
+package func projectRows(_ x: UnsafePointer<Float>, rows: Int, inFeatures: Int, weight: FloatBuffer, bias: FloatBuffer?, outFeatures: Int,
                  into y: UnsafeMutablePointer<Float>) {
     var beta: Float = 0
     if let bias {

@@ -1,6 +1,8 @@
 import CDMLBlas
+import CDMLDnnl
 
-/// `y = x W^T + b` over the last dimension, as one GEMM for the whole batch.
+/// `y = x W^T + b` over the last dimension, as one GEMM for the whole batch: oneDNN's matmul on weights packed
+/// once where oneDNN took the layer, else the BLAS GEMM (the reference in tests).
 struct LinearLayer: Layer {
     let weight: FloatBuffer  // [outFeatures, inFeatures]
     let bias: FloatBuffer?
@@ -10,7 +12,11 @@ struct LinearLayer: Layer {
     let rowsPerSample: Int
     let outputShape: [Int]
     /// An activation that read only this layer's output, applied in the epilogue (set by the graph builder).
-    var activation: ActivationLayer.Function?
+    var activation: ActivationLayer.Function? { didSet { remakeBackend() } }
+    /// The implementation that runs this layer (the conv's switch: `DMLKIT_CONV=reference` forces BLAS).
+    var backend: ConvBackend = ConvBackend.preferred { didSet { remakeBackend() } }
+    /// oneDNN's handle when `backend` is `.onednn` and oneDNN took the layer.
+    private(set) var onednn: OneDNNLinear?
     var flops: Int { 2 * rowsPerSample * inFeatures * outFeatures }
 
     init(node: String, inputShape: [Int], weight: FloatBuffer, weightShape: [Int], bias: FloatBuffer?) throws {
@@ -27,18 +33,59 @@ struct LinearLayer: Layer {
         outFeatures = weightShape[0]
         rowsPerSample = inputShape.dropLast().reduce(1, *)
         outputShape = inputShape.dropLast() + [weightShape[0]]
+        remakeBackend()
+    }
+
+    private mutating func remakeBackend() {
+        onednn = backend == .onednn
+            ? OneDNNLinear(weight: weight, bias: bias, inFeatures: inFeatures, outFeatures: outFeatures, activation: activation) : nil
     }
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
         let rows = batch * rowsPerSample
-        var beta: Float = 0
-        if let bias {
-            // Pre-fill rows with the bias and accumulate into it (beta = 1) rather than a second pass.
-            for r in 0..<rows { (output + r * outFeatures).update(from: bias.pointer, count: outFeatures) }
-            beta = 1
+        if let onednn, onednn.run(inputs[0], output, rows: rows) {
+            if !onednn.fusesActivation { activation?.apply(output, output, count: rows * outFeatures) }
+            return
         }
-        dml_sgemm(0, 1, Int32(rows), Int32(outFeatures), Int32(inFeatures), 1, inputs[0], Int32(inFeatures),
-                  weight.pointer, Int32(inFeatures), beta, output, Int32(outFeatures))
+        projectRows(inputs[0], rows: rows, inFeatures: inFeatures, weight: weight, bias: bias, outFeatures: outFeatures, into: output)
         activation?.apply(output, output, count: rows * outFeatures)
+    }
+}
+
+/// One linear layer's oneDNN matmul: weights reordered into oneDNN's layout once (shared by every row count),
+/// a primitive per row count made on first use. Holds the weight and bias buffers the handle reads.
+package final class OneDNNLinear: @unchecked Sendable {
+    // The C handle locks its own cache, so concurrent `run` calls are safe.
+    private let handle: OpaquePointer
+    private let weight: FloatBuffer
+    private let bias: FloatBuffer?
+    /// Whether oneDNN applies the activation as a post-op (false: the caller's epilogue must run it).
+    package let fusesActivation: Bool
+
+    /// `weight` is `[outFeatures, inFeatures]` as PyTorch stores it. Nil when oneDNN is unavailable or refuses it.
+    init?(weight: FloatBuffer, bias: FloatBuffer?, inFeatures: Int, outFeatures: Int, activation: ActivationLayer.Function?) {
+        guard weight.count == inFeatures * outFeatures, bias.map({ $0.count == outFeatures }) ?? true,
+              inFeatures <= Int(Int32.max), outFeatures <= Int(Int32.max) else { return nil }
+        let (kind, alpha, beta) = OneDNNConvolution.postOp(activation)
+        guard let handle = dml_dnnl_linear_create(Int32(inFeatures), Int32(outFeatures), weight.pointer, bias?.pointer,
+                                                  kind, alpha, beta) else { return nil }
+        self.handle = handle
+        self.weight = weight
+        self.bias = bias
+        fusesActivation = activation == nil || kind != DML_DNNL_NONE
+    }
+
+    /// A linear layer for callers outside the graph (the text encoder), optionally fusing the exact-erf GELU.
+    /// Nil when oneDNN is unavailable, refuses the shape, or `DMLKIT_CONV=reference` asks for BLAS.
+    package convenience init?(weight: FloatBuffer, bias: FloatBuffer?, inFeatures: Int, outFeatures: Int, gelu: Bool) {
+        guard ConvBackend.preferred == .onednn else { return nil }
+        self.init(weight: weight, bias: bias, inFeatures: inFeatures, outFeatures: outFeatures, activation: gelu ? .geluErf : nil)
+    }
+
+    deinit { dml_dnnl_linear_destroy(handle) }
+
+    /// Row-major `[rows, in]` -> `[rows, out]`; false when oneDNN could not run it (nothing usable was written).
+    package func run(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointer<Float>, rows: Int) -> Bool {
+        rows <= Int(Int32.max) && dml_dnnl_linear_run(handle, source, destination, Int32(rows)) == 0
     }
 }

@@ -9,23 +9,29 @@ struct LayerNormLayer: Layer {
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
         let rows = batch * outputShape.elementCount / normalizedCount
-        for r in 0..<rows {
-            let x = inputs[0] + r * normalizedCount
-            let y = output + r * normalizedCount
-            // Two passes in Float: mean, then variance of deviations (stable for the small rows seen here).
-            var mean: Float = 0
-            for i in 0..<normalizedCount { mean += x[i] }
-            mean /= Float(normalizedCount)
-            var variance: Float = 0
-            for i in 0..<normalizedCount { let d = x[i] - mean; variance += d * d }
-            variance /= Float(normalizedCount)
-            let inverse = 1 / (variance + epsilon).squareRoot()
-            for i in 0..<normalizedCount {
-                var v = (x[i] - mean) * inverse
-                if let weight { v *= weight[i] }
-                if let bias { v += bias[i] }
-                y[i] = v
-            }
+        layerNormRows(inputs[0], output, rows: rows, width: normalizedCount, weight: weight?.pointer, bias: bias?.pointer, epsilon: epsilon)
+    }
+}
+
+/// LayerNorm of `rows` rows of `width` floats, `x` to `y` (which may alias), with optional affine weights.
+package func layerNormRows(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, width: Int,
+                           weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, epsilon: Float) {
+    for r in 0..<rows {
+        let x = input + r * width
+        let y = output + r * width
+        // Two passes in Float: mean, then variance of deviations (stable for the small rows seen here).
+        var mean: Float = 0
+        for i in 0..<width { mean += x[i] }
+        mean /= Float(width)
+        var variance: Float = 0
+        for i in 0..<width { let d = x[i] - mean; variance += d * d }
+        variance /= Float(width)
+        let inverse = 1 / (variance + epsilon).squareRoot()
+        for i in 0..<width {
+            var v = (x[i] - mean) * inverse
+            if let weight { v *= weight[i] }
+            if let bias { v += bias[i] }
+            y[i] = v
         }
     }
 }
@@ -53,7 +59,7 @@ struct L2NormalizeLayer: Layer {
 }
 
 /// L2-normalises `rows` rows of `width` floats in place (used for the final embedding).
-func l2NormalizeRows(_ data: UnsafeMutablePointer<Float>, rows: Int, width: Int, epsilon: Float = 1e-12) {
+package func l2NormalizeRows(_ data: UnsafeMutablePointer<Float>, rows: Int, width: Int, epsilon: Float = 1e-12) {
     for r in 0..<rows {
         let row = data + r * width
         var sum: Float = 0

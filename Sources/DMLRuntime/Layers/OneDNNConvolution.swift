@@ -57,7 +57,7 @@ final class OneDNNConvolution: @unchecked Sendable {
     }
 
     /// oneDNN's eltwise post-op for an activation (same formulas as `ActivationLayer.Function.apply`).
-    private static func postOp(_ function: ActivationLayer.Function?) -> (dml_dnnl_activation, Float, Float) {
+    static func postOp(_ function: ActivationLayer.Function?) -> (dml_dnnl_activation, Float, Float) {
         switch function {
         case .relu: return (DML_DNNL_RELU, 0, 0)
         case .leakyRelu(let slope): return (DML_DNNL_RELU, slope, 0)

@@ -1,0 +1,226 @@
+#include "dml_dnnl_linear.h"
+#if defined(__x86_64__) && defined(__linux__) && __has_include(<dnnl.h>)
+#include "dnnl_internal.h"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+// Row counts cached per layer (a caption batch's token count varies; beyond this the caller's GEMM runs).
+enum { MAX_ROW_COUNTS = 128, MAX_PACKINGS = 8 };
+
+// The weights in one oneDNN layout; shared by every row count whose primitive wants that layout.
+typedef struct {
+    dnnl_memory_desc_t md;
+    dnnl_memory_t memory;
+    void *data;
+} packing;
+
+// The primitive for one row count.
+typedef struct {
+    int rows;
+    dnnl_primitive_t matmul;
+    dnnl_memory_desc_t src, dst;
+    int packing;
+    size_t scratch_bytes;
+} entry;
+
+struct dml_dnnl_linear {
+    int in_features, out_features;
+    const float *weight, *bias;
+    dml_dnnl_activation activation;
+    float alpha, beta;
+    pthread_mutex_t lock;
+    atomic_int count;
+    int packings;
+    packing packed[MAX_PACKINGS];
+    entry entries[MAX_ROW_COUNTS];
+};
+
+// The conv file's mapping is private to it; this one must agree with it (same enum, same oneDNN kinds).
+static dnnl_alg_kind_t eltwise_kind(dml_dnnl_activation a) {
+    switch (a) {
+    case DML_DNNL_RELU: return dnnl_eltwise_relu;
+    case DML_DNNL_CLIP: return dnnl_eltwise_clip_v2;
+    case DML_DNNL_HARDSWISH: return dnnl_eltwise_hardswish;
+    case DML_DNNL_GELU_ERF: return dnnl_eltwise_gelu_erf;
+    case DML_DNNL_GELU_TANH: return dnnl_eltwise_gelu_tanh;
+    case DML_DNNL_SWISH: return dnnl_eltwise_swish;
+    case DML_DNNL_LOGISTIC: return dnnl_eltwise_logistic;
+    case DML_DNNL_TANH: return dnnl_eltwise_tanh;
+    default: return dnnl_alg_kind_undef;
+    }
+}
+
+dml_dnnl_linear *dml_dnnl_linear_create(int in_features, int out_features, const float *weight, const float *bias,
+                                        dml_dnnl_activation activation, float alpha, float beta) {
+    if (!dml_dnnl_engine() || in_features < 1 || out_features < 1 || !weight) return NULL;
+    dml_dnnl_linear *l = calloc(1, sizeof *l);
+    if (!l) return NULL;
+    l->in_features = in_features;
+    l->out_features = out_features;
+    l->weight = weight;
+    l->bias = bias;
+    l->activation = activation;
+    l->alpha = alpha;
+    l->beta = beta;
+    pthread_mutex_init(&l->lock, NULL);
+    return l;
+}
+
+// The index of the weights packed as `md`, reordering them on first sight of the layout; -1 on failure.
+static int packing_for(dml_dnnl_linear *l, const dnnl_memory_desc_t *md) {
+    for (int i = 0; i < l->packings; i++)
+        if (dnnl_memory_desc_equal(&l->packed[i].md, md)) return i;
+    if (l->packings == MAX_PACKINGS) return -1;
+    dnnl_engine_t engine = dml_dnnl_engine();
+    packing *p = &l->packed[l->packings];
+    size_t bytes = dnnl_memory_desc_get_size(md);
+    if (posix_memalign(&p->data, 64, bytes ? bytes : 64)) { p->data = NULL; return -1; }
+    p->md = *md;
+    // PyTorch's [N, K] row-major is oneDNN's [K, N] weights with the "ba" tag.
+    dnnl_dims_t dims = {l->in_features, l->out_features};
+    dnnl_memory_desc_t user_md;
+    dnnl_memory_t user = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    int failed = dnnl_memory_desc_init_by_tag(&user_md, 2, dims, dnnl_f32, dnnl_ba) != dnnl_success ||
+                 dnnl_memory_create(&p->memory, md, engine, p->data) != dnnl_success ||
+                 dnnl_memory_create(&user, &user_md, engine, (void *)l->weight) != dnnl_success ||
+                 dnnl_reorder_primitive_desc_create(&pd, &user_md, engine, md, engine, NULL) != dnnl_success ||
+                 dnnl_primitive_create(&reorder, pd) != dnnl_success;
+    if (!failed) {
+        dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, p->memory}};
+        failed = dml_dnnl_execute(reorder, 2, args);
+    }
+    if (reorder) dnnl_primitive_destroy(reorder);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (user) dnnl_memory_destroy(user);
+    if (failed) {
+        if (p->memory) dnnl_memory_destroy(p->memory);
+        free(p->data);
+        memset(p, 0, sizeof *p);
+        return -1;
+    }
+    return l->packings++;
+}
+
+// Creates the matmul for `rows` rows (weights in the layout oneDNN picks, a user scratchpad so one primitive
+// can run on several threads at once). Called under the lock.
+static int build(dml_dnnl_linear *l, int rows, entry *e) {
+    dnnl_dims_t src_dims = {rows, l->in_features}, w_dims = {l->in_features, l->out_features};
+    dnnl_dims_t dst_dims = {rows, l->out_features}, b_dims = {1, l->out_features};
+    dnnl_memory_desc_t w_any, b_md;
+    if (dnnl_memory_desc_init_by_tag(&e->src, 2, src_dims, dnnl_f32, dnnl_ab) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&e->dst, 2, dst_dims, dnnl_f32, dnnl_ab) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&w_any, 2, w_dims, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&b_md, 2, b_dims, dnnl_f32, dnnl_ab) != dnnl_success)
+        return 1;
+    dnnl_matmul_desc_t desc;
+    if (dnnl_matmul_desc_init(&desc, &e->src, &w_any, l->bias ? &b_md : NULL, &e->dst) != dnnl_success) return 1;
+    dnnl_primitive_attr_t attr;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return 1;
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    dnnl_alg_kind_t kind = eltwise_kind(l->activation);
+    if (kind != dnnl_alg_kind_undef) {
+        dnnl_post_ops_t ops;
+        dnnl_post_ops_create(&ops);
+        dnnl_post_ops_append_eltwise(ops, 1.0f, kind, l->alpha, l->beta);
+        dnnl_primitive_attr_set_post_ops(attr, ops);
+        dnnl_post_ops_destroy(ops);
+    }
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t st = dnnl_primitive_desc_create(&pd, &desc, attr, dml_dnnl_engine(), NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success) return 1;
+    e->packing = packing_for(l, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0));
+    e->scratch_bytes = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
+    st = e->packing < 0 ? dnnl_runtime_error : dnnl_primitive_create(&e->matmul, pd);
+    dnnl_primitive_desc_destroy(pd);
+    e->rows = rows;
+    return st != dnnl_success;
+}
+
+static entry *entry_for(dml_dnnl_linear *l, int rows) {
+    int n = atomic_load_explicit(&l->count, memory_order_acquire);
+    for (int i = 0; i < n; i++)
+        if (l->entries[i].rows == rows) return &l->entries[i];
+    pthread_mutex_lock(&l->lock);
+    entry *found = NULL;
+    n = atomic_load_explicit(&l->count, memory_order_relaxed);
+    for (int i = 0; i < n && !found; i++)
+        if (l->entries[i].rows == rows) found = &l->entries[i];
+    if (!found && n < MAX_ROW_COUNTS) {
+        entry *e = &l->entries[n];
+        if (build(l, rows, e) == 0) {
+            found = e;
+            atomic_store_explicit(&l->count, n + 1, memory_order_release);
+        } else {
+            if (e->matmul) dnnl_primitive_destroy(e->matmul);
+            memset(e, 0, sizeof *e);
+        }
+    }
+    pthread_mutex_unlock(&l->lock);
+    return found;
+}
+
+int dml_dnnl_linear_run(dml_dnnl_linear *l, const float *source, float *destination, int rows) {
+    if (!l || rows < 1) return 1;
+    entry *e = entry_for(l, rows);
+    if (!e) return 1;
+    dml_dnnl_apply_threads();
+    dnnl_engine_t engine = dml_dnnl_engine();
+    dnnl_memory_t src = NULL, dst = NULL, bias = NULL, pad = NULL;
+    int failed = 1;
+    void *scratch = dml_dnnl_arena(e->scratch_bytes);
+    if (e->scratch_bytes && !scratch) return 1;
+    dnnl_dims_t b_dims = {1, l->out_features};
+    dnnl_memory_desc_t b_md, s_md;
+    dnnl_memory_desc_init_by_tag(&b_md, 2, b_dims, dnnl_f32, dnnl_ab);
+    dnnl_memory_desc_init_by_tag(&s_md, 1, (dnnl_dims_t){(dnnl_dim_t)e->scratch_bytes}, dnnl_u8, dnnl_x);
+    if (dnnl_memory_create(&src, &e->src, engine, (void *)source) != dnnl_success ||
+        dnnl_memory_create(&dst, &e->dst, engine, destination) != dnnl_success ||
+        (l->bias && dnnl_memory_create(&bias, &b_md, engine, (void *)l->bias) != dnnl_success) ||
+        (e->scratch_bytes && dnnl_memory_create(&pad, &s_md, engine, scratch) != dnnl_success))
+        goto done;
+    dnnl_exec_arg_t args[5];
+    int nargs = 0;
+    args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, src};
+    args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, l->packed[e->packing].memory};
+    args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_DST, dst};
+    if (bias) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, bias};
+    if (pad) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, pad};
+    failed = dml_dnnl_execute(e->matmul, nargs, args);
+done:
+    if (src) dnnl_memory_destroy(src);
+    if (dst) dnnl_memory_destroy(dst);
+    if (bias) dnnl_memory_destroy(bias);
+    if (pad) dnnl_memory_destroy(pad);
+    return failed;
+}
+
+void dml_dnnl_linear_destroy(dml_dnnl_linear *l) {
+    if (!l) return;
+    int n = atomic_load(&l->count);
+    for (int i = 0; i < n; i++) dnnl_primitive_destroy(l->entries[i].matmul);
+    for (int i = 0; i < l->packings; i++) {
+        dnnl_memory_destroy(l->packed[i].memory);
+        free(l->packed[i].data);
+    }
+    pthread_mutex_destroy(&l->lock);
+    free(l);
+}
+
+#else
+// No oneDNN here: no handle is ever made and callers keep their own GEMM.
+dml_dnnl_linear *dml_dnnl_linear_create(int in_features, int out_features, const float *weight, const float *bias,
+                                        dml_dnnl_activation activation, float alpha, float beta) {
+    (void)in_features; (void)out_features; (void)weight; (void)bias; (void)activation; (void)alpha; (void)beta;
+    return 0;
+}
+int dml_dnnl_linear_run(dml_dnnl_linear *linear, const float *source, float *destination, int rows) {
+    (void)linear; (void)source; (void)destination; (void)rows;
+    return 1;
+}
+void dml_dnnl_linear_destroy(dml_dnnl_linear *linear) { (void)linear; }
+#endif
