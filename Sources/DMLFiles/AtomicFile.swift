@@ -135,7 +135,8 @@ public enum AtomicFile {
         guard Int(info.st_size) == data.count else {
             throw Failure(description: "\(path) holds \(info.st_size) bytes after writing \(data.count)")
         }
-        let chunk = 1 << 20
+        // At most 1 MiB at a time, and no more than the file: index sidecars are a few hundred bytes.
+        let chunk = min(1 << 20, max(data.count, 1))
         var buffer = [UInt8](repeating: 0, count: chunk)
         var offset = 0
         try data.withUnsafeBytes { (expected: UnsafeRawBufferPointer) in

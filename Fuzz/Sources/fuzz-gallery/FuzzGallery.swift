@@ -7,13 +7,23 @@ import FuzzSupport
 /// A gallery directory whose `gallery.sqlite` is the fuzzer's input, beside valid index files of the seed gallery:
 /// `GalleryReader` reads everything it offers, then a `Gallery` opened with the seed's spaces runs a pose search
 /// and a search in each space (what `dml gallery search` does).
-private let template: URL = {
+private let template: [(name: String, bytes: Data)] = {
     removeStaleScratch()
     let url = scratchRoot().appendingPathComponent("template-\(getpid())")
     try? FileManager.default.removeItem(at: url)
-    do { try SeedGallery.build(at: url) } catch { fatalError("cannot build the seed gallery: \(error)") }
-    return url
+    defer { try? FileManager.default.removeItem(at: url) }
+    do {
+        try SeedGallery.build(at: url)
+        // Held in memory and written back per input: FileManager.copyItem allocated a 1 MB buffer per file,
+        // which cost more than the gallery code under test.
+        let names = try FileManager.default.contentsOfDirectory(atPath: url.path).filter { !$0.hasPrefix(storeName) }
+        return try names.sorted().map { ($0, try Data(contentsOf: url.appendingPathComponent($0))) }
+    } catch {
+        fatalError("cannot build the seed gallery: \(error)")
+    }
 }()
+
+private let storeName = "gallery.sqlite"
 
 private let work = scratchRoot().appendingPathComponent("work-\(getpid())")
 
@@ -33,20 +43,27 @@ private func removeStaleScratch() {
     }
 }
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzGallery(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
-    VectorIndex.setThreadCount(1)
+/// One work directory per process, reused: whatever the last input's gallery wrote or renamed there is removed,
+/// the seed's index files are written back, and the input becomes the store.
+private func prepareWork(with input: Data) {
     let files = FileManager.default
-    try? files.removeItem(at: work)
     do {
-        try files.copyItem(at: template, to: work)
-        for name in ["gallery.sqlite", "gallery.sqlite-wal", "gallery.sqlite-shm"] {
-            try? files.removeItem(at: work.appendingPathComponent(name))
+        try files.createDirectory(at: work, withIntermediateDirectories: true)
+        let expected = Set(template.map(\.name))
+        for name in try files.contentsOfDirectory(atPath: work.path) where !expected.contains(name) {
+            try files.removeItem(at: work.appendingPathComponent(name))
         }
-        try fuzzData(start, count).write(to: work.appendingPathComponent("gallery.sqlite"))
+        for file in template { try file.bytes.write(to: work.appendingPathComponent(file.name)) }
+        try input.write(to: work.appendingPathComponent(storeName))
     } catch {
         fatalError("cannot prepare the gallery directory: \(error)")
     }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzGallery(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
+    VectorIndex.setThreadCount(1)
+    prepareWork(with: fuzzData(start, count))
     if let reader = try? GalleryReader(directory: work) {
         _ = try? reader.spaces()
         _ = try? reader.count()
