@@ -72,7 +72,7 @@ dml_dnnl_conv *dml_dnnl_conv_create(const dml_dnnl_conv_shape *shape, const floa
     return c;
 }
 
-static dnnl_alg_kind_t eltwise_kind(dml_dnnl_activation a) {
+dnnl_alg_kind_t dml_dnnl_eltwise_kind(dml_dnnl_activation a) {
     switch (a) {
     case DML_DNNL_RELU: return dnnl_eltwise_relu;
     case DML_DNNL_CLIP: return dnnl_eltwise_clip_v2;
@@ -163,7 +163,7 @@ static dnnl_primitive_desc_t conv_pd(const dml_dnnl_conv *c, const dnnl_memory_d
     if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
     // The scratchpad is ours, allocated per call, so one primitive can run on several threads at once.
     dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    dnnl_alg_kind_t kind = eltwise_kind(c->activation);
+    dnnl_alg_kind_t kind = dml_dnnl_eltwise_kind(c->activation);
     if (kind != dnnl_alg_kind_undef || s->accumulate) {
         dnnl_post_ops_t ops;
         dnnl_post_ops_create(&ops);

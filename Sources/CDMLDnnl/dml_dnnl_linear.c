@@ -37,21 +37,6 @@ struct dml_dnnl_linear {
     entry entries[MAX_ROW_COUNTS];
 };
 
-// The conv file's mapping is private to it; this one must agree with it (same enum, same oneDNN kinds).
-static dnnl_alg_kind_t eltwise_kind(dml_dnnl_activation a) {
-    switch (a) {
-    case DML_DNNL_RELU: return dnnl_eltwise_relu;
-    case DML_DNNL_CLIP: return dnnl_eltwise_clip_v2;
-    case DML_DNNL_HARDSWISH: return dnnl_eltwise_hardswish;
-    case DML_DNNL_GELU_ERF: return dnnl_eltwise_gelu_erf;
-    case DML_DNNL_GELU_TANH: return dnnl_eltwise_gelu_tanh;
-    case DML_DNNL_SWISH: return dnnl_eltwise_swish;
-    case DML_DNNL_LOGISTIC: return dnnl_eltwise_logistic;
-    case DML_DNNL_TANH: return dnnl_eltwise_tanh;
-    default: return dnnl_alg_kind_undef;
-    }
-}
-
 dml_dnnl_linear *dml_dnnl_linear_create(int in_features, int out_features, const float *weight, const float *bias,
                                         dml_dnnl_activation activation, float alpha, float beta) {
     if (!dml_dnnl_engine() || in_features < 1 || out_features < 1 || !weight) return NULL;
@@ -121,7 +106,7 @@ static int build(dml_dnnl_linear *l, int rows, entry *e) {
     dnnl_primitive_attr_t attr;
     if (dnnl_primitive_attr_create(&attr) != dnnl_success) return 1;
     dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    dnnl_alg_kind_t kind = eltwise_kind(l->activation);
+    dnnl_alg_kind_t kind = dml_dnnl_eltwise_kind(l->activation);
     if (kind != dnnl_alg_kind_undef) {
         dnnl_post_ops_t ops;
         dnnl_post_ops_create(&ops);

@@ -6,6 +6,11 @@
 #include <dnnl.h>
 #include <stddef.h>
 
+#include "dml_dnnl.h"
+
+/// oneDNN's eltwise kind for a fused activation (`dnnl_alg_kind_undef` for none).
+dnnl_alg_kind_t dml_dnnl_eltwise_kind(dml_dnnl_activation activation);
+
 /// The process's CPU engine, made on first use; NULL when oneDNN could not make one.
 dnnl_engine_t dml_dnnl_engine(void);
 

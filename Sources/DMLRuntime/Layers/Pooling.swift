@@ -75,15 +75,7 @@ struct Pool2dLayer: Layer {
                     case .max:
                         y[oy * outWidth + ox] = best
                     case let .average(countIncludePad):
-                        // PyTorch counts padded cells (but not cells past the padding) when count_include_pad is set.
-                        let divisor: Int
-                        if countIncludePad {
-                            let y0 = oy * strideH - padH, x0 = ox * strideW - padW
-                            let y1 = min(y0 + kernelH, height + padH), x1 = min(x0 + kernelW, width + padW)
-                            divisor = (y1 - y0) * (x1 - x0)
-                        } else {
-                            divisor = inside
-                        }
+                        let divisor = averageDivisor(oy: oy, ox: ox, inside: inside, countIncludePad: countIncludePad)
                         y[oy * outWidth + ox] = divisor > 0 ? sum / Float(divisor) : 0
                     }
                 }
@@ -94,6 +86,14 @@ struct Pool2dLayer: Layer {
 }
 
 extension Pool2dLayer {
+    /// An average window's divisor: the taps inside the input, or with count_include_pad also the padded
+    /// cells (but not cells past the padding), as PyTorch counts them.
+    fileprivate func averageDivisor(oy: Int, ox: Int, inside: Int, countIncludePad: Bool) -> Int {
+        guard countIncludePad else { return inside }
+        let y0 = oy * strideH - padH, x0 = ox * strideW - padW
+        return (min(y0 + kernelH, height + padH) - y0) * (min(x0 + kernelW, width + padW) - x0)
+    }
+
     /// Channels-last windows: each tap is a contiguous run of `channels` values, so the inner loop vectorises.
     /// Same taps, order and divisors as the planar loop.
     fileprivate func forwardChannelsLast(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
@@ -123,11 +123,7 @@ extension Pool2dLayer {
                         }
                     }
                     if case let .average(countIncludePad) = kind {
-                        var divisor = inside
-                        if countIncludePad {
-                            let y0 = oy * strideH - padH, x0 = ox * strideW - padW
-                            divisor = (min(y0 + kernelH, height + padH) - y0) * (min(x0 + kernelW, width + padW) - x0)
-                        }
+                        let divisor = averageDivisor(oy: oy, ox: ox, inside: inside, countIncludePad: countIncludePad)
                         let d = Float(max(divisor, 1))
                         for c in 0..<channels { y[c] = divisor > 0 ? y[c] / d : 0 }
                     }
