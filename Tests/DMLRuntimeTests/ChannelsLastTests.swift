@@ -11,7 +11,7 @@ struct ChannelsLastTests {
 
     static func graphs(_ name: String) throws -> (planar: CompiledGraph, channelsLast: CompiledGraph) {
         let file = try SafetensorsFile(contentsOf: Fixtures.url("\(name).safetensors"))
-        let builder = GraphBuilder(spec: try ModelSpec(metadata: file.metadata), weights: try ModelWeights(file: file))
+        let builder = GraphBuilder(spec: try ModelSpec(metadata: file.metadata), weights: ModelWeights(file: file))
         return (try builder.build(channelsLast: false), try builder.build())
     }
 

@@ -69,14 +69,10 @@ struct SelfAttentionLayer: Layer {
     let tokens: Int
     let width: Int
     let heads: Int
-    let inWeight: FloatBuffer
-    let inBias: FloatBuffer?
-    let outWeight: FloatBuffer
-    let outBias: FloatBuffer?
+    /// Tokens to q, k, v (`in_weight` `[3D, D]`) and the out projection (`[D, D]`).
+    let inProjection: Projection
+    let outProjection: Projection
     let outputShape: [Int]
-    /// The two projections on oneDNN (weights packed once) where it takes them; else `projectRows` on BLAS.
-    let inProjection: OneDNNLinear?
-    let outProjection: OneDNNLinear?
     var headWidth: Int { width / heads }
     var flops: Int { 2 * tokens * width * 4 * width + 4 * tokens * tokens * width }
 
@@ -94,14 +90,9 @@ struct SelfAttentionLayer: Layer {
         tokens = inputShape[0]
         width = d
         self.heads = heads
-        self.inWeight = inWeight.0
-        self.inBias = inBias
-        self.outWeight = outWeight.0
-        self.outBias = outBias
+        inProjection = Projection(weight: inWeight.0, bias: inBias, inFeatures: d, outFeatures: 3 * d)
+        outProjection = Projection(weight: outWeight.0, bias: outBias, inFeatures: d, outFeatures: d)
         outputShape = inputShape
-        let onednn = ConvBackend.preferred == .onednn
-        inProjection = onednn ? OneDNNLinear(weight: inWeight.0, bias: inBias, inFeatures: d, outFeatures: 3 * d, activation: nil) : nil
-        outProjection = onednn ? OneDNNLinear(weight: outWeight.0, bias: outBias, inFeatures: d, outFeatures: d, activation: nil) : nil
     }
 
     func workspaceCount(maxBatch: Int) -> Int { tokens * 3 * width + tokens * width + tokens * tokens }
@@ -111,18 +102,14 @@ struct SelfAttentionLayer: Layer {
         let qkv = workspace, context = workspace + t * 3 * d, scores = context + t * d
         let scale = 1 / Float(dh).squareRoot()
         for s in 0..<batch {
-            if inProjection?.run(inputs[0] + s * t * d, qkv, rows: t) != true {
-                projectRows(inputs[0] + s * t * d, rows: t, inFeatures: d, weight: inWeight, bias: inBias, outFeatures: 3 * d, into: qkv)
-            }
+            inProjection.apply(inputs[0] + s * t * d, rows: t, into: qkv)
             for h in 0..<heads {
                 let q = qkv + h * dh, k = q + d, v = q + 2 * d
                 dml_sgemm(0, 1, Int32(t), Int32(t), Int32(dh), scale, q, Int32(3 * d), k, Int32(3 * d), 0, scores, Int32(t))
                 for r in 0..<t { softmaxRow(scores + r * t, scores + r * t, count: t, stride: 1) }
                 dml_sgemm(0, 0, Int32(t), Int32(dh), Int32(t), 1, scores, Int32(t), v, Int32(3 * d), 0, context + h * dh, Int32(d))
             }
-            if outProjection?.run(context, output + s * t * d, rows: t) != true {
-                projectRows(context, rows: t, inFeatures: d, weight: outWeight, bias: outBias, outFeatures: d, into: output + s * t * d)
-            }
+            outProjection.apply(context, rows: t, into: output + s * t * d)
         }
     }
 }

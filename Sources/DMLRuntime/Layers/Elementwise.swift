@@ -69,9 +69,6 @@ struct ActivationLayer: Layer {
     }
 }
 
-/// In place GELU with the exact erf (PyTorch's approximate="none"), as the `gelu` activation computes it.
-package func geluInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) { mapBlocks(x, x, count, scalarGELU) }
-
 /// GELU with the exact erf (PyTorch's approximate="none").
 @inline(__always)
 func scalarGELU(_ v: Float) -> Float {

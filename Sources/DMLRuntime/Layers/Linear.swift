@@ -1,8 +1,46 @@
 import CDMLBlas
 import CDMLDnnl
 
-/// `y = x W^T + b` over the last dimension, as one GEMM for the whole batch: oneDNN's matmul on weights packed
-/// once where oneDNN took the layer, else the BLAS GEMM (the reference in tests).
+/// `y = x W^T + b`, then an optional activation, over `rows` rows: oneDNN's matmul on weights packed once where
+/// oneDNN took them, else the BLAS GEMM (the reference in tests). The one place that chooses between the two:
+/// the linear op, the attention projections and the text encoder's dense layers all run through it.
+package struct Projection: Sendable {
+    let weight: FloatBuffer  // [outFeatures, inFeatures], as PyTorch stores it
+    let bias: FloatBuffer?
+    let inFeatures: Int
+    let outFeatures: Int
+    let activation: ActivationLayer.Function?
+    /// oneDNN's handle when `backend` was `.onednn` and oneDNN took the weights.
+    let onednn: OneDNNLinear?
+
+    init(weight: FloatBuffer, bias: FloatBuffer?, inFeatures: Int, outFeatures: Int, activation: ActivationLayer.Function? = nil,
+         backend: ConvBackend = ConvBackend.preferred) {
+        self.weight = weight
+        self.bias = bias
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        self.activation = activation
+        onednn = backend == .onednn
+            ? OneDNNLinear(weight: weight, bias: bias, inFeatures: inFeatures, outFeatures: outFeatures, activation: activation) : nil
+    }
+
+    /// For callers outside the graph (the text encoder), optionally followed by the exact-erf GELU.
+    package init(weight: FloatBuffer, bias: FloatBuffer?, inFeatures: Int, outFeatures: Int, gelu: Bool) {
+        self.init(weight: weight, bias: bias, inFeatures: inFeatures, outFeatures: outFeatures, activation: gelu ? .geluErf : nil)
+    }
+
+    /// `rows` rows of `x` (`[rows, inFeatures]`) into `y` (`[rows, outFeatures]`).
+    package func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
+        if let onednn, onednn.run(x, y, rows: rows) {
+            if !onednn.fusesActivation { activation?.apply(y, y, count: rows * outFeatures) }
+            return
+        }
+        projectRows(x, rows: rows, inFeatures: inFeatures, weight: weight, bias: bias, outFeatures: outFeatures, into: y)
+        activation?.apply(y, y, count: rows * outFeatures)
+    }
+}
+
+/// `y = x W^T + b` over the last dimension, as one projection for the whole batch.
 struct LinearLayer: Layer {
     let weight: FloatBuffer  // [outFeatures, inFeatures]
     let bias: FloatBuffer?
@@ -12,11 +50,10 @@ struct LinearLayer: Layer {
     let rowsPerSample: Int
     let outputShape: [Int]
     /// An activation that read only this layer's output, applied in the epilogue (set by the graph builder).
-    var activation: ActivationLayer.Function? { didSet { remakeBackend() } }
+    var activation: ActivationLayer.Function? { didSet { remakeProjection() } }
     /// The implementation that runs this layer (the conv's switch: `DMLKIT_CONV=reference` forces BLAS).
-    var backend: ConvBackend = ConvBackend.preferred { didSet { remakeBackend() } }
-    /// oneDNN's handle when `backend` is `.onednn` and oneDNN took the layer.
-    private(set) var onednn: OneDNNLinear?
+    var backend: ConvBackend = ConvBackend.preferred { didSet { remakeProjection() } }
+    private(set) var projection: Projection
     var flops: Int { 2 * rowsPerSample * inFeatures * outFeatures }
 
     init(node: String, inputShape: [Int], weight: FloatBuffer, weightShape: [Int], bias: FloatBuffer?) throws {
@@ -33,22 +70,15 @@ struct LinearLayer: Layer {
         outFeatures = weightShape[0]
         rowsPerSample = inputShape.dropLast().reduce(1, *)
         outputShape = inputShape.dropLast() + [weightShape[0]]
-        remakeBackend()
+        projection = Projection(weight: weight, bias: bias, inFeatures: inFeatures, outFeatures: outFeatures)
     }
 
-    private mutating func remakeBackend() {
-        onednn = backend == .onednn
-            ? OneDNNLinear(weight: weight, bias: bias, inFeatures: inFeatures, outFeatures: outFeatures, activation: activation) : nil
+    private mutating func remakeProjection() {
+        projection = Projection(weight: weight, bias: bias, inFeatures: inFeatures, outFeatures: outFeatures, activation: activation, backend: backend)
     }
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
-        let rows = batch * rowsPerSample
-        if let onednn, onednn.run(inputs[0], output, rows: rows) {
-            if !onednn.fusesActivation { activation?.apply(output, output, count: rows * outFeatures) }
-            return
-        }
-        projectRows(inputs[0], rows: rows, inFeatures: inFeatures, weight: weight, bias: bias, outFeatures: outFeatures, into: output)
-        activation?.apply(output, output, count: rows * outFeatures)
+        projection.apply(inputs[0], rows: batch * rowsPerSample, into: output)
     }
 }
 
@@ -73,13 +103,6 @@ package final class OneDNNLinear: @unchecked Sendable {
         self.weight = weight
         self.bias = bias
         fusesActivation = activation == nil || kind != DML_DNNL_NONE
-    }
-
-    /// A linear layer for callers outside the graph (the text encoder), optionally fusing the exact-erf GELU.
-    /// Nil when oneDNN is unavailable, refuses the shape, or `DMLKIT_CONV=reference` asks for BLAS.
-    package convenience init?(weight: FloatBuffer, bias: FloatBuffer?, inFeatures: Int, outFeatures: Int, gelu: Bool) {
-        guard ConvBackend.preferred == .onednn else { return nil }
-        self.init(weight: weight, bias: bias, inFeatures: inFeatures, outFeatures: outFeatures, activation: gelu ? .geluErf : nil)
     }
 
     deinit { dml_dnnl_linear_destroy(handle) }
