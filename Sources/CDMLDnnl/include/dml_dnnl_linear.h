@@ -1,5 +1,6 @@
-// Fully connected layers through oneDNN's matmul (x86-64 Linux with libdnnl): y[M,N] = x[M,K] W[N,K]^T + b,
-// with the weights reordered once into oneDNN's layout and shared by every row count M.
+// Fully connected layers through oneDNN (x86-64 Linux with libdnnl): y[M,N] = x[M,K] W[N,K]^T + b, with the
+// weights reordered once into oneDNN's layout and shared by every row count M. Its brgemm matmul where the CPU
+// has one (AVX-512), else its 1x1 convolution over the rows (AVX2), which keeps the weights packed.
 #ifndef DML_DNNL_LINEAR_H
 #define DML_DNNL_LINEAR_H
 

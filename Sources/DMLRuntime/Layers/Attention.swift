@@ -1,4 +1,5 @@
 import CDMLBlas
+import CDMLDnnl
 import Foundation
 
 /// Softmax along one per-sample axis: `exp(x - max) / sum`, per row of that axis.
@@ -63,8 +64,11 @@ struct MatmulLayer: Layer {
 }
 
 /// Fused multi-head self-attention over tokens `[T, D]` (`nn.MultiheadAttention` with batch_first, timm
-/// `Attention`): per sample, one GEMM projects every token to q, k, v (`in_weight` `[3D, D]`), each head
-/// takes `softmax(q k^T / sqrt(D / heads)) v` with two GEMMs, and one GEMM applies the out projection.
+/// `Attention`): one GEMM projects every token to q, k, v (`in_weight` `[3D, D]`), each head takes
+/// `softmax(q k^T / sqrt(D / heads)) v`, and one GEMM applies the out projection. With oneDNN the projections run
+/// over the whole batch and the (sample, head) pairs are split over the threads, each pair single-threaded
+/// (small GEMMs do not scale across cores, and a threaded BLAS inside would fight the OpenMP threads); without it,
+/// per sample and head through the BLAS.
 struct SelfAttentionLayer: Layer {
     let tokens: Int
     let width: Int
@@ -72,12 +76,14 @@ struct SelfAttentionLayer: Layer {
     /// Tokens to q, k, v (`in_weight` `[3D, D]`) and the out projection (`[D, D]`).
     let inProjection: Projection
     let outProjection: Projection
+    /// oneDNN's per-head primitives, when the backend is oneDNN and it took the shape.
+    let onednnHeads: OneDNNAttention?
     let outputShape: [Int]
     var headWidth: Int { width / heads }
     var flops: Int { 2 * tokens * width * 4 * width + 4 * tokens * tokens * width }
 
     init(node: String, inputShape: [Int], heads: Int, inWeight: (FloatBuffer, [Int]), inBias: FloatBuffer?,
-         outWeight: (FloatBuffer, [Int]), outBias: FloatBuffer?) throws {
+         outWeight: (FloatBuffer, [Int]), outBias: FloatBuffer?, backend: ConvBackend = ConvBackend.preferred) throws {
         func fail(_ reason: String) -> ModelError { .shapeMismatch(node: node, reason: reason) }
         guard inputShape.count == 2 else { throw fail("self_attention needs tokens [T, D], got \(inputShape)") }
         let d = inputShape[1]
@@ -90,27 +96,64 @@ struct SelfAttentionLayer: Layer {
         tokens = inputShape[0]
         width = d
         self.heads = heads
-        inProjection = Projection(weight: inWeight.0, bias: inBias, inFeatures: d, outFeatures: 3 * d)
-        outProjection = Projection(weight: outWeight.0, bias: outBias, inFeatures: d, outFeatures: d)
+        inProjection = Projection(weight: inWeight.0, bias: inBias, inFeatures: d, outFeatures: 3 * d, backend: backend)
+        outProjection = Projection(weight: outWeight.0, bias: outBias, inFeatures: d, outFeatures: d, backend: backend)
+        onednnHeads = backend == .onednn ? OneDNNAttention(tokens: tokens, width: d, heads: heads) : nil
         outputShape = inputShape
     }
 
-    func workspaceCount(maxBatch: Int) -> Int { tokens * 3 * width + tokens * width + tokens * tokens }
+    func workspaceCount(maxBatch: Int) -> Int {
+        (onednnHeads != nil ? maxBatch : 1) * tokens * 4 * width + tokens * tokens
+    }
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
-        let (t, d, dh) = (tokens, width, headWidth)
+        let (t, d) = (tokens, width)
+        if let onednnHeads {
+            let qkv = workspace, context = workspace + batch * t * 3 * d, scores = context + batch * t * d
+            inProjection.apply(inputs[0], rows: batch * t, into: qkv)
+            if !onednnHeads.run(qkv, context, batch: batch) {
+                for s in 0..<batch { attendWithBLAS(qkv + s * t * 3 * d, into: context + s * t * d, scores: scores) }
+            }
+            outProjection.apply(context, rows: batch * t, into: output)
+            return
+        }
         let qkv = workspace, context = workspace + t * 3 * d, scores = context + t * d
-        let scale = 1 / Float(dh).squareRoot()
         for s in 0..<batch {
             inProjection.apply(inputs[0] + s * t * d, rows: t, into: qkv)
-            for h in 0..<heads {
-                let q = qkv + h * dh, k = q + d, v = q + 2 * d
-                dml_sgemm(0, 1, Int32(t), Int32(t), Int32(dh), scale, q, Int32(3 * d), k, Int32(3 * d), 0, scores, Int32(t))
-                for r in 0..<t { softmaxRow(scores + r * t, scores + r * t, count: t, stride: 1) }
-                dml_sgemm(0, 0, Int32(t), Int32(dh), Int32(t), 1, scores, Int32(t), v, Int32(3 * d), 0, context + h * dh, Int32(d))
-            }
+            attendWithBLAS(qkv, into: context, scores: scores)
             outProjection.apply(context, rows: t, into: output + s * t * d)
         }
+    }
+
+    /// Every head of one sample: `qkv` `[T, 3D]` to `context` `[T, D]`, with `scores` `[T, T]` as scratch.
+    private func attendWithBLAS(_ qkv: UnsafePointer<Float>, into context: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>) {
+        let (t, d, dh) = (tokens, width, headWidth)
+        let scale = 1 / Float(dh).squareRoot()
+        for h in 0..<heads {
+            let q = qkv + h * dh, k = q + d, v = q + 2 * d
+            dml_sgemm(0, 1, Int32(t), Int32(t), Int32(dh), scale, q, Int32(3 * d), k, Int32(3 * d), 0, scores, Int32(t))
+            for r in 0..<t { softmaxRow(scores + r * t, scores + r * t, count: t, stride: 1) }
+            dml_sgemm(0, 0, Int32(t), Int32(dh), Int32(t), 1, scores, Int32(t), v, Int32(3 * d), 0, context + h * dh, Int32(d))
+        }
+    }
+}
+
+/// One attention layer's oneDNN primitives (scores, softmax, context), made at load.
+final class OneDNNAttention: @unchecked Sendable {
+    // The C handle is read-only after creation; concurrent `run` calls are safe.
+    private let handle: OpaquePointer
+
+    init?(tokens: Int, width: Int, heads: Int) {
+        guard tokens <= Int(Int32.max), width <= Int(Int32.max),
+              let handle = dml_dnnl_attention_create(Int32(tokens), Int32(width), Int32(heads)) else { return nil }
+        self.handle = handle
+    }
+
+    deinit { dml_dnnl_attention_destroy(handle) }
+
+    /// Per sample `[T, 3D]` -> `[T, D]`; false when oneDNN could not run it (nothing usable was written).
+    func run(_ qkv: UnsafePointer<Float>, _ context: UnsafeMutablePointer<Float>, batch: Int) -> Bool {
+        batch <= Int(Int32.max) && dml_dnnl_attention_run(handle, qkv, context, Int32(batch)) == 0
     }
 }
 
