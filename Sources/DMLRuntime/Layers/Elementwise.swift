@@ -198,42 +198,70 @@ struct BinaryLayer: Layer {
     }
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
+        run(inputs, output, batch: batch)
+    }
+
+    /// One row of `inner` outputs; a stride of 0 broadcasts that input's first value. The operator is switched
+    /// on per row so each loop is a plain, vectorisable one.
+    @inline(__always)
+    private func computeRow(_ x: UnsafePointer<Float>, _ sa: Int, _ z: UnsafePointer<Float>, _ sb: Int, _ y: UnsafeMutablePointer<Float>, _ inner: Int) {
+        @inline(__always) func each(_ f: (Float, Float) -> Float) {
+            if sa == 1, sb == 1 {
+                for i in 0..<inner { y[i] = f(x[i], z[i]) }
+            } else if sa == 1 {
+                let v = z[0]
+                for i in 0..<inner { y[i] = f(x[i], v) }
+            } else if sb == 1 {
+                let u = x[0]
+                for i in 0..<inner { y[i] = f(u, z[i]) }
+            } else {
+                y.update(repeating: f(x[0], z[0]), count: inner)
+            }
+        }
         switch operation {
-        case .add: run(inputs, output, batch: batch, +)
-        case .sub: run(inputs, output, batch: batch, -)
-        case .mul: run(inputs, output, batch: batch, *)
-        case .div: run(inputs, output, batch: batch, /)
+        case .add: each(+)
+        case .sub: each(-)
+        case .mul: each(*)
+        case .div: each(/)
         }
     }
 
+    /// Rows of the innermost merged dimension, split over the threads; each piece finds its start offsets from
+    /// its first row and then steps the outer loops like an odometer.
     @inline(__always)
-    private func run(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, _ f: (Float, Float) -> Float) {
+    private func run(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int) {
         let outCount = outputShape.elementCount
-        let inner = dims[dims.count - 1], sa = aStrides[dims.count - 1], sb = bStrides[dims.count - 1]
+        let last = dims.count - 1
+        let inner = dims[last], sa = aStrides[last], sb = bStrides[last]
         let rows = outCount / inner
-        var index = [Int](repeating: 0, count: dims.count)
-        for n in 0..<batch {
-            let a = inputs[0] + n * aCount, b = inputs[1] + n * bCount
-            var y = output + n * outCount
+        let a0 = inputs[0], b0 = inputs[1]
+        parallelFor(batch * rows, grain: max(1, 16384 / inner)) { pieceRows in
+            var index = [Int](repeating: 0, count: dims.count)
+            var n = pieceRows.lowerBound / rows, row = pieceRows.lowerBound % rows
             var offsetA = 0, offsetB = 0
-            for i in index.indices { index[i] = 0 }
-            for _ in 0..<rows {
-                let x = a + offsetA, z = b + offsetB
-                if sa == 1, sb == 1 {
-                    for i in 0..<inner { y[i] = f(x[i], z[i]) }
-                } else if sa == 1 {
-                    let v = z[0]
-                    for i in 0..<inner { y[i] = f(x[i], v) }
-                } else if sb == 1 {
-                    let u = x[0]
-                    for i in 0..<inner { y[i] = f(u, z[i]) }
-                } else {
-                    y.update(repeating: f(x[0], z[0]), count: inner)
+            func seek() {
+                var r = row
+                offsetA = 0; offsetB = 0
+                for d in stride(from: last - 1, through: 0, by: -1) {
+                    index[d] = r % dims[d]
+                    r /= dims[d]
+                    offsetA += index[d] * aStrides[d]
+                    offsetB += index[d] * bStrides[d]
                 }
-                y += inner
-                stepOuterLoops(&index, dims) { d, steps in
-                    offsetA += aStrides[d] * steps
-                    offsetB += bStrides[d] * steps
+            }
+            seek()
+            for _ in pieceRows {
+                let x = a0 + n * aCount + offsetA, z = b0 + n * bCount + offsetB
+                computeRow(x, sa, z, sb, output + n * outCount + row * inner, inner)
+                row += 1
+                if row == rows {
+                    n += 1; row = 0
+                    seek()
+                } else {
+                    stepOuterLoops(&index, dims) { d, steps in
+                        offsetA += aStrides[d] * steps
+                        offsetB += bStrides[d] * steps
+                    }
                 }
             }
         }
@@ -315,23 +343,43 @@ struct ChannelAffineLayer: Layer {
         let channels = outputShape[0]
         let inner = outputShape.elementCount / channels
         let source = inputs[0]
-        if layout == .channelsLast {
-            parallelFor(batch * inner, grain: max(1, 8192 / channels)) { positions in
-                for p in positions {
-                    let x = source + p * channels, y = output + p * channels
-                    for c in 0..<channels { y[c] = x[c] * scale[c] + shift[c] }
-                    activation?.apply(y, y, count: channels)
+        // ReLU inline (DenseNet's case); any other activation runs over each block of positions while it is hot.
+        let relu = activation == .relu
+        let after = relu ? nil : activation
+        scale.withUnsafeBufferPointer { scale in
+            shift.withUnsafeBufferPointer { shift in
+                let s = scale.baseAddress!, t = shift.baseAddress!
+                if layout == .channelsLast {
+                    parallelFor(batch * inner, grain: max(1, 8192 / channels)) { positions in
+                        let block = max(1, 4096 / channels)
+                        for first in stride(from: positions.lowerBound, to: positions.upperBound, by: block) {
+                            let last = min(first + block, positions.upperBound)
+                            for p in first..<last {
+                                let x = source + p * channels, y = output + p * channels
+                                if relu {
+                                    for c in 0..<channels { y[c] = max(x[c] * s[c] + t[c], 0) }
+                                } else {
+                                    for c in 0..<channels { y[c] = x[c] * s[c] + t[c] }
+                                }
+                            }
+                            after?.apply(output + first * channels, output + first * channels, count: (last - first) * channels)
+                        }
+                    }
+                    return
                 }
-            }
-            return
-        }
-        parallelFor(batch * channels, grain: max(1, 8192 / inner)) { planes in
-            for plane in planes {
-                let c = plane % channels
-                let x = source + plane * inner, y = output + plane * inner
-                let s = scale[c], t = shift[c]
-                for i in 0..<inner { y[i] = x[i] * s + t }
-                activation?.apply(y, y, count: inner)
+                parallelFor(batch * channels, grain: max(1, 8192 / inner)) { planes in
+                    for plane in planes {
+                        let c = plane % channels
+                        let x = source + plane * inner, y = output + plane * inner
+                        let a = s[c], b = t[c]
+                        if relu {
+                            for i in 0..<inner { y[i] = max(x[i] * a + b, 0) }
+                        } else {
+                            for i in 0..<inner { y[i] = x[i] * a + b }
+                        }
+                        after?.apply(y, y, count: inner)
+                    }
+                }
             }
         }
     }
