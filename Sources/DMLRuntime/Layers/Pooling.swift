@@ -194,19 +194,23 @@ struct GlobalPoolLayer: Layer {
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
         if layout == .channelsLast {
-            // Positions in the same order as the planar sums, all channels at once.
-            for n in 0..<batch {
-                let x = inputs[0] + n * inner * channels, y = output + n * channels
-                y.update(from: x, count: channels)
-                for p in 1..<max(inner, 1) {
-                    let row = x + p * channels
-                    if isMax {
-                        for c in 0..<channels { y[c] = max(y[c], row[c]) }
-                    } else {
-                        for c in 0..<channels { y[c] += row[c] }
+            // Positions in the same order as the planar sums, a block of channels at a time, blocks over threads.
+            let width = 64, blocks = (channels + width - 1) / width
+            parallelFor(batch * blocks, grain: max(1, 16384 / max(1, inner * width))) { items in
+                for item in items {
+                    let n = item / blocks, first = item % blocks * width, count = min(width, channels - first)
+                    let x = inputs[0] + n * inner * channels + first, y = output + n * channels + first
+                    y.update(from: x, count: count)
+                    for p in 1..<max(inner, 1) {
+                        let row = x + p * channels
+                        if isMax {
+                            for c in 0..<count { y[c] = max(y[c], row[c]) }
+                        } else {
+                            for c in 0..<count { y[c] += row[c] }
+                        }
                     }
+                    if !isMax { for c in 0..<count { y[c] /= Float(inner) } }
                 }
-                if !isMax { for c in 0..<channels { y[c] /= Float(inner) } }
             }
             return
         }
