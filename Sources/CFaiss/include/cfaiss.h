@@ -98,6 +98,16 @@ int cfaiss_search_needs_exclusive(const cfaiss_index *index, const cfaiss_search
 cfaiss_status cfaiss_index_search(const cfaiss_index *index, int64_t n, const float *x, int64_t k,
                                   const cfaiss_search_params *params, float *distances, int64_t *labels);
 
+/** Which code runs unfiltered k-NN on plain Flat indexes (IndexFlat, IndexFlatL2, IndexFlatIP; also under an
+ *  IDMap): DMLKit's exact search (CDMLKernels' dml_flat_search) or FAISS's own. AUTO is DMLKit's unless the
+ *  environment has DMLKIT_FLAT=faiss (for benches and tests). Other indexes and filtered searches ignore it. */
+typedef enum { CFAISS_FLAT_AUTO = 0, CFAISS_FLAT_OWN = 1, CFAISS_FLAT_FAISS = 2 } cfaiss_flat_path;
+
+/** cfaiss_index_search with the Flat path named (cfaiss_index_search is this with CFAISS_FLAT_AUTO). */
+cfaiss_status cfaiss_index_search_flat_path(const cfaiss_index *index, int64_t n, const float *x, int64_t k,
+                                            const cfaiss_search_params *params, float *distances, int64_t *labels,
+                                            cfaiss_flat_path flat_path);
+
 /** Range search results: for query i, entries lims[i] ..< lims[i+1] of labels/distances. */
 typedef struct {
     int64_t nq;
