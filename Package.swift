@@ -73,7 +73,7 @@ let package = Package(
         // Benchmark driver for bench/index/run.py (not part of the library).
         .executableTarget(name: "index-bench", dependencies: ["DMLIndex", "DMLNpy"], path: "bench/index/swift"),
         .testTarget(name: "DMLNpyTests", dependencies: ["DMLNpy"]),
-        .testTarget(name: "DMLIndexTests", dependencies: ["DMLIndex", "DMLNpy", "CDMLKernels"]),
+        .testTarget(name: "DMLIndexTests", dependencies: ["DMLIndex", "DMLNpy", "CDMLKernels", "CFaiss"]),
         .testTarget(name: "DMLKitTests", dependencies: ["DMLKit", "DMLNpy"]),
         .testTarget(name: "DMLRuntimeTests", dependencies: ["DMLRuntime"]),
         .testTarget(name: "DMLTextTests", dependencies: ["DMLText", "DMLRuntime", "DMLNpy"]),
