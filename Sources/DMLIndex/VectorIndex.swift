@@ -79,7 +79,8 @@ public final class VectorIndex: @unchecked Sendable {
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// Sets how many OpenMP threads FAISS uses, process-wide. On 2 cores, 2 threads for FAISS with OpenBLAS at 1.
+    /// Sets how many OpenMP threads FAISS and the Flat search use for calls from the calling thread (libgomp keeps
+    /// the setting per thread; other threads keep `OMP_NUM_THREADS`). On 2 cores, 2 threads with OpenBLAS at 1.
     public static func setThreadCount(_ threads: Int) { cfaiss_set_num_threads(Int32(clamping: max(1, threads))) }
     /// The OpenMP thread count FAISS will use.
     public static var threadCount: Int { Int(cfaiss_get_num_threads()) }

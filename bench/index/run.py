@@ -82,8 +82,9 @@ def percentile(values, q):
     return float(np.percentile(np.asarray(values), q))
 
 
-def run_peer(command, omp, blas):
+def run_peer(command, omp, blas, extra_env=None):
     env = dict(os.environ, OMP_NUM_THREADS=str(omp), OPENBLAS_NUM_THREADS=str(blas), MKL_NUM_THREADS=str(blas))
+    env.update(extra_env or {})
     out = subprocess.run(command, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"{command[0]} failed: {out.stderr}")
@@ -121,6 +122,10 @@ def main():
         "python3-faiss 1.7.3": lambda f, p: [DEBIAN_PYTHON, PEER, folder / "base.npy", folder / "queries.npy", f, "10", str(args.repeats)] + ([p] if p else []),
         "faiss-cpu (PyPI)": lambda f, p: [sys.executable, PEER, folder / "base.npy", folder / "queries.npy", f, "10", str(args.repeats)] + ([p] if p else []),
     }
+    # A/B for Flat: the same driver on FAISS 1.7.3's own Flat search (Debian's OpenBLAS for batches) instead of
+    # DMLKit's GEMM + top-k (CDMLKernels' dml_flat_search).
+    faiss_flat = {"DMLKIT_FLAT": "faiss"}
+    flat_ab = {}
     settings = SETTINGS if args.settings == "all" else [SETTINGS[int(i)] for i in args.settings.split(",")]
     load_before = os.getloadavg()
     limit = gemm_limit(sys.executable)
@@ -135,6 +140,10 @@ def main():
                 results[name] = r
                 if "version" in r and name.startswith("faiss-cpu"):
                     peers_version = r["version"]
+            if factory == "Flat":
+                r = run_peer([str(c) for c in peers["DMLKit"](factory, param)], omp, blas, faiss_flat)
+                r["recall"] = recall(r["ids"], truth)
+                flat_ab[label] = r
             rows.append((factory, param, label, results))
             line = " | ".join(f"{n}: build {r['train_s'] + r['add_s']:.2f}s search {r['search_s'] * 1000:.1f}ms R@10 {r['recall']:.3f}" for n, r in results.items())
             print(f"{factory} [{label}] {line}", flush=True)
@@ -184,10 +193,23 @@ def main():
     if limit:
         flops = 2.0 * args.n * args.nq * args.d
         peak = max(limit.get("torch_gflops", 0), limit["openblas_gflops"])
+        limit_s = flops / peak / 1e9
         table += ["", f"GEMM limit of batched Flat search: {flops / 1e9:.1f} GFLOP; single-thread sgemm (1000x4096x128) "
                   f"measured in this run: Debian OpenBLAS ({limit['openblas_core']} kernels) {limit['openblas_gflops']:.0f} "
                   f"GFLOP/s, PyTorch {limit.get('torch_gflops', float('nan')):.0f} GFLOP/s, so the limit is "
-                  f"{flops / peak / 1e9 * 1e3:.0f} ms on one core (goal: Flat batch <= 1.3x that)."]
+                  f"{limit_s * 1e3:.0f} ms on one core (goal: Flat batch <= 1.3x that)."]
+        one = [(label, results) for factory, _, label, results in rows if factory == "Flat" and label.startswith("omp 1")]
+        if one:
+            label, results = one[0]
+            t = results["DMLKit"]["search_s"]
+            table.append(f"DMLKit's Flat batch search at {label}: {t * 1e3:.0f} ms = {t / limit_s:.2f}x the GEMM limit "
+                         f"(faiss-cpu: {results['faiss-cpu (PyPI)']['search_s'] / limit_s:.2f}x).")
+    if flat_ab:
+        ours = {label: results["DMLKit"]["search_s"] for factory, _, label, results in rows if factory == "Flat"}
+        cells = [f"{label}: {r['search_s'] * 1e3:.1f} ms, R@10 {r['recall']:.3f} (DMLKit's path: {ours[label] / r['search_s']:.2f}x that)"
+                 for label, r in flat_ab.items()]
+        table += ["", "Flat A/B, the same driver with `DMLKIT_FLAT=faiss` (FAISS 1.7.3's own Flat search through Debian's "
+                  "OpenBLAS instead of DMLKit's GEMM + top-k): " + "; ".join(cells) + "."]
     if single_rows:
         table += ["", f"One query per call ({args.single} calls after one warm-up; 1 thread; latency p50 / p99):", "",
                   "| index | n | DMLKit | python3-faiss 1.7.3 | faiss-cpu | p50 DMLKit / python3-faiss | p50 DMLKit / faiss-cpu |",

@@ -145,12 +145,13 @@ int cfaiss_last_file_defect(void);
 
 /* ---- threads ---- */
 
-/** Sets the OpenMP threads FAISS uses (process-wide). */
+/** Sets the OpenMP threads FAISS (and DMLKit's Flat search) use for calls made from the calling thread: libgomp
+ *  keeps this setting per thread; other threads keep OMP_NUM_THREADS (or libgomp's default). */
 void cfaiss_set_num_threads(int threads);
 int cfaiss_get_num_threads(void);
 
-/** FAISS's `distance_compute_blas_threshold`, process-wide: Flat k-NN and range searches of at least this many
- *  queries use BLAS, smaller ones FAISS's own loops (scalar in Debian's 1.7.3). The shim sets 2 at load (FAISS: 20). */
+/** FAISS's `distance_compute_blas_threshold`, process-wide: FAISS's Flat k-NN (DMLKIT_FLAT=faiss, filtered) and
+ *  range searches of at least this many queries use BLAS, smaller ones FAISS's own loops (scalar in Debian's 1.7.3). The shim sets 2 at load (FAISS: 20). */
 void cfaiss_set_distance_blas_threshold(int queries);
 int cfaiss_get_distance_blas_threshold(void);
 
