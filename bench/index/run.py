@@ -78,6 +78,17 @@ def gemm_limit(python):
     return json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {}
 
 
+def fma_peak_gflops(binary):
+    """The single-core f32 FMA peak (`runtime-bench machine`: register-only FMA loops per ISA), or None."""
+    if not pathlib.Path(binary).exists():
+        return None
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    out = subprocess.run([binary, "machine"], env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        return None
+    return max(json.loads(out.stdout.strip().splitlines()[-1])["fma_peak_gflops"].values(), default=None)
+
+
 def percentile(values, q):
     return float(np.percentile(np.asarray(values), q))
 
@@ -103,6 +114,8 @@ def main():
     parser.add_argument("--d", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--swift-bin", default=str(REPO / ".build" / "release" / "index-bench"))
+    parser.add_argument("--runtime-bin", default=str(REPO / ".build" / "release" / "runtime-bench"),
+                        help="runtime-bench, for the measured FMA peak (skipped when missing)")
     parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
     parser.add_argument("--settings", default="all", help="thread settings to run, as indexes into SETTINGS"
                         " (e.g. '0,1'; default all)")
@@ -129,6 +142,7 @@ def main():
     settings = SETTINGS if args.settings == "all" else [SETTINGS[int(i)] for i in args.settings.split(",")]
     load_before = os.getloadavg()
     limit = gemm_limit(sys.executable)
+    fma_peak = fma_peak_gflops(args.runtime_bin)
     rows = []
     started = time.time()
     for factory, param in CASES:
@@ -202,8 +216,10 @@ def main():
         if one:
             label, results = one[0]
             t = results["DMLKit"]["search_s"]
+            floor = (f"; the FMA peak ({fma_peak:.0f} GFLOP/s, `runtime-bench machine`) would take {flops / fma_peak / 1e6:.0f} ms"
+                     f", so {t / (flops / fma_peak / 1e9):.2f}x that" if fma_peak else "")
             table.append(f"DMLKit's Flat batch search at {label}: {t * 1e3:.0f} ms = {t / limit_s:.2f}x the GEMM limit "
-                         f"(faiss-cpu: {results['faiss-cpu (PyPI)']['search_s'] / limit_s:.2f}x).")
+                         f"(faiss-cpu: {results['faiss-cpu (PyPI)']['search_s'] / limit_s:.2f}x){floor}.")
     if flat_ab:
         ours = {label: results["DMLKit"]["search_s"] for factory, _, label, results in rows if factory == "Flat"}
         cells = [f"{label}: {r['search_s'] * 1e3:.1f} ms, R@10 {r['recall']:.3f} (DMLKit's path: {ours[label] / r['search_s']:.2f}x that)"
