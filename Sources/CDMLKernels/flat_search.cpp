@@ -209,6 +209,7 @@ struct Search {
     const float* base;
     size_t n, d;
     const float* norms;  // the caller's |y|^2 per base row (L2), or NULL: computed per block
+    const uint8_t* allowed;  // per base row, nonzero: may be returned; NULL: every row
     const float* queries;
     size_t nq;
     bool l2, gemm;
@@ -274,7 +275,7 @@ void gemm_range(const Search& s, size_t item, size_t p0, size_t p1, size_t lo, s
                 for (size_t r = 0; r < rb; r++) {
                     for (size_t c = 0; c < cn; c++) {
                         const float v = out[r * QW + c];
-                        if (!(v < thr[c])) continue;
+                        if (!(v < thr[c]) || (s.allowed && !s.allowed[j + r])) continue;
                         float* hs = heap_scores(s, part, c0 + c);
                         replace_top(hs, heap_ids(s, part, c0 + c), s.kk, v, int64_t(j + r));
                         thr[c] = hs[0];
@@ -298,9 +299,10 @@ void rows_range(const Search& s, size_t q0, size_t q1, size_t lo, size_t hi, siz
                 for (size_t i = 0; i < len; i++) dist[i] = -dist[i];
             }
             float* hs = heap_scores(s, part, q);
-            int64_t* hi_ = heap_ids(s, part, q);
+            int64_t* ids = heap_ids(s, part, q);
             for (size_t i = 0; i < len; i++) {
-                if (dist[i] < hs[0]) replace_top(hs, hi_, s.kk, dist[i], int64_t(b + i));
+                if (dist[i] < hs[0] && (!s.allowed || s.allowed[b + i]))
+                    replace_top(hs, ids, s.kk, dist[i], int64_t(b + i));
             }
         }
     }
@@ -329,6 +331,7 @@ void run_item(const Search& s, size_t item) {
 bool mul_ok(size_t a, size_t b, size_t* out) { return !__builtin_mul_overflow(a, b, out); }
 
 int search(const Path& path, size_t rows_below, const float* base, size_t n, size_t d, const float* base_norms,
+           const uint8_t* allowed,
            const float* queries, size_t nq, size_t k, DMLFlatMetric metric, float* distances, int64_t* labels) {
     size_t cells = 0;
     if (d == 0 || k == 0 || (metric != DML_FLAT_L2 && metric != DML_FLAT_INNER_PRODUCT) || !mul_ok(nq, k, &cells) ||
@@ -346,6 +349,7 @@ int search(const Path& path, size_t rows_below, const float* base, size_t n, siz
     s.n = n;
     s.d = d;
     s.queries = queries;
+    s.allowed = allowed;
     s.nq = nq;
     s.l2 = l2;
     s.kk = kk;
@@ -453,15 +457,17 @@ Path active_path() {
 
 }  // namespace
 
-extern "C" int dml_flat_search(const float* base, size_t n, size_t d, const float* base_norms, const float* queries,
-                               size_t nq, size_t k, DMLFlatMetric metric, float* distances, int64_t* labels) {
-    return search(active_path(), 0, base, n, d, base_norms, queries, nq, k, metric, distances, labels);
+extern "C" int dml_flat_search(const float* base, size_t n, size_t d, const float* base_norms, const uint8_t* allowed,
+                               const float* queries, size_t nq, size_t k, DMLFlatMetric metric, float* distances,
+                               int64_t* labels) {
+    return search(active_path(), 0, base, n, d, base_norms, allowed, queries, nq, k, metric, distances, labels);
 }
 
 extern "C" int dml_flat_search_on(const char* name, size_t rows_below, const float* base, size_t n, size_t d,
-                                  const float* base_norms, const float* queries, size_t nq, size_t k,
+                                  const float* base_norms, const uint8_t* allowed, const float* queries, size_t nq,
+                                  size_t k,
                                   DMLFlatMetric metric, float* distances, int64_t* labels) {
     Path p;
     if (!path_for(name, dml_distance_kernels_named(name), &p)) return -1;
-    return search(p, rows_below, base, n, d, base_norms, queries, nq, k, metric, distances, labels);
+    return search(p, rows_below, base, n, d, base_norms, allowed, queries, nq, k, metric, distances, labels);
 }

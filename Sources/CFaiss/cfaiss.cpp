@@ -250,10 +250,11 @@ void search_overfetch(const faiss::Index* target, const faiss::IndexIDMap* idmap
     }
 }
 
-// Unfiltered k-NN on plain Flat indexes runs on DMLKit's own exact search (CDMLKernels' dml_flat_search: a GEMM
-// tile with the top-k taken while it is in registers). FAISS 1.7.3 batches Flat searches through OpenBLAS, whose
-// kernels Debian's build picks from a CPU model table (SSE3 on issue 14's Xeon) and without runtime SIMD for the
-// rest. Subclasses with their own search (IndexFlat1D) and other metrics stay on FAISS.
+// k-NN on plain Flat indexes (also filtered HNSW searches, which run exactly on the HNSW's Flat storage) runs on
+// DMLKit's own exact search (CDMLKernels' dml_flat_search: a GEMM tile with the top-k taken while it is in
+// registers). FAISS 1.7.3 batches Flat searches through OpenBLAS, whose kernels Debian's build picks from a CPU
+// model table (SSE3 on issue 14's Xeon). Subclasses with their own search (IndexFlat1D) and other metrics stay on
+// FAISS.
 const faiss::IndexFlat* own_flat_target(const faiss::Index* target) {
     auto flat = dynamic_cast<const faiss::IndexFlat*>(target);
     if (!flat) return nullptr;
@@ -592,10 +593,18 @@ cfaiss_status cfaiss_index_search_flat_path(const cfaiss_index* index, int64_t n
         if (!problem.empty()) return fail(CFAISS_INVALID_ARGUMENT, problem);
         ScopedEfSearch ef_scope(target, params);
 
-        const faiss::IndexFlat* flat = filtered ? nullptr : own_flat_target(target);
+        const faiss::IndexFlat* flat = own_flat_target(target);
         if (flat && wants_own_flat(flat_path)) {
-            int rc = dml_flat_search(flat->get_xb(), size_t(flat->ntotal), size_t(flat->d), nullptr, x, size_t(n),
-                                     size_t(k), flat->metric_type == faiss::METRIC_L2 ? DML_FLAT_L2 : DML_FLAT_INNER_PRODUCT,
+            // A filter becomes a per-row mask over the positions (the HNSW's storage for filtered HNSW searches).
+            std::vector<uint8_t> mask;
+            if (filtered) {
+                mask.assign(size_t(flat->ntotal), 0);
+                for (idx_t position : allowed)
+                    if (position >= 0 && position < flat->ntotal) mask[size_t(position)] = 1;
+            }
+            int rc = dml_flat_search(flat->get_xb(), size_t(flat->ntotal), size_t(flat->d), nullptr,
+                                     filtered ? mask.data() : nullptr, x, size_t(n), size_t(k),
+                                     flat->metric_type == faiss::METRIC_L2 ? DML_FLAT_L2 : DML_FLAT_INNER_PRODUCT,
                                      distances, labels);
             if (rc == -2) throw std::bad_alloc();
             if (rc != 0) return fail(CFAISS_INVALID_ARGUMENT, "bad search arguments");

@@ -21,11 +21,11 @@ private struct FlatResult {
 
 /// rowsBelow: 1 forces the GEMM path for every batch, Int.max the one-query rows path, 0 the built-in choice.
 private func flatSearch(_ path: String, rowsBelow: Int = 0, base: [Float], d: Int, queries: [Float], k: Int,
-                        l2: Bool) -> FlatResult {
+                        l2: Bool, allowed: [UInt8]? = nil) -> FlatResult {
     let n = base.count / d, nq = queries.count / d
     var distances = [Float](repeating: .nan, count: nq * k)
     var labels = [Int64](repeating: -7, count: nq * k)
-    let status = dml_flat_search_on(path, rowsBelow, base, n, d, nil, queries, nq, k,
+    let status = dml_flat_search_on(path, rowsBelow, base, n, d, nil, allowed, queries, nq, k,
                                     l2 ? DML_FLAT_L2 : DML_FLAT_INNER_PRODUCT, &distances, &labels)
     return FlatResult(status: status, distances: distances, labels: labels)
 }
@@ -47,26 +47,28 @@ private func exactScore(_ base: [Float], _ i: Int, _ query: ArraySlice<Float>, d
 
 /// Checks one search result against the double reference: every returned id's distance matches its exact score,
 /// each rank holds the exact rank's score (ids may differ only between scores equal within float rounding), ids
-/// are distinct, and the slots past min(k, n) are -1 / +-inf. Comparisons are written to fail on NaN.
+/// are distinct, and the slots past min(k, rows) are -1 / +-inf. Only rows whose `allowed` entry is nonzero count
+/// (every row without one). Comparisons are written to fail on NaN.
 private func expectExact(_ r: FlatResult, base: [Float], d: Int, queries: [Float], k: Int, l2: Bool,
-                         _ label: String) {
+                         allowed: [UInt8]? = nil, _ label: String) {
     #expect(r.status == 0, "\(label): status \(r.status)")
     guard r.status == 0 else { return }
     let n = base.count / d, nq = queries.count / d
+    let rows = (0..<n).filter { allowed == nil || allowed![$0] != 0 }
     for q in 0..<nq {
         let query = queries[q * d..<(q + 1) * d]
         let scored = (0..<n).map { exactScore(base, $0, query, d: d, l2: l2) }
-        let order = (0..<n).sorted { l2 ? scored[$0].0 < scored[$1].0 : scored[$0].0 > scored[$1].0 }
+        let order = rows.sorted { l2 ? scored[$0].0 < scored[$1].0 : scored[$0].0 > scored[$1].0 }
         let ids = r.labels[q * k..<(q + 1) * k]
         #expect(Set(ids.filter { $0 >= 0 }).count == ids.filter { $0 >= 0 }.count, "\(label) q\(q): repeated ids")
         for e in 0..<k {
             let got = r.labels[q * k + e], distance = r.distances[q * k + e]
-            if e >= min(k, n) {
+            if e >= min(k, rows.count) {
                 #expect(got == -1 && distance == (l2 ? Float.infinity : -Float.infinity), "\(label) q\(q) #\(e): padding")
                 continue
             }
-            guard got >= 0, got < n else {
-                Issue.record("\(label) q\(q) #\(e): id \(got) out of range")
+            guard got >= 0, got < n, allowed == nil || allowed![Int(got)] != 0 else {
+                Issue.record("\(label) q\(q) #\(e): id \(got) out of range or not allowed")
                 continue
             }
             let (own, scale) = scored[Int(got)]
@@ -153,6 +155,55 @@ private func expectExact(_ r: FlatResult, base: [Float], d: Int, queries: [Float
         }
     }
 
+    @Test func anAllowMaskKeepsOnlyItsRows() throws {
+        var rng = SeededGenerator(seed: 91)
+        for (n, d, nq, k) in [(300, 21, 19, 10), (50, 8, 3, 30), (40, 5, 6, 4)] {
+            let base = uniform(n * d, &rng), queries = uniform(nq * d, &rng)
+            // About a third of the rows; the last shape allows none (every slot missing).
+            let allowed = (0..<n).map { _ in UInt8(n == 40 ? 0 : (UInt64.random(in: 0..<3, using: &rng) == 0 ? 1 : 0)) }
+            for path in flatPaths() {
+                for rowsBelow in [1, Int.max] {
+                    for l2 in [true, false] {
+                        let r = flatSearch(path, rowsBelow: rowsBelow, base: base, d: d, queries: queries, k: k, l2: l2,
+                                           allowed: allowed)
+                        expectExact(r, base: base, d: d, queries: queries, k: k, l2: l2, allowed: allowed,
+                                    "\(path) rowsBelow \(rowsBelow) filtered n\(n) k\(k) \(l2 ? "L2" : "IP")")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test(arguments: ["Flat", "HNSW16"])
+    func filteredSearchesAgreeWithFAISS(factory: String) throws {
+        // Under an IDMap2, an allow-list of caller ids; filtered HNSW searches run exactly on the HNSW's storage.
+        let d = 16, n = 800, k = 8
+        let base = clusteredVectors(n, d, seed: 93), queries = clusteredVectors(12, d, seed: 94)
+        let ids = (0..<n).map { Int64($0) * 7 + 3 }
+        let allowedIDs = ids.enumerated().filter { $0.offset % 5 == 1 }.map(\.element) + [999_999]  // plus an unknown id
+        var rawInner: OpaquePointer?, rawMap: OpaquePointer?
+        #expect(cfaiss_index_factory(Int32(d), factory, CFAISS_METRIC_L2, &rawInner) == CFAISS_OK)
+        let inner = try #require(rawInner)
+        #expect(cfaiss_index_wrap_idmap(inner, &rawMap) == CFAISS_OK)
+        let map = try #require(rawMap)
+        defer { cfaiss_index_free(map) }
+        #expect(cfaiss_index_add_with_ids(map, Int64(n), base, ids) == CFAISS_OK)
+        allowedIDs.withUnsafeBufferPointer { allow in
+            var params = cfaiss_search_params(nprobe: 0, ef_search: 0, allowed_ids: allow.baseAddress,
+                                              allowed_count: Int64(allow.count))
+            for batch in [Array(queries[0..<d]), queries] {
+                let m = batch.count / d
+                var od = [Float](repeating: 0, count: m * k), ol = [Int64](repeating: 0, count: m * k)
+                var fd = od, fl = ol
+                #expect(cfaiss_index_search_flat_path(map, Int64(m), batch, Int64(k), &params, &od, &ol, CFAISS_FLAT_OWN) == CFAISS_OK)
+                #expect(cfaiss_index_search_flat_path(map, Int64(m), batch, Int64(k), &params, &fd, &fl, CFAISS_FLAT_FAISS) == CFAISS_OK)
+                #expect(ol == fl, "\(factory) m \(m)")
+                #expect(zip(od, fd).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) }, "\(factory) m \(m)")
+                #expect(ol.allSatisfy { Set(allowedIDs).contains($0) })
+            }
+        }
+    }
+
     @Test func equalScoresKeepTheLowerRowFirst() throws {
         // Row 3's vector also sits at rows 8, 12 and 29: for that query all four tie (L2 0, same IP).
         var rng = SeededGenerator(seed: 61)
@@ -203,21 +254,21 @@ private func expectExact(_ r: FlatResult, base: [Float], d: Int, queries: [Float
     @Test func badArgumentsAreRefused() throws {
         let base: [Float] = [1, 2, 3, 4], query: [Float] = [1, 2]
         var dist = [Float](repeating: 0, count: 4), ids = [Int64](repeating: 0, count: 4)
-        #expect(dml_flat_search(base, 2, 0, nil, query, 1, 1, DML_FLAT_L2, &dist, &ids) == -1)  // d = 0
-        #expect(dml_flat_search(base, 2, 2, nil, query, 1, 0, DML_FLAT_L2, &dist, &ids) == -1)  // k = 0
-        #expect(dml_flat_search(nil, 2, 2, nil, query, 1, 1, DML_FLAT_L2, &dist, &ids) == -1)
-        #expect(dml_flat_search(base, 2, 2, nil, nil, 1, 1, DML_FLAT_L2, &dist, &ids) == -1)
-        #expect(dml_flat_search(base, 2, 2, nil, query, 1, 1, DMLFlatMetric(rawValue: 7), &dist, &ids) == -1)
-        #expect(dml_flat_search(base, 2, 2, nil, query, Int.max, 4, DML_FLAT_L2, &dist, &ids) == -1)  // nq x k overflows
-        #expect(dml_flat_search(base, 2, 2, nil, nil, 0, 3, DML_FLAT_L2, nil, nil) == 0)  // no queries: nothing to do
-        #expect(dml_flat_search_on("sse9", 0, base, 2, 2, nil, query, 1, 1, DML_FLAT_L2, &dist, &ids) == -1)
+        #expect(dml_flat_search(base, 2, 0, nil, nil, query, 1, 1, DML_FLAT_L2, &dist, &ids) == -1)  // d = 0
+        #expect(dml_flat_search(base, 2, 2, nil, nil, query, 1, 0, DML_FLAT_L2, &dist, &ids) == -1)  // k = 0
+        #expect(dml_flat_search(nil, 2, 2, nil, nil, query, 1, 1, DML_FLAT_L2, &dist, &ids) == -1)
+        #expect(dml_flat_search(base, 2, 2, nil, nil, nil, 1, 1, DML_FLAT_L2, &dist, &ids) == -1)
+        #expect(dml_flat_search(base, 2, 2, nil, nil, query, 1, 1, DMLFlatMetric(rawValue: 7), &dist, &ids) == -1)
+        #expect(dml_flat_search(base, 2, 2, nil, nil, query, Int.max, 4, DML_FLAT_L2, &dist, &ids) == -1)  // nq x k overflows
+        #expect(dml_flat_search(base, 2, 2, nil, nil, nil, 0, 3, DML_FLAT_L2, nil, nil) == 0)  // no queries: nothing to do
+        #expect(dml_flat_search_on("sse9", 0, base, 2, 2, nil, nil, query, 1, 1, DML_FLAT_L2, &dist, &ids) == -1)
         // Batches use the caller's |y|^2 as given (a cache): right ones give the exact answer, and a wrong one shows
         // they are not recomputed (row 0 "at" |y|^2 = 100 loses to row 1 for the query (1, 2)).
         for path in flatPaths() {
             var got = [Float](repeating: 0, count: 2), gotIDs = [Int64](repeating: 0, count: 2)
-            #expect(dml_flat_search_on(path, 1, base, 2, 2, [5, 25], [1, 2, 3, 4], 2, 1, DML_FLAT_L2, &got, &gotIDs) == 0)
+            #expect(dml_flat_search_on(path, 1, base, 2, 2, [5, 25], nil, [1, 2, 3, 4], 2, 1, DML_FLAT_L2, &got, &gotIDs) == 0)
             #expect(gotIDs == [0, 1] && got == [0, 0], "\(path)")
-            #expect(dml_flat_search_on(path, 1, base, 2, 2, [100, 25], [1, 2, 3, 4], 2, 1, DML_FLAT_L2, &got, &gotIDs) == 0)
+            #expect(dml_flat_search_on(path, 1, base, 2, 2, [100, 25], nil, [1, 2, 3, 4], 2, 1, DML_FLAT_L2, &got, &gotIDs) == 0)
             #expect(gotIDs == [1, 1], "\(path)")
         }
     }

@@ -26,16 +26,18 @@ typedef enum { DML_FLAT_INNER_PRODUCT = 0, DML_FLAT_L2 = 1 } DMLFlatMetric;
 /// A row or query holding NaN gives NaN scores, which never qualify: a NaN query returns only -1 / +-inf.
 /// L2 batches are computed as |x|^2 + |y|^2 - 2<x,y> (clamped at 0), like FAISS's BLAS path.
 /// `base_norms` (L2 only, may be NULL): |y_i|^2 of each base row, computed here when NULL.
+/// `allowed` (may be NULL): n entries, nonzero where the row may be returned (a filter; NULL: every row).
 /// Returns 0; -1 for bad arguments (NULL buffers with non-zero sizes, d == 0, k == 0, nq * k overflowing);
 /// -2 when memory runs out.
-int dml_flat_search(const float *base, size_t n, size_t d, const float *base_norms, const float *queries, size_t nq,
-                    size_t k, DMLFlatMetric metric, float *distances, int64_t *labels);
+int dml_flat_search(const float *base, size_t n, size_t d, const float *base_norms, const uint8_t *allowed,
+                    const float *queries, size_t nq, size_t k, DMLFlatMetric metric, float *distances,
+                    int64_t *labels);
 
 /// The same on one kernel path ("avx512", "avx2", "scalar"); -1 when the CPU lacks it (tests and benches).
 /// `rows_below`: batches of fewer queries than this use the one-query rows path (0: the built-in choice).
 int dml_flat_search_on(const char *path, size_t rows_below, const float *base, size_t n, size_t d,
-                       const float *base_norms, const float *queries, size_t nq, size_t k, DMLFlatMetric metric,
-                       float *distances, int64_t *labels);
+                       const float *base_norms, const uint8_t *allowed, const float *queries, size_t nq, size_t k,
+                       DMLFlatMetric metric, float *distances, int64_t *labels);
 
 #ifdef __cplusplus
 }

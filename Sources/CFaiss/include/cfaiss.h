@@ -98,9 +98,10 @@ int cfaiss_search_needs_exclusive(const cfaiss_index *index, const cfaiss_search
 cfaiss_status cfaiss_index_search(const cfaiss_index *index, int64_t n, const float *x, int64_t k,
                                   const cfaiss_search_params *params, float *distances, int64_t *labels);
 
-/** Which code runs unfiltered k-NN on plain Flat indexes (IndexFlat, IndexFlatL2, IndexFlatIP; also under an
- *  IDMap): DMLKit's exact search (CDMLKernels' dml_flat_search) or FAISS's own. AUTO is DMLKit's unless the
- *  environment has DMLKIT_FLAT=faiss (for benches and tests). Other indexes and filtered searches ignore it. */
+/** Which code runs k-NN on plain Flat indexes (IndexFlat, IndexFlatL2, IndexFlatIP; also under an IDMap, and the
+ *  exact pass of filtered HNSW-Flat searches, which runs on the HNSW's Flat storage), filtered or not: DMLKit's exact
+ *  search (CDMLKernels' dml_flat_search) or FAISS's own. AUTO is DMLKit's unless the environment has
+ *  DMLKIT_FLAT=faiss (for benches and tests). Other indexes ignore it. */
 typedef enum { CFAISS_FLAT_AUTO = 0, CFAISS_FLAT_OWN = 1, CFAISS_FLAT_FAISS = 2 } cfaiss_flat_path;
 
 /** cfaiss_index_search with the Flat path named (cfaiss_index_search is this with CFAISS_FLAT_AUTO). */
@@ -150,7 +151,7 @@ int cfaiss_last_file_defect(void);
 void cfaiss_set_num_threads(int threads);
 int cfaiss_get_num_threads(void);
 
-/** FAISS's `distance_compute_blas_threshold`, process-wide: FAISS's Flat k-NN (DMLKIT_FLAT=faiss, filtered) and
+/** FAISS's `distance_compute_blas_threshold`, process-wide: FAISS's Flat k-NN (DMLKIT_FLAT=faiss) and
  *  range searches of at least this many queries use BLAS, smaller ones FAISS's own loops (scalar in Debian's 1.7.3). The shim sets 2 at load (FAISS: 20). */
 void cfaiss_set_distance_blas_threshold(int queries);
 int cfaiss_get_distance_blas_threshold(void);
