@@ -208,7 +208,7 @@ struct Search {
     Path path;
     const float* base;
     size_t n, d;
-    const float* norms;  // the caller's |y|^2 per base row (L2), or NULL: computed per block
+    const float* norms;      // the caller's |y|^2 per base row (L2), or NULL: computed per block
     const uint8_t* allowed;  // per base row, nonzero: may be returned; NULL: every row
     const float* queries;
     size_t nq;
@@ -331,8 +331,8 @@ void run_item(const Search& s, size_t item) {
 bool mul_ok(size_t a, size_t b, size_t* out) { return !__builtin_mul_overflow(a, b, out); }
 
 int search(const Path& path, size_t rows_below, const float* base, size_t n, size_t d, const float* base_norms,
-           const uint8_t* allowed,
-           const float* queries, size_t nq, size_t k, DMLFlatMetric metric, float* distances, int64_t* labels) {
+           const uint8_t* allowed, const float* queries, size_t nq, size_t k, DMLFlatMetric metric, float* distances,
+           int64_t* labels) {
     size_t cells = 0;
     if (d == 0 || k == 0 || (metric != DML_FLAT_L2 && metric != DML_FLAT_INNER_PRODUCT) || !mul_ok(nq, k, &cells) ||
         (n > 0 && !base) || (nq > 0 && (!queries || !distances || !labels)))
