@@ -16,6 +16,7 @@
 #include "dml_kernels.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -203,6 +204,7 @@ void parallel_items(size_t items, const F& f) {
 
 constexpr size_t kBlockBytes = 128 * 1024;  // base rows per block: about a quarter of a core's L2
 constexpr size_t kRowsChunk = 256;          // rows path: distances computed per call of the row kernel
+constexpr size_t kRowsClaim = 4096;         // rows path, base split: rows a thread claims at a time
 
 struct Search {
     Path path;
@@ -216,6 +218,8 @@ struct Search {
     const float* packed;  // GEMM path: the query panels
     size_t panels;
     size_t items, parts;  // work items; parts > 1: the base is split (one part per item), else the queries are
+    std::atomic<size_t>* next_claim;  // base split: the next chunk of `claim` rows to take
+    size_t claim;
     float* heap_s;        // heap of (part, query): heap_s + (part * nq + q) * stride, kk slots
     int64_t* heap_id;
     size_t stride, kk;
@@ -310,21 +314,26 @@ void rows_range(const Search& s, size_t q0, size_t q1, size_t lo, size_t hi, siz
 
 void run_item(const Search& s, size_t item) {
     const size_t units = s.gemm ? s.panels : s.nq;
-    size_t u0 = 0, u1 = units, lo = 0, hi = s.n, part = 0;
     if (s.parts > 1) {
-        const size_t align = size_t(s.path.rb);
-        lo = std::min(s.n, s.n * item / s.parts / align * align);
-        hi = item + 1 == s.parts ? s.n : std::min(s.n, s.n * (item + 1) / s.parts / align * align);
-        part = item;
-    } else {
-        u0 = units * item / s.items;
-        u1 = units * (item + 1) / s.items;
+        // Every query over chunks of base rows claimed in increasing order: rows ascend within each part (so ties
+        // keep the lower row), and a thread slowed by other work on its core takes fewer chunks.
+        for (;;) {
+            const size_t lo = s.next_claim->fetch_add(1, std::memory_order_relaxed) * s.claim;
+            if (lo >= s.n) return;
+            const size_t hi = std::min(s.n, lo + s.claim);
+            if (s.gemm) {
+                gemm_range(s, item, 0, units, lo, hi, item);
+            } else {
+                rows_range(s, 0, units, lo, hi, item);
+            }
+        }
     }
-    if (lo >= hi || u0 >= u1) return;
+    const size_t u0 = units * item / s.items, u1 = units * (item + 1) / s.items;
+    if (u0 >= u1) return;
     if (s.gemm) {
-        gemm_range(s, item, u0, u1, lo, hi, part);
+        gemm_range(s, item, u0, u1, 0, s.n, 0);
     } else {
-        rows_range(s, u0, u1, lo, hi, part);
+        rows_range(s, u0, u1, 0, s.n, 0);
     }
 }
 
@@ -359,23 +368,26 @@ int search(const Path& path, size_t rows_below, const float* base, size_t n, siz
     s.gemm = nq >= (rows_below > 0 ? rows_below : std::max<size_t>(2, qw / 3));
     s.panels = (nq + qw - 1) / qw;
 
-    // Threads: split the queries (or panels) when there are enough of them for every thread, else the base rows.
+    // Threads: each takes chunks of base rows (one heap per query per thread, merged at the end), so the base is
+    // read from memory once and a thread slowed by other work takes less; where those heaps would be large (many
+    // queries x k), the queries are split instead. At least ~1M multiply-adds per thread, else one thread.
     const size_t threads = max_threads();
     const size_t units = s.gemm ? s.panels : nq;
     size_t work = 0;
     if (!mul_ok(base_cells, nq, &work)) work = SIZE_MAX;
+    s.claim = s.gemm ? block_rows(size_t(path.rb), d) : kRowsClaim;
+    const size_t chunks = (n + s.claim - 1) / s.claim;
+    const size_t parts = std::min({threads, chunks, work >> 20});
+    size_t part_cells = 0;
     s.items = 1;
     s.parts = 1;
-    if (threads > 1 && kk > 0 && work >= (size_t(1) << 18)) {
-        const size_t base_parts = std::min(threads, base_cells >> 20);  // at least ~1M multiply-adds per part
-        size_t part_cells = 0;
-        const bool balanced = units >= 4 * threads || units % threads == 0;
-        if (!balanced && base_parts > 1 && mul_ok(base_parts * nq, kk, &part_cells) && part_cells <= (size_t(1) << 22)) {
-            s.items = s.parts = base_parts;
-        } else {
-            s.items = std::min(threads, units);
-        }
+    if (kk > 0 && parts > 1 && mul_ok(parts * nq, kk, &part_cells) && part_cells <= (size_t(1) << 20)) {
+        s.items = s.parts = parts;
+    } else if (kk > 0 && threads > 1 && work >= (size_t(1) << 21)) {
+        s.items = std::min(threads, units);
     }
+    std::atomic<size_t> next_claim{0};
+    s.next_claim = &next_claim;
 
     try {
         std::vector<float> packed, scratch, part_s;

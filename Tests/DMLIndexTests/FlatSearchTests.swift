@@ -275,24 +275,26 @@ private func expectExact(_ r: FlatResult, base: [Float], d: Int, queries: [Float
 }
 
 @Suite(.serialized) struct FlatSearchThreads {
-    /// Splitting the queries or the base rows between threads gives the single-thread answer, and both are exact.
+    /// Splitting the base rows (or, when the per-thread heaps would be large, the queries) between threads gives
+    /// the single-thread answer, and it is exact.
     @Test func twoThreadsGiveTheOneThreadAnswer() throws {
         let saved = VectorIndex.threadCount
         defer { VectorIndex.setThreadCount(saved) }
         var rng = SeededGenerator(seed: 81)
         let d = 128, n = 20_000  // n x d is above the size at which one query's base is split between threads
         let base = uniform(n * d, &rng)
-        for nq in [1, 3, 7, 40, 64] {  // rows path and GEMM (one panel) split by base rows; GEMM split by queries
+        // Rows path and GEMM split by base rows; the last (64 x k = n heaps per thread) splits the queries.
+        for (nq, k) in [(1, 9), (3, 9), (7, 9), (40, 9), (64, 9), (64, n)] {
             let queries = uniform(nq * d, &rng)
             for path in flatPaths() where path != "scalar" || nq <= 3 {
                 for l2 in [true, false] {
                     VectorIndex.setThreadCount(1)
-                    let one = flatSearch(path, base: base, d: d, queries: queries, k: 9, l2: l2)
+                    let one = flatSearch(path, base: base, d: d, queries: queries, k: k, l2: l2)
                     VectorIndex.setThreadCount(2)
-                    let two = flatSearch(path, base: base, d: d, queries: queries, k: 9, l2: l2)
-                    #expect(one.labels == two.labels && one.distances == two.distances, "\(path) nq \(nq) l2 \(l2)")
+                    let two = flatSearch(path, base: base, d: d, queries: queries, k: k, l2: l2)
+                    #expect(one.labels == two.labels && one.distances == two.distances, "\(path) nq \(nq) k \(k) l2 \(l2)")
                     if nq <= 3 {
-                        expectExact(two, base: base, d: d, queries: queries, k: 9, l2: l2, "\(path) nq \(nq) 2 threads")
+                        expectExact(two, base: base, d: d, queries: queries, k: k, l2: l2, "\(path) nq \(nq) 2 threads")
                     }
                 }
             }
