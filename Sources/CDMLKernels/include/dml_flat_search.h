@@ -4,8 +4,8 @@
  * Batches go through a register-blocked GEMM tile (base rows x a panel of packed queries) whose scores are compared
  * in SIMD against each query's current k-th best while the tile is still in registers; only candidates that beat it
  * enter that query's heap. No nq x n distance matrix is formed. One query at a time uses the distance table's
- * `l2sqr_ny` / `inner_products_ny` rows instead. Threads: libgomp's team (omp_get_max_threads()), queries split
- * between threads, or base rows when there are too few queries.
+ * `l2sqr_ny` / `inner_products_ny` rows instead. Threads: libgomp's team (omp_get_max_threads()), each taking
+ * chunks of base rows with its own heaps, merged at the end (the queries are split where those heaps would be large).
  */
 #pragma once
 
