@@ -19,7 +19,8 @@ let package = Package(
     targets: [
         // C header over a small C++ shim of FAISS (Debian's libfaiss.a has no C API symbols).
         // SIMD distance kernels with runtime CPU dispatch (AVX-512, AVX2+FMA, scalar).
-        .target(name: "CDMLKernels"),
+        // Also the exact Flat k-NN search (GEMM tile + top-k), threaded with libgomp like FAISS.
+        .target(name: "CDMLKernels", linkerSettings: [.linkedLibrary("gomp", .when(platforms: [.linux]))]),
         .target(
             name: "CFaiss",
             dependencies: ["CDMLKernels"],
@@ -72,7 +73,7 @@ let package = Package(
         // Benchmark driver for bench/index/run.py (not part of the library).
         .executableTarget(name: "index-bench", dependencies: ["DMLIndex", "DMLNpy"], path: "bench/index/swift"),
         .testTarget(name: "DMLNpyTests", dependencies: ["DMLNpy"]),
-        .testTarget(name: "DMLIndexTests", dependencies: ["DMLIndex", "DMLNpy", "CDMLKernels"]),
+        .testTarget(name: "DMLIndexTests", dependencies: ["DMLIndex", "DMLNpy", "CDMLKernels", "CFaiss"]),
         .testTarget(name: "DMLKitTests", dependencies: ["DMLKit", "DMLNpy"]),
         .testTarget(name: "DMLRuntimeTests", dependencies: ["DMLRuntime"]),
         .testTarget(name: "DMLTextTests", dependencies: ["DMLText", "DMLRuntime", "DMLNpy"]),

@@ -1,6 +1,7 @@
 // The C++ side of cfaiss.h: translates C calls into FAISS calls and every exception into a status.
 
 #include "cfaiss.h"
+#include "dml_flat_search.h"
 #include "index_check.h"
 
 #include <omp.h>
@@ -33,6 +34,7 @@
 #include <cerrno>
 #include <memory>
 #include <stdexcept>
+#include <typeinfo>
 
 #include <algorithm>
 #include <cstdlib>
@@ -246,6 +248,28 @@ void search_overfetch(const faiss::Index* target, const faiss::IndexIDMap* idmap
         if (complete || fetch >= total) return;
         fetch = std::min<idx_t>(total, fetch * 4);
     }
+}
+
+// k-NN on plain Flat indexes (also filtered HNSW searches, which run exactly on the HNSW's Flat storage) runs on
+// DMLKit's own exact search (CDMLKernels' dml_flat_search: a GEMM tile with the top-k taken while it is in
+// registers). FAISS 1.7.3 batches Flat searches through OpenBLAS, whose kernels Debian's build picks from a CPU
+// model table (SSE3 on issue 14's Xeon). Subclasses with their own search (IndexFlat1D) and other metrics stay on
+// FAISS.
+const faiss::IndexFlat* own_flat_target(const faiss::Index* target) {
+    auto flat = dynamic_cast<const faiss::IndexFlat*>(target);
+    if (!flat) return nullptr;
+    const std::type_info& type = typeid(*flat);
+    if (type != typeid(faiss::IndexFlat) && type != typeid(faiss::IndexFlatL2) && type != typeid(faiss::IndexFlatIP))
+        return nullptr;
+    if (flat->metric_type != faiss::METRIC_L2 && flat->metric_type != faiss::METRIC_INNER_PRODUCT) return nullptr;
+    return flat;
+}
+
+// CFAISS_FLAT_AUTO: ours, unless DMLKIT_FLAT=faiss (benches and tests compare the two).
+bool wants_own_flat(cfaiss_flat_path path) {
+    if (path != CFAISS_FLAT_AUTO) return path == CFAISS_FLAT_OWN;
+    const char* setting = std::getenv("DMLKIT_FLAT");
+    return !(setting && std::strcmp(setting, "faiss") == 0);
 }
 
 // ---- files ----
@@ -547,6 +571,12 @@ cfaiss_status cfaiss_index_reset(cfaiss_index* index) {
 
 cfaiss_status cfaiss_index_search(const cfaiss_index* index, int64_t n, const float* x, int64_t k,
                                   const cfaiss_search_params* params, float* distances, int64_t* labels) {
+    return cfaiss_index_search_flat_path(index, n, x, k, params, distances, labels, CFAISS_FLAT_AUTO);
+}
+
+cfaiss_status cfaiss_index_search_flat_path(const cfaiss_index* index, int64_t n, const float* x, int64_t k,
+                                            const cfaiss_search_params* params, float* distances, int64_t* labels,
+                                            cfaiss_flat_path flat_path) {
     if (!index || n < 0 || k <= 0 || (n > 0 && (!x || !distances || !labels)))
         return fail(CFAISS_INVALID_ARGUMENT, "bad search arguments");
     return guarded(CFAISS_FAISS_ERROR, [&] {
@@ -563,6 +593,24 @@ cfaiss_status cfaiss_index_search(const cfaiss_index* index, int64_t n, const fl
         if (!problem.empty()) return fail(CFAISS_INVALID_ARGUMENT, problem);
         ScopedEfSearch ef_scope(target, params);
 
+        const faiss::IndexFlat* flat = own_flat_target(target);
+        if (flat && wants_own_flat(flat_path)) {
+            // A filter becomes a per-row mask over the positions (the HNSW's storage for filtered HNSW searches).
+            std::vector<uint8_t> mask;
+            if (filtered) {
+                mask.assign(size_t(flat->ntotal), 0);
+                for (idx_t position : allowed)
+                    if (position >= 0 && position < flat->ntotal) mask[size_t(position)] = 1;
+            }
+            int rc = dml_flat_search(flat->get_xb(), size_t(flat->ntotal), size_t(flat->d), nullptr,
+                                     filtered ? mask.data() : nullptr, x, size_t(n), size_t(k),
+                                     flat->metric_type == faiss::METRIC_L2 ? DML_FLAT_L2 : DML_FLAT_INNER_PRODUCT,
+                                     distances, labels);
+            if (rc == -2) throw std::bad_alloc();
+            if (rc != 0) return fail(CFAISS_INVALID_ARGUMENT, "bad search arguments");
+            if (idmap) translate_labels(idmap, size_t(n * k), labels);
+            return CFAISS_OK;
+        }
         if (filtered && !native) {
             std::unordered_set<idx_t> allowed_set(allowed.begin(), allowed.end());
             search_overfetch(target, idmap, n, x, k, call.chosen, allowed_set, distances, labels);

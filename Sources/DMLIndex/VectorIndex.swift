@@ -79,15 +79,17 @@ public final class VectorIndex: @unchecked Sendable {
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// Sets how many OpenMP threads FAISS uses, process-wide. On 2 cores, 2 threads for FAISS with OpenBLAS at 1.
+    /// Sets how many OpenMP threads FAISS and the Flat search use for calls from the calling thread (libgomp keeps
+    /// the setting per thread; other threads keep `OMP_NUM_THREADS`). On 2 cores, 2 threads with OpenBLAS at 1.
     public static func setThreadCount(_ threads: Int) { cfaiss_set_num_threads(Int32(clamping: max(1, threads))) }
     /// The OpenMP thread count FAISS will use.
     public static var threadCount: Int { Int(cfaiss_get_num_threads()) }
 
-    /// Searches of at least this many queries at once compute Flat distances through BLAS, smaller ones with
-    /// FAISS's own (in Debian's 1.7.3, scalar) loops; process-wide, FAISS's `distance_compute_blas_threshold`.
-    /// DMLKit sets 2 (FAISS's default is 20): small batches go through BLAS, single queries do not, where
-    /// BLAS is not faster for large or low-dimensional indexes. Set it before searching, not while searches run.
+    /// Where FAISS's own Flat code runs (range searches; k-NN on Flat indexes takes DMLKit's exact search unless
+    /// `DMLKIT_FLAT=faiss`), batches of at least
+    /// this many queries compute distances through BLAS, smaller ones with FAISS's loops; process-wide, FAISS's
+    /// `distance_compute_blas_threshold`. DMLKit sets 2 (FAISS's default is 20). Set it before searching, not
+    /// while searches run.
     public static var distanceBLASThreshold: Int {
         get { Int(cfaiss_get_distance_blas_threshold()) }
         set { cfaiss_set_distance_blas_threshold(Int32(clamping: newValue)) }

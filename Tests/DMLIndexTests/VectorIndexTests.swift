@@ -22,7 +22,8 @@ private let d = 24
 
     @Test(arguments: [Metric.l2, .innerProduct, .cosine])
     func everyBatchSizeGivesTheExactNeighbours(metric: Metric) throws {
-        // Single queries take FAISS's own loops, batches of 2+ BLAS (`distanceBLASThreshold`): both must be exact.
+        // Single queries and small batches take one-query rows, larger batches the GEMM tile (CDMLKernels'
+        // dml_flat_search); `distanceBLASThreshold` still steers FAISS's own path (range search, DMLKIT_FLAT=faiss).
         #expect(VectorIndex.distanceBLASThreshold == 2)
         let base = clusteredVectors(500, d, seed: 7)
         let queries = clusteredVectors(19, d, seed: 8)

@@ -78,12 +78,24 @@ def gemm_limit(python):
     return json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {}
 
 
+def fma_peak_gflops(binary):
+    """The single-core f32 FMA peak (`runtime-bench machine`: register-only FMA loops per ISA), or None."""
+    if not pathlib.Path(binary).exists():
+        return None
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    out = subprocess.run([binary, "machine"], env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        return None
+    return max(json.loads(out.stdout.strip().splitlines()[-1])["fma_peak_gflops"].values(), default=None)
+
+
 def percentile(values, q):
     return float(np.percentile(np.asarray(values), q))
 
 
-def run_peer(command, omp, blas):
+def run_peer(command, omp, blas, extra_env=None):
     env = dict(os.environ, OMP_NUM_THREADS=str(omp), OPENBLAS_NUM_THREADS=str(blas), MKL_NUM_THREADS=str(blas))
+    env.update(extra_env or {})
     out = subprocess.run(command, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"{command[0]} failed: {out.stderr}")
@@ -102,6 +114,8 @@ def main():
     parser.add_argument("--d", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--swift-bin", default=str(REPO / ".build" / "release" / "index-bench"))
+    parser.add_argument("--runtime-bin", default=str(REPO / ".build" / "release" / "runtime-bench"),
+                        help="runtime-bench, for the measured FMA peak (skipped when missing)")
     parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
     parser.add_argument("--settings", default="all", help="thread settings to run, as indexes into SETTINGS"
                         " (e.g. '0,1'; default all)")
@@ -121,9 +135,14 @@ def main():
         "python3-faiss 1.7.3": lambda f, p: [DEBIAN_PYTHON, PEER, folder / "base.npy", folder / "queries.npy", f, "10", str(args.repeats)] + ([p] if p else []),
         "faiss-cpu (PyPI)": lambda f, p: [sys.executable, PEER, folder / "base.npy", folder / "queries.npy", f, "10", str(args.repeats)] + ([p] if p else []),
     }
+    # A/B for Flat: the same driver on FAISS 1.7.3's own Flat search (Debian's OpenBLAS for batches) instead of
+    # DMLKit's GEMM + top-k (CDMLKernels' dml_flat_search).
+    faiss_flat = {"DMLKIT_FLAT": "faiss"}
+    flat_ab = {}
     settings = SETTINGS if args.settings == "all" else [SETTINGS[int(i)] for i in args.settings.split(",")]
     load_before = os.getloadavg()
     limit = gemm_limit(sys.executable)
+    fma_peak = fma_peak_gflops(args.runtime_bin)
     rows = []
     started = time.time()
     for factory, param in CASES:
@@ -135,6 +154,10 @@ def main():
                 results[name] = r
                 if "version" in r and name.startswith("faiss-cpu"):
                     peers_version = r["version"]
+            if factory == "Flat":
+                r = run_peer([str(c) for c in peers["DMLKit"](factory, param)], omp, blas, faiss_flat)
+                r["recall"] = recall(r["ids"], truth)
+                flat_ab[label] = r
             rows.append((factory, param, label, results))
             line = " | ".join(f"{n}: build {r['train_s'] + r['add_s']:.2f}s search {r['search_s'] * 1000:.1f}ms R@10 {r['recall']:.3f}" for n, r in results.items())
             print(f"{factory} [{label}] {line}", flush=True)
@@ -184,10 +207,25 @@ def main():
     if limit:
         flops = 2.0 * args.n * args.nq * args.d
         peak = max(limit.get("torch_gflops", 0), limit["openblas_gflops"])
+        limit_s = flops / peak / 1e9
         table += ["", f"GEMM limit of batched Flat search: {flops / 1e9:.1f} GFLOP; single-thread sgemm (1000x4096x128) "
                   f"measured in this run: Debian OpenBLAS ({limit['openblas_core']} kernels) {limit['openblas_gflops']:.0f} "
                   f"GFLOP/s, PyTorch {limit.get('torch_gflops', float('nan')):.0f} GFLOP/s, so the limit is "
-                  f"{flops / peak / 1e9 * 1e3:.0f} ms on one core (goal: Flat batch <= 1.3x that)."]
+                  f"{limit_s * 1e3:.0f} ms on one core (goal: Flat batch <= 1.3x that)."]
+        one = [(label, results) for factory, _, label, results in rows if factory == "Flat" and label.startswith("omp 1")]
+        if one:
+            label, results = one[0]
+            t = results["DMLKit"]["search_s"]
+            floor = (f"; the FMA peak ({fma_peak:.0f} GFLOP/s, `runtime-bench machine`) would take {flops / fma_peak / 1e6:.0f} ms"
+                     f", so {t / (flops / fma_peak / 1e9):.2f}x that" if fma_peak else "")
+            table.append(f"DMLKit's Flat batch search at {label}: {t * 1e3:.0f} ms = {t / limit_s:.2f}x the GEMM limit "
+                         f"(faiss-cpu: {results['faiss-cpu (PyPI)']['search_s'] / limit_s:.2f}x){floor}.")
+    if flat_ab:
+        ours = {label: results["DMLKit"]["search_s"] for factory, _, label, results in rows if factory == "Flat"}
+        cells = [f"{label}: {r['search_s'] * 1e3:.1f} ms, R@10 {r['recall']:.3f} (DMLKit's path: {ours[label] / r['search_s']:.2f}x that)"
+                 for label, r in flat_ab.items()]
+        table += ["", "Flat A/B, the same driver with `DMLKIT_FLAT=faiss` (FAISS 1.7.3's own Flat search through Debian's "
+                  "OpenBLAS instead of DMLKit's GEMM + top-k): " + "; ".join(cells) + "."]
     if single_rows:
         table += ["", f"One query per call ({args.single} calls after one warm-up; 1 thread; latency p50 / p99):", "",
                   "| index | n | DMLKit | python3-faiss 1.7.3 | faiss-cpu | p50 DMLKit / python3-faiss | p50 DMLKit / faiss-cpu |",

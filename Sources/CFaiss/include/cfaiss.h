@@ -98,6 +98,17 @@ int cfaiss_search_needs_exclusive(const cfaiss_index *index, const cfaiss_search
 cfaiss_status cfaiss_index_search(const cfaiss_index *index, int64_t n, const float *x, int64_t k,
                                   const cfaiss_search_params *params, float *distances, int64_t *labels);
 
+/** Which code runs k-NN on plain Flat indexes (IndexFlat, IndexFlatL2, IndexFlatIP; also under an IDMap, and the
+ *  exact pass of filtered HNSW-Flat searches, which runs on the HNSW's Flat storage), filtered or not: DMLKit's exact
+ *  search (CDMLKernels' dml_flat_search) or FAISS's own. AUTO is DMLKit's unless the environment has
+ *  DMLKIT_FLAT=faiss (for benches and tests). Other indexes ignore it. */
+typedef enum { CFAISS_FLAT_AUTO = 0, CFAISS_FLAT_OWN = 1, CFAISS_FLAT_FAISS = 2 } cfaiss_flat_path;
+
+/** cfaiss_index_search with the Flat path named (cfaiss_index_search is this with CFAISS_FLAT_AUTO). */
+cfaiss_status cfaiss_index_search_flat_path(const cfaiss_index *index, int64_t n, const float *x, int64_t k,
+                                            const cfaiss_search_params *params, float *distances, int64_t *labels,
+                                            cfaiss_flat_path flat_path);
+
 /** Range search results: for query i, entries lims[i] ..< lims[i+1] of labels/distances. */
 typedef struct {
     int64_t nq;
@@ -135,12 +146,13 @@ int cfaiss_last_file_defect(void);
 
 /* ---- threads ---- */
 
-/** Sets the OpenMP threads FAISS uses (process-wide). */
+/** Sets the OpenMP threads FAISS (and DMLKit's Flat search) use for calls made from the calling thread: libgomp
+ *  keeps this setting per thread; other threads keep OMP_NUM_THREADS (or libgomp's default). */
 void cfaiss_set_num_threads(int threads);
 int cfaiss_get_num_threads(void);
 
-/** FAISS's `distance_compute_blas_threshold`, process-wide: Flat k-NN and range searches of at least this many
- *  queries use BLAS, smaller ones FAISS's own loops (scalar in Debian's 1.7.3). The shim sets 2 at load (FAISS: 20). */
+/** FAISS's `distance_compute_blas_threshold`, process-wide: FAISS's Flat k-NN (DMLKIT_FLAT=faiss) and
+ *  range searches of at least this many queries use BLAS, smaller ones FAISS's own loops (scalar in Debian's 1.7.3). The shim sets 2 at load (FAISS: 20). */
 void cfaiss_set_distance_blas_threshold(int queries);
 int cfaiss_get_distance_blas_threshold(void);
 
