@@ -84,6 +84,9 @@ struct GraphBuilder {
             guard layer.workspaceCount(maxBatch: 1) <= RuntimeLimits.maxValueElements else {
                 throw ModelError.shapeMismatch(node: node.name, reason: "needs \(layer.workspaceCount(maxBatch: 1)) floats of scratch space per sample, more than \(RuntimeLimits.maxValueElements)")
             }
+            // This node's weights are checked and copied, folded or packed by now; what a layer still reads per
+            // call comes back from the file on demand.
+            weights.file.releaseResidentPages(of: node.tensors.values.flatMap { [$0, $0 + ".scale"] } + (batchNorm?.tensors.values.map { $0 } ?? []))
             steps.append(.init(name: node.name, op: op, layer: layer, inputs: inputs, output: shapes.count))
             valueOf[node.name] = shapes.count
             shapes.append(layer.outputShape)

@@ -51,9 +51,16 @@ final class MappedBytes: @unchecked Sendable {
     /// Lets the OS drop the mapping's resident pages (they are read from the file again on the next touch):
     /// after load, weights already copied or reordered elsewhere stop counting in the process's memory.
     /// Nothing for bytes held in memory.
-    func releaseResidentPages() {
-        guard isMapped, let base else { return }
-        _ = madvise(UnsafeMutableRawPointer(mutating: base), count, Int32(MADV_DONTNEED))
+    func releaseResidentPages() { releaseResidentPages(in: 0..<count) }
+
+    /// The same for the pages holding `range` (widened to whole pages: the mapping is read-only and private,
+    /// so a dropped neighbour is only read again, never lost).
+    func releaseResidentPages(in range: Range<Int>) {
+        guard isMapped, let base, !range.isEmpty else { return }
+        let page = max(1, Int(sysconf(Int32(_SC_PAGESIZE))))
+        let start = range.lowerBound / page * page, end = min(count, (range.upperBound + page - 1) / page * page)
+        guard start < end else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, Int32(MADV_DONTNEED))
     }
 
     deinit {

@@ -71,6 +71,7 @@ extension SafetensorsFile {
             let shape = "[" + info.shape.map(String.init).joined(separator: ", ") + "]"
             hash.update(Array("\0\(name)\0\(Self.numpyDType[info.dtype] ?? info.dtype.rawValue)\0\(shape)\0".utf8))
             hash.update(try rawBytes(name))
+            releaseResidentPages(of: [name])  // hashed pages need not stay resident until load ends
         }
         return "sha256:" + hash.hexDigest()
     }

@@ -46,6 +46,15 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// Drops the file's pages from this process's resident memory (re-read on the next touch).
     func releaseResidentPages() { bytes.releaseResidentPages() }
 
+    /// The same for the named tensors' bytes only (unknown names are skipped): load releases each tensor once
+    /// it is checked and packed, so the whole file is never resident at once.
+    func releaseResidentPages(of names: some Sequence<String>) {
+        for name in names {
+            guard let info = tensors[name] else { continue }
+            bytes.releaseResidentPages(in: (dataStart + info.dataRange.lowerBound)..<(dataStart + info.dataRange.upperBound))
+        }
+    }
+
     private init(mapped: MappedBytes) throws {
         bytes = mapped
         let fileSize = mapped.count

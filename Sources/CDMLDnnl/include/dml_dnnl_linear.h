@@ -24,6 +24,10 @@ dml_dnnl_linear *dml_dnnl_linear_create(int in_features, int out_features, const
 /// nothing usable was written (the caller falls back to its own GEMM). Safe to call from several threads at once.
 int dml_dnnl_linear_run(dml_dnnl_linear *linear, const float *source, float *destination, int rows);
 
+/// Makes (and caches) the primitive for `rows` now, packing the weights, so that later runs with any row count
+/// whose primitive shares that layout never read the caller's weight buffer again. 0 when oneDNN took it.
+int dml_dnnl_linear_prepare(dml_dnnl_linear *linear, int rows);
+
 void dml_dnnl_linear_destroy(dml_dnnl_linear *linear);
 
 #ifdef __cplusplus

@@ -96,8 +96,8 @@ struct SelfAttentionLayer: Layer {
         tokens = inputShape[0]
         width = d
         self.heads = heads
-        inProjection = Projection(weight: inWeight.0, bias: inBias, inFeatures: d, outFeatures: 3 * d, backend: backend)
-        outProjection = Projection(weight: outWeight.0, bias: outBias, inFeatures: d, outFeatures: d, backend: backend)
+        inProjection = Projection(weight: inWeight.0, bias: inBias, inFeatures: d, outFeatures: 3 * d, backend: backend, typicalRows: inputShape[0])
+        outProjection = Projection(weight: outWeight.0, bias: outBias, inFeatures: d, outFeatures: d, backend: backend, typicalRows: inputShape[0])
         onednnHeads = backend == .onednn ? OneDNNAttention(tokens: tokens, width: d, heads: heads) : nil
         outputShape = inputShape
     }

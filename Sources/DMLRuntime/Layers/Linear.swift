@@ -13,8 +13,10 @@ package struct Projection: Sendable {
     /// oneDNN's handle when `backend` was `.onednn` and oneDNN took the weights.
     let onednn: OneDNNLinear?
 
+    /// With oneDNN, the weights are packed now, for `typicalRows` rows (the layout every row count then shares),
+    /// so the model file's pages need not stay resident for the first call.
     init(weight: FloatBuffer, bias: FloatBuffer?, inFeatures: Int, outFeatures: Int, activation: ActivationLayer.Function? = nil,
-         backend: ConvBackend = ConvBackend.preferred) {
+         backend: ConvBackend = ConvBackend.preferred, typicalRows: Int = 1) {
         self.weight = weight
         self.bias = bias
         self.inFeatures = inFeatures
@@ -22,6 +24,7 @@ package struct Projection: Sendable {
         self.activation = activation
         onednn = backend == .onednn
             ? OneDNNLinear(weight: weight, bias: bias, inFeatures: inFeatures, outFeatures: outFeatures, activation: activation) : nil
+        onednn?.prepare(rows: typicalRows)
     }
 
     /// For callers outside the graph (the text encoder), optionally followed by the exact-erf GELU.
@@ -70,11 +73,12 @@ struct LinearLayer: Layer {
         outFeatures = weightShape[0]
         rowsPerSample = inputShape.dropLast().reduce(1, *)
         outputShape = inputShape.dropLast() + [weightShape[0]]
-        projection = Projection(weight: weight, bias: bias, inFeatures: inFeatures, outFeatures: outFeatures)
+        projection = Projection(weight: weight, bias: bias, inFeatures: inFeatures, outFeatures: outFeatures, typicalRows: rowsPerSample)
     }
 
     private mutating func remakeProjection() {
-        projection = Projection(weight: weight, bias: bias, inFeatures: inFeatures, outFeatures: outFeatures, activation: activation, backend: backend)
+        projection = Projection(weight: weight, bias: bias, inFeatures: inFeatures, outFeatures: outFeatures, activation: activation,
+                                backend: backend, typicalRows: rowsPerSample)
     }
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
@@ -106,6 +110,9 @@ package final class OneDNNLinear: @unchecked Sendable {
     }
 
     deinit { dml_dnnl_linear_destroy(handle) }
+
+    /// Packs the weights for `rows` rows now (see `dml_dnnl_linear_prepare`); a failure only defers it to the first run.
+    func prepare(rows: Int) { if rows >= 1, rows <= Int(Int32.max) { _ = dml_dnnl_linear_prepare(handle, Int32(rows)) } }
 
     /// Row-major `[rows, in]` -> `[rows, out]`; false when oneDNN could not run it (nothing usable was written).
     package func run(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointer<Float>, rows: Int) -> Bool {
