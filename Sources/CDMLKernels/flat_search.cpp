@@ -37,6 +37,20 @@ int omp_in_parallel(void);
 #define DML_GOMP 1
 #endif
 
+// libgomp is not built with ThreadSanitizer: under TSan, state the start and join orderings it guarantees.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+extern "C" void __tsan_acquire(void* address);
+extern "C" void __tsan_release(void* address);
+#define HAPPENS_BEFORE(address) __tsan_release(address)
+#define HAPPENS_AFTER(address) __tsan_acquire(address)
+#endif
+#endif
+#ifndef HAPPENS_BEFORE
+#define HAPPENS_BEFORE(address) ((void)(address))
+#define HAPPENS_AFTER(address) ((void)(address))
+#endif
+
 #if defined(__clang__)
 #define DML_UNROLL _Pragma("clang loop unroll(full)")
 #else
@@ -186,13 +200,17 @@ void parallel_items(size_t items, const F& f) {
             const F* f;
             size_t items;
         } context{&f, items};
+        HAPPENS_BEFORE(&context);
         GOMP_parallel(
             [](void* p) {
+                HAPPENS_AFTER(p);
                 const auto* c = static_cast<const Context*>(p);
                 const size_t step = size_t(omp_get_num_threads());
                 for (size_t i = size_t(omp_get_thread_num()); i < c->items; i += step) (*c->f)(i);
+                HAPPENS_BEFORE(p);
             },
             &context, unsigned(items), 0);
+        HAPPENS_AFTER(&context);
         return;
     }
 #endif
