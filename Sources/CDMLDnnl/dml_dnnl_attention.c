@@ -21,18 +21,16 @@ static size_t scratch_of(dnnl_primitive_desc_t pd) {
     return dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
 }
 
-// A matmul a[M,K] b[K,N] -> c[M,N] on these descriptors, scaled by `scale`; NULL when oneDNN refuses it.
-static dnnl_primitive_t make_matmul(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b, const dnnl_memory_desc_t *c,
-                                    float scale, size_t *scratch) {
-    dnnl_matmul_desc_t desc;
-    if (dnnl_matmul_desc_init(&desc, a, b, NULL, c) != dnnl_success) return NULL;
+// The primitive for an op descriptor with a user scratchpad (one primitive runs on several threads at once),
+// an optional output scale, raising `*scratch` to its scratchpad size; NULL when oneDNN refuses it.
+static dnnl_primitive_t make_primitive(const_dnnl_op_desc_t desc, float scale, size_t *scratch) {
     dnnl_primitive_attr_t attr;
     if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
     dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     if (scale != 1.0f) dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale);
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t p = NULL;
-    if (dnnl_primitive_desc_create(&pd, &desc, attr, dml_dnnl_engine(), NULL) == dnnl_success) {
+    if (dnnl_primitive_desc_create(&pd, desc, attr, dml_dnnl_engine(), NULL) == dnnl_success) {
         size_t bytes = scratch_of(pd);
         if (bytes > *scratch) *scratch = bytes;
         if (dnnl_primitive_create(&p, pd) != dnnl_success) p = NULL;
@@ -42,22 +40,19 @@ static dnnl_primitive_t make_matmul(const dnnl_memory_desc_t *a, const dnnl_memo
     return p;
 }
 
+// A matmul a[M,K] b[K,N] -> c[M,N] on these descriptors, scaled by `scale`.
+static dnnl_primitive_t make_matmul(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b, const dnnl_memory_desc_t *c,
+                                    float scale, size_t *scratch) {
+    dnnl_matmul_desc_t desc;
+    if (dnnl_matmul_desc_init(&desc, a, b, NULL, c) != dnnl_success) return NULL;
+    return make_primitive(&desc, scale, scratch);
+}
+
+// Softmax along each row of `md`, in place.
 static dnnl_primitive_t make_softmax(const dnnl_memory_desc_t *md, size_t *scratch) {
     dnnl_softmax_desc_t desc;
     if (dnnl_softmax_forward_desc_init(&desc, dnnl_forward_inference, md, 1) != dnnl_success) return NULL;
-    dnnl_primitive_attr_t attr;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
-    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_t p = NULL;
-    if (dnnl_primitive_desc_create(&pd, &desc, attr, dml_dnnl_engine(), NULL) == dnnl_success) {
-        size_t bytes = scratch_of(pd);
-        if (bytes > *scratch) *scratch = bytes;
-        if (dnnl_primitive_create(&p, pd) != dnnl_success) p = NULL;
-        dnnl_primitive_desc_destroy(pd);
-    }
-    dnnl_primitive_attr_destroy(attr);
-    return p;
+    return make_primitive(&desc, 1.0f, scratch);
 }
 
 dml_dnnl_attention *dml_dnnl_attention_create(int tokens, int width, int heads) {

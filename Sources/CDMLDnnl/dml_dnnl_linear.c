@@ -89,9 +89,9 @@ static int packing_for(dml_dnnl_linear *l, const dnnl_memory_desc_t *md, const d
     return l->packings++;
 }
 
-// The attributes both primitives share: a user scratchpad (so one primitive can run on several threads at
-// once) and the fused activation. NULL on failure.
-static dnnl_primitive_attr_t make_attr(const dml_dnnl_linear *l) {
+// The primitive descriptor for an op descriptor with what both kinds share: a user scratchpad (so one primitive
+// can run on several threads at once) and the fused activation. NULL when oneDNN refuses it.
+static dnnl_primitive_desc_t pd_for(const dml_dnnl_linear *l, const_dnnl_op_desc_t desc) {
     dnnl_primitive_attr_t attr;
     if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
     dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
@@ -103,7 +103,10 @@ static dnnl_primitive_attr_t make_attr(const dml_dnnl_linear *l) {
         dnnl_primitive_attr_set_post_ops(attr, ops);
         dnnl_post_ops_destroy(ops);
     }
-    return attr;
+    dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_primitive_desc_create(&pd, desc, attr, dml_dnnl_engine(), NULL) != dnnl_success) pd = NULL;
+    dnnl_primitive_attr_destroy(attr);
+    return pd;
 }
 
 static const char *impl_of(dnnl_primitive_desc_t pd) {
@@ -126,12 +129,7 @@ static dnnl_primitive_desc_t matmul_pd(const dml_dnnl_linear *l, entry *e, dnnl_
         return NULL;
     dnnl_matmul_desc_t desc;
     if (dnnl_matmul_desc_init(&desc, &e->src, &w_any, l->bias ? &e->bias : NULL, &e->dst) != dnnl_success) return NULL;
-    dnnl_primitive_attr_t attr = make_attr(l);
-    if (!attr) return NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    if (dnnl_primitive_desc_create(&pd, &desc, attr, dml_dnnl_engine(), NULL) != dnnl_success) pd = NULL;
-    dnnl_primitive_attr_destroy(attr);
-    return pd;
+    return pd_for(l, &desc);
 }
 
 // The rows as a 1 x rows NHWC image through a 1x1 convolution (the same row-major buffers; PyTorch's [N, K]
@@ -151,12 +149,7 @@ static dnnl_primitive_desc_t conv1x1_pd(const dml_dnnl_linear *l, entry *e, dnnl
     if (dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, &e->src, &w_any,
                                            l->bias ? &e->bias : NULL, &e->dst, ones, zeros, zeros) != dnnl_success)
         return NULL;
-    dnnl_primitive_attr_t attr = make_attr(l);
-    if (!attr) return NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    if (dnnl_primitive_desc_create(&pd, &desc, attr, dml_dnnl_engine(), NULL) != dnnl_success) pd = NULL;
-    dnnl_primitive_attr_destroy(attr);
-    return pd;
+    return pd_for(l, &desc);
 }
 
 // Creates the primitive for `rows` rows: oneDNN's brgemm matmul where it has one, else its jit 1x1 convolution
