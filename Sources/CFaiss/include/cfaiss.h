@@ -101,7 +101,7 @@ cfaiss_status cfaiss_index_search(const cfaiss_index *index, int64_t n, const fl
 /** Which code runs k-NN on plain Flat indexes (IndexFlat, IndexFlatL2, IndexFlatIP; also under an IDMap, and the
  *  exact pass of filtered HNSW-Flat searches, which runs on the HNSW's Flat storage), filtered or not: DMLKit's exact
  *  search (CDMLKernels' dml_flat_search) or FAISS's own. AUTO is DMLKit's unless the environment has
- *  DMLKIT_FLAT=faiss (for benches and tests). Other indexes ignore it. */
+ *  DMLKIT_FLAT=faiss (for benches and tests; read once, at the first search). Other indexes ignore it. */
 typedef enum { CFAISS_FLAT_AUTO = 0, CFAISS_FLAT_OWN = 1, CFAISS_FLAT_FAISS = 2 } cfaiss_flat_path;
 
 /** cfaiss_index_search with the Flat path named (cfaiss_index_search is this with CFAISS_FLAT_AUTO). */
