@@ -44,11 +44,12 @@ private func layerNormRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<F
     for i in whole..<width { let d = x[i] - mean; variance += d * d }
     variance /= Float(width)
     let inverse = 1 / (variance + epsilon).squareRoot()
-    for i in 0..<width {
-        var v = (x[i] - mean) * inverse
-        if let weight { v *= weight[i] }
-        if let bias { v += bias[i] }
-        y[i] = v
+    // One plain loop per affine case (same operations in the same order as a single loop with optional steps).
+    switch (weight, bias) {
+    case let (w?, b?): for i in 0..<width { y[i] = (x[i] - mean) * inverse * w[i] + b[i] }
+    case let (w?, nil): for i in 0..<width { y[i] = (x[i] - mean) * inverse * w[i] }
+    case let (nil, b?): for i in 0..<width { y[i] = (x[i] - mean) * inverse + b[i] }
+    case (nil, nil): for i in 0..<width { y[i] = (x[i] - mean) * inverse }
     }
 }
 
