@@ -28,10 +28,10 @@ START, END = "<!-- text-bench:start -->", "<!-- text-bench:end -->"
 # Measured with perf on this machine; rewritten with the table so it stays beside the numbers it explains.
 NOTE = ("- Why: before the issue-16 kernel work, a perf profile put about 45% of DMLKit's batch-1 time in OpenBLAS's "
         "sgemm kernel and 40% in OpenBLAS re-packing the weight matrices on every call (at ~13 tokens per caption the "
-        "packing cost as much as the arithmetic). The encoder's dense layers now run on oneDNN's matmul with the weights "
-        "packed once at load, as onnxruntime (MLAS) does; `DMLKIT_CONV=reference` puts them back on OpenBLAS. At batch "
+        "packing cost as much as the arithmetic). The encoder's dense layers now run on oneDNN (its matmul, or on AVX2 its 1x1 "
+        "convolution) with the weights packed once at load, as onnxruntime (MLAS) does; `DMLKIT_CONV=reference` puts them back on OpenBLAS. At batch "
         "32 DMLKit's unpadded packed sequences also do less work than padded batches.")
-FRAMEWORKS = {"dmlkit": "DMLKit (Swift, oneDNN matmul)", "st": "sentence-transformers (PyTorch CPU)", "ort": "onnxruntime"}
+FRAMEWORKS = {"dmlkit": "DMLKit (Swift, oneDNN)", "st": "sentence-transformers (PyTorch CPU)", "ort": "onnxruntime"}
 
 
 def captions(count, seed=7):
