@@ -113,12 +113,40 @@ void pq_scalar(size_t m, size_t ksub, const float* cen, size_t nx, const float* 
     pq_tables_loop(m, ksub, cen, nx, x, ip, t);
 }
 
+void l2sqr_by_id_scalar(float* dis, const float* x, const float* base, size_t d, const int32_t* ids, size_t n) {
+    for (size_t i = 0; i < n; i++) dis[i] = l2sqr_scalar(x, base + size_t(ids[i]) * d, d);
+}
+void ip_by_id_scalar(float* ip, const float* x, const float* base, size_t d, const int32_t* ids, size_t n) {
+    for (size_t i = 0; i < n; i++) ip[i] = ip_scalar(x, base + size_t(ids[i]) * d, d);
+}
+
 const DMLDistanceKernels scalar_kernels = {
     "scalar",     l2sqr_scalar, ip_scalar,   norm_scalar, l1_scalar,         linf_scalar, l2sqr_ny_scalar,
     ip_ny_scalar, transposed_scalar, madd_scalar, add_scalar, add_scalar_scalar, sub_scalar, pq_scalar,
+    l2sqr_by_id_scalar, ip_by_id_scalar,
 };
 
 #if DML_X86
+
+// Rows picked by id, four at a time (one query load feeds four rows; four independent accumulator chains), the
+// next four rows' cache lines prefetched while these are computed. Four(x, y0..y3, d, out) must give per row the
+// same value as One(x, y, d).
+template <void (*Four)(const float*, const float* const*, size_t, float*), float (*One)(const float*, const float*, size_t)>
+inline __attribute__((always_inline)) void by_id(float* out, const float* x, const float* base, size_t d,
+                                                 const int32_t* ids, size_t n) {
+    const size_t row_bytes = d * sizeof(float);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        for (size_t r = i + 4; r < i + 8 && r < n; r++) {
+            const char* row = reinterpret_cast<const char*>(base + size_t(ids[r]) * d);
+            for (size_t b = 0; b < row_bytes; b += 64) _mm_prefetch(row + b, _MM_HINT_T0);
+        }
+        const float* rows4[4] = {base + size_t(ids[i]) * d, base + size_t(ids[i + 1]) * d,
+                                 base + size_t(ids[i + 2]) * d, base + size_t(ids[i + 3]) * d};
+        Four(x, rows4, d, out + i);
+    }
+    for (; i < n; i++) out[i] = One(x, base + size_t(ids[i]) * d, d);
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // AVX2 + FMA: 8 lanes, two accumulators, a masked load for the tail (masked-off lanes read nothing).
@@ -187,6 +215,32 @@ AVX2 inline float reduce8(const float* x, const float* y, size_t d) {
     return Op::reduce(Op::merge(a0, a1));
 }
 
+// reduce8 on four rows at once, each row with reduce8's own steps (so bitwise its result).
+template <class Op>
+AVX2 inline void reduce8_x4(const float* x, const float* const* y, size_t d, float* out) {
+    __m256 a0[4], a1[4];
+    for (int r = 0; r < 4; r++) a0[r] = a1[r] = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+        const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+        for (int r = 0; r < 4; r++) {
+            a0[r] = Op::step(a0[r], x0, _mm256_loadu_ps(y[r] + i));
+            a1[r] = Op::step(a1[r], x1, _mm256_loadu_ps(y[r] + i + 8));
+        }
+    }
+    if (i + 8 <= d) {
+        const __m256 x0 = _mm256_loadu_ps(x + i);
+        for (int r = 0; r < 4; r++) a0[r] = Op::step(a0[r], x0, _mm256_loadu_ps(y[r] + i));
+        i += 8;
+    }
+    if (i < d) {
+        const __m256i m = tail_mask8(d - i);
+        const __m256 x1 = _mm256_maskload_ps(x + i, m);
+        for (int r = 0; r < 4; r++) a1[r] = Op::step(a1[r], x1, _mm256_maskload_ps(y[r] + i, m));
+    }
+    for (int r = 0; r < 4; r++) out[r] = Op::reduce(Op::merge(a0[r], a1[r]));
+}
+
 AVX2 float l2sqr_avx2(const float* x, const float* y, size_t d) { return reduce8<L2Op8>(x, y, d); }
 AVX2 float ip_avx2(const float* x, const float* y, size_t d) { return reduce8<IPOp8>(x, y, d); }
 AVX2 float norm_avx2(const float* x, size_t d) { return reduce8<IPOp8>(x, x, d); }
@@ -220,9 +274,19 @@ AVX2 void pq_avx2(size_t m, size_t ksub, const float* cen, size_t nx, const floa
     pq_tables_loop(m, ksub, cen, nx, x, ip, t);
 }
 
+AVX2 void l2sqr4_avx2(const float* x, const float* const* y, size_t d, float* out) { reduce8_x4<L2Op8>(x, y, d, out); }
+AVX2 void ip4_avx2(const float* x, const float* const* y, size_t d, float* out) { reduce8_x4<IPOp8>(x, y, d, out); }
+AVX2 void l2sqr_by_id_avx2(float* dis, const float* x, const float* base, size_t d, const int32_t* ids, size_t n) {
+    by_id<l2sqr4_avx2, l2sqr_avx2>(dis, x, base, d, ids, n);
+}
+AVX2 void ip_by_id_avx2(float* ip, const float* x, const float* base, size_t d, const int32_t* ids, size_t n) {
+    by_id<ip4_avx2, ip_avx2>(ip, x, base, d, ids, n);
+}
+
 const DMLDistanceKernels avx2_kernels = {
     "avx2",     l2sqr_avx2,      ip_avx2,   norm_avx2, l1_avx2,         linf_avx2, l2sqr_ny_avx2,
     ip_ny_avx2, transposed_avx2, madd_avx2, add_avx2,  add_scalar_avx2, sub_avx2,  pq_avx2,
+    l2sqr_by_id_avx2, ip_by_id_avx2,
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -278,6 +342,32 @@ AVX512 inline float reduce16(const float* x, const float* y, size_t d) {
     return Op::reduce(Op::merge(a0, a1));
 }
 
+// reduce16 on four rows at once, each row with reduce16's own steps (so bitwise its result).
+template <class Op>
+AVX512 inline void reduce16_x4(const float* x, const float* const* y, size_t d, float* out) {
+    __m512 a0[4], a1[4];
+    for (int r = 0; r < 4; r++) a0[r] = a1[r] = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= d; i += 32) {
+        const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
+        for (int r = 0; r < 4; r++) {
+            a0[r] = Op::step(a0[r], x0, _mm512_loadu_ps(y[r] + i));
+            a1[r] = Op::step(a1[r], x1, _mm512_loadu_ps(y[r] + i + 16));
+        }
+    }
+    if (i + 16 <= d) {
+        const __m512 x0 = _mm512_loadu_ps(x + i);
+        for (int r = 0; r < 4; r++) a0[r] = Op::step(a0[r], x0, _mm512_loadu_ps(y[r] + i));
+        i += 16;
+    }
+    if (i < d) {
+        const __mmask16 m = tail_mask16(d - i);
+        const __m512 x1 = _mm512_maskz_loadu_ps(m, x + i);
+        for (int r = 0; r < 4; r++) a1[r] = Op::step(a1[r], x1, _mm512_maskz_loadu_ps(m, y[r] + i));
+    }
+    for (int r = 0; r < 4; r++) out[r] = Op::reduce(Op::merge(a0[r], a1[r]));
+}
+
 AVX512 float l2sqr_avx512(const float* x, const float* y, size_t d) { return reduce16<L2Op16>(x, y, d); }
 AVX512 float ip_avx512(const float* x, const float* y, size_t d) { return reduce16<IPOp16>(x, y, d); }
 AVX512 float norm_avx512(const float* x, size_t d) { return reduce16<IPOp16>(x, x, d); }
@@ -310,9 +400,24 @@ AVX512 void pq_avx512(size_t m, size_t ksub, const float* cen, size_t nx, const 
     pq_tables_loop(m, ksub, cen, nx, x, ip, t);
 }
 
+AVX512 void l2sqr4_avx512(const float* x, const float* const* y, size_t d, float* out) {
+    reduce16_x4<L2Op16>(x, y, d, out);
+}
+AVX512 void ip4_avx512(const float* x, const float* const* y, size_t d, float* out) {
+    reduce16_x4<IPOp16>(x, y, d, out);
+}
+AVX512 void l2sqr_by_id_avx512(float* dis, const float* x, const float* base, size_t d, const int32_t* ids,
+                               size_t n) {
+    by_id<l2sqr4_avx512, l2sqr_avx512>(dis, x, base, d, ids, n);
+}
+AVX512 void ip_by_id_avx512(float* ip, const float* x, const float* base, size_t d, const int32_t* ids, size_t n) {
+    by_id<ip4_avx512, ip_avx512>(ip, x, base, d, ids, n);
+}
+
 const DMLDistanceKernels avx512_kernels = {
     "avx512",     l2sqr_avx512,      ip_avx512,   norm_avx512, l1_avx512,         linf_avx512, l2sqr_ny_avx512,
     ip_ny_avx512, transposed_avx512, madd_avx512, add_avx512,  add_scalar_avx512, sub_avx512,  pq_avx512,
+    l2sqr_by_id_avx512, ip_by_id_avx512,
 };
 
 bool cpu_has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
@@ -375,6 +480,12 @@ const DMLDistanceKernels counting_kernels = {
     [](size_t n, const float* a, const float* b, float* c) { inner()->sub(n, a, b, c); },
     [](size_t m, size_t ksub, const float* cen, size_t nx, const float* x, int ip, float* t) {
         inner()->pq_tables_dsub2(m, ksub, cen, nx, x, ip, t);
+    },
+    [](float* o, const float* x, const float* b, size_t d, const int32_t* ids, size_t n) {
+        inner()->l2sqr_by_id(o, x, b, d, ids, n);
+    },
+    [](float* o, const float* x, const float* b, size_t d, const int32_t* ids, size_t n) {
+        inner()->inner_products_by_id(o, x, b, d, ids, n);
     },
 };
 

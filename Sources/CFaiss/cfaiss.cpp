@@ -2,6 +2,7 @@
 
 #include "cfaiss.h"
 #include "dml_flat_search.h"
+#include "dml_hnsw_search.h"
 #include "index_check.h"
 
 #include <omp.h>
@@ -265,15 +266,89 @@ const faiss::IndexFlat* own_flat_target(const faiss::Index* target) {
     return flat;
 }
 
-// CFAISS_FLAT_AUTO: ours, unless DMLKIT_FLAT=faiss (benches and tests compare the two). The setting is read once,
-// not on every search (one-query searches take ~0.1 ms).
-bool wants_own_flat(cfaiss_flat_path path) {
-    if (path != CFAISS_FLAT_AUTO) return path == CFAISS_FLAT_OWN;
+// CFAISS_SEARCH_AUTO: ours, unless DMLKIT_SEARCH=faiss (benches and tests compare the two). The setting is read
+// once, not on every search (one-query searches take ~0.1 ms).
+bool wants_own_search(cfaiss_search_path path) {
+    if (path != CFAISS_SEARCH_AUTO) return path == CFAISS_SEARCH_OWN;
     static const bool faiss_asked = [] {
-        const char* setting = std::getenv("DMLKIT_FLAT");
+        const char* setting = std::getenv("DMLKIT_SEARCH");
         return setting && std::strcmp(setting, "faiss") == 0;
     }();
     return !faiss_asked;
+}
+
+// Unfiltered searches on HNSW-Flat run on DMLKit's HNSW search (dml_hnsw_search: FAISS's algorithm on FAISS's
+// graph, gathered neighbours, batched and prefetched distances, pooled visited tables) when the index uses FAISS's
+// default search (greedy upper levels, bounded queue) and no neighbour-based reconstruction.
+const faiss::IndexHNSW* own_hnsw_target(const faiss::Index* target) {
+    auto hnsw = dynamic_cast<const faiss::IndexHNSW*>(target);
+    if (!hnsw || typeid(*hnsw) != typeid(faiss::IndexHNSWFlat) || !own_flat_target(hnsw->storage)) return nullptr;
+    if (hnsw->hnsw.upper_beam != 1 || !hnsw->hnsw.search_bounded_queue || hnsw->reconstruct_from_neighbors)
+        return nullptr;
+    if (hnsw->storage->metric_type != hnsw->metric_type) return nullptr;
+    return hnsw;
+}
+
+// An IVF index's coarse quantizer when it is a plain IndexFlat (L2 or inner product): FAISS's own class and
+// storage (files and clones see the IndexFlat it derives from), with search() on dml_flat_search. FAISS searches
+// the quantizer for everything IVF does: k-means training (Clustering searches it every iteration), add (assign)
+// and the coarse step of every search; its own IndexFlat::search would send batches through Debian's OpenBLAS.
+// `path` chooses per index (tests compare the two); AUTO follows DMLKIT_SEARCH.
+struct OwnFlatQuantizer : faiss::IndexFlat {
+    cfaiss_search_path path = CFAISS_SEARCH_AUTO;
+
+    explicit OwnFlatQuantizer(faiss::IndexFlat&& from) : faiss::IndexFlat(from.d, from.metric_type) {
+        codes = std::move(from.codes);
+        ntotal = from.ntotal;
+        is_trained = from.is_trained;
+        verbose = from.verbose;
+        metric_arg = from.metric_arg;
+    }
+
+    void search(idx_t n, const float* x, idx_t k, float* distances, idx_t* labels,
+                const faiss::SearchParameters* params) const override {
+        if ((params && params->sel) || !wants_own_search(path) || n <= 0 || k <= 0) {
+            faiss::IndexFlat::search(n, x, k, distances, labels, params);
+            return;
+        }
+        int rc = dml_flat_search(get_xb(), size_t(ntotal), size_t(d), nullptr, nullptr, x, size_t(n), size_t(k),
+                                 metric_type == faiss::METRIC_L2 ? DML_FLAT_L2 : DML_FLAT_INNER_PRODUCT, distances,
+                                 labels);
+        if (rc == -2) throw std::bad_alloc();
+        FAISS_THROW_IF_NOT_MSG(rc == 0, "bad quantizer search arguments");
+    }
+};
+
+faiss::IndexIVF* ivf_of(faiss::Index* index) {
+    if (auto map = dynamic_cast<faiss::IndexIDMap*>(index)) index = map->index;
+    return dynamic_cast<faiss::IndexIVF*>(index);
+}
+
+// Gives an IVF index (also under an IDMap) the OwnFlatQuantizer, moving the centroids over, where its quantizer is
+// a plain Flat it owns. Called on every index the shim creates, reads or clones.
+void adopt_own_quantizer(faiss::Index* index) {
+    faiss::IndexIVF* ivf = ivf_of(index);
+    if (!ivf || !ivf->own_fields || !ivf->quantizer) return;
+    auto flat = dynamic_cast<faiss::IndexFlat*>(ivf->quantizer);
+    if (!flat || !own_flat_target(flat)) return;
+    auto own = new OwnFlatQuantizer(std::move(*flat));
+    delete ivf->quantizer;
+    ivf->quantizer = own;
+}
+
+DMLHNSWGraph hnsw_graph(const faiss::HNSW& h) {
+    static_assert(sizeof(faiss::HNSW::storage_idx_t) == sizeof(int32_t) && sizeof(int) == sizeof(int32_t),
+                  "dml_hnsw_search reads FAISS's graph arrays in place");
+    DMLHNSWGraph g;
+    g.neighbors = reinterpret_cast<const int32_t*>(h.neighbors.data());
+    g.neighbors_count = h.neighbors.size();
+    g.offsets = h.offsets.data();
+    g.ntotal = h.offsets.empty() ? 0 : h.offsets.size() - 1;
+    g.cum_neighbors = reinterpret_cast<const int32_t*>(h.cum_nneighbor_per_level.data());
+    g.cum_neighbors_count = h.cum_nneighbor_per_level.size();
+    g.entry_point = h.entry_point;
+    g.max_level = h.max_level;
+    return g;
 }
 
 // ---- files ----
@@ -407,7 +482,9 @@ cfaiss_status cfaiss_index_factory(int dimension, const char* description, cfais
     if (metric != CFAISS_METRIC_INNER_PRODUCT && metric != CFAISS_METRIC_L2)
         return fail(CFAISS_INVALID_ARGUMENT, "unknown metric");
     return guarded(CFAISS_FAISS_ERROR, [&] {
-        *out = wrap(faiss::index_factory(dimension, description, faiss::MetricType(metric)));
+        std::unique_ptr<faiss::Index> index(faiss::index_factory(dimension, description, faiss::MetricType(metric)));
+        adopt_own_quantizer(index.get());
+        *out = wrap(index.release());
         return CFAISS_OK;
     });
 }
@@ -427,7 +504,9 @@ void cfaiss_index_free(cfaiss_index* index) { delete unwrap(index); }
 cfaiss_status cfaiss_index_clone(const cfaiss_index* index, cfaiss_index** out) {
     if (!index || !out) return fail(CFAISS_INVALID_ARGUMENT, "null argument");
     return guarded(CFAISS_FAISS_ERROR, [&] {
-        *out = wrap(faiss::clone_index(unwrap(index)));
+        std::unique_ptr<faiss::Index> copy(faiss::clone_index(unwrap(index)));
+        adopt_own_quantizer(copy.get());
+        *out = wrap(copy.release());
         return CFAISS_OK;
     });
 }
@@ -573,14 +652,22 @@ cfaiss_status cfaiss_index_reset(cfaiss_index* index) {
     });
 }
 
-cfaiss_status cfaiss_index_search(const cfaiss_index* index, int64_t n, const float* x, int64_t k,
-                                  const cfaiss_search_params* params, float* distances, int64_t* labels) {
-    return cfaiss_index_search_flat_path(index, n, x, k, params, distances, labels, CFAISS_FLAT_AUTO);
+int cfaiss_index_set_quantizer_path(cfaiss_index* index, cfaiss_search_path path) {
+    faiss::IndexIVF* ivf = index ? ivf_of(unwrap(index)) : nullptr;
+    auto own = ivf ? dynamic_cast<OwnFlatQuantizer*>(ivf->quantizer) : nullptr;
+    if (!own) return -1;
+    own->path = path;
+    return 0;
 }
 
-cfaiss_status cfaiss_index_search_flat_path(const cfaiss_index* index, int64_t n, const float* x, int64_t k,
-                                            const cfaiss_search_params* params, float* distances, int64_t* labels,
-                                            cfaiss_flat_path flat_path) {
+cfaiss_status cfaiss_index_search(const cfaiss_index* index, int64_t n, const float* x, int64_t k,
+                                  const cfaiss_search_params* params, float* distances, int64_t* labels) {
+    return cfaiss_index_search_on_path(index, n, x, k, params, distances, labels, CFAISS_SEARCH_AUTO);
+}
+
+cfaiss_status cfaiss_index_search_on_path(const cfaiss_index* index, int64_t n, const float* x, int64_t k,
+                                          const cfaiss_search_params* params, float* distances, int64_t* labels,
+                                          cfaiss_search_path path) {
     if (!index || n < 0 || k <= 0 || (n > 0 && (!x || !distances || !labels)))
         return fail(CFAISS_INVALID_ARGUMENT, "bad search arguments");
     return guarded(CFAISS_FAISS_ERROR, [&] {
@@ -598,7 +685,7 @@ cfaiss_status cfaiss_index_search_flat_path(const cfaiss_index* index, int64_t n
         ScopedEfSearch ef_scope(target, params);
 
         const faiss::IndexFlat* flat = own_flat_target(target);
-        if (flat && wants_own_flat(flat_path)) {
+        if (flat && wants_own_search(path)) {
             // A filter becomes a per-row mask over the positions (the HNSW's storage for filtered HNSW searches).
             std::vector<uint8_t> mask;
             if (filtered) {
@@ -612,6 +699,21 @@ cfaiss_status cfaiss_index_search_flat_path(const cfaiss_index* index, int64_t n
                                      distances, labels);
             if (rc == -2) throw std::bad_alloc();
             if (rc != 0) return fail(CFAISS_INVALID_ARGUMENT, "bad search arguments");
+            if (idmap) translate_labels(idmap, size_t(n * k), labels);
+            return CFAISS_OK;
+        }
+        const faiss::IndexHNSW* hnsw = filtered ? nullptr : own_hnsw_target(target);
+        if (hnsw && wants_own_search(path)) {
+            const DMLHNSWGraph graph = hnsw_graph(hnsw->hnsw);
+            auto storage = static_cast<const faiss::IndexFlat*>(hnsw->storage);
+            if (graph.ntotal != size_t(storage->ntotal))
+                return fail(CFAISS_FAISS_ERROR, "the HNSW graph and its storage hold different numbers of vectors");
+            int rc = dml_hnsw_search(&graph, storage->get_xb(), size_t(hnsw->d),
+                                     hnsw->metric_type == faiss::METRIC_L2 ? DML_FLAT_L2 : DML_FLAT_INNER_PRODUCT,
+                                     call.hnsw.efSearch, call.hnsw.check_relative_distance ? 1 : 0, x, size_t(n),
+                                     size_t(k), distances, labels);
+            if (rc == -2) throw std::bad_alloc();
+            if (rc != 0) return fail(CFAISS_FAISS_ERROR, "the HNSW graph does not hold together (levels or offsets)");
             if (idmap) translate_labels(idmap, size_t(n * k), labels);
             return CFAISS_OK;
         }
@@ -741,6 +843,7 @@ cfaiss_status cfaiss_read_index_file(const char* path, int mmap, cfaiss_index** 
             index.reset(faiss::read_index(&reader, faiss::IO_FLAG_SKIP_PRECOMPUTE_TABLE));
         }
         precompute_tables(index.get(), file.size);
+        adopt_own_quantizer(index.get());
         *out = wrap(index.release());
         return CFAISS_OK;
     });
@@ -772,6 +875,7 @@ cfaiss_status cfaiss_read_index_buffer(const uint8_t* data, size_t size, cfaiss_
         SpanReader reader(data, size, "buffer");
         std::unique_ptr<faiss::Index> index(faiss::read_index(&reader, faiss::IO_FLAG_SKIP_PRECOMPUTE_TABLE));
         precompute_tables(index.get(), size);
+        adopt_own_quantizer(index.get());
         *out = wrap(index.release());
         return CFAISS_OK;
     });

@@ -86,7 +86,7 @@ public final class VectorIndex: @unchecked Sendable {
     public static var threadCount: Int { Int(cfaiss_get_num_threads()) }
 
     /// Where FAISS's own Flat code runs (range searches; k-NN on Flat indexes takes DMLKit's exact search unless
-    /// `DMLKIT_FLAT=faiss`), batches of at least
+    /// `DMLKIT_SEARCH=faiss`), batches of at least
     /// this many queries compute distances through BLAS, smaller ones with FAISS's loops; process-wide, FAISS's
     /// `distance_compute_blas_threshold`. DMLKit sets 2 (FAISS's default is 20). Set it before searching, not
     /// while searches run.

@@ -71,6 +71,38 @@ extension Concurrency {
     }
 }
 
+extension Concurrency {
+    /// Searches that keep the index's efSearch share the index and run at once, each taking visited tables from
+    /// DMLKit's HNSW search pool (single queries and batches, which also use the OpenMP team): results must equal a
+    /// sequential run.
+    @Test func hnswSearchesSharingTheIndexGiveSequentialResults() throws {
+        let d = 16
+        let base = clusteredVectors(3000, d, seed: 33)
+        let queries = clusteredVectors(24, d, seed: 34)
+        let index = try VectorIndex(dimension: d, factory: "HNSW16", metric: .l2)
+        try index.add(base)
+        let expectedBatch = try index.search(queries, k: 10)
+        let expectedSingle = try (0..<24).map { try index.search(vector: Array(queries[$0 * d..<($0 + 1) * d]), k: 10) }
+        let failures = Failures()
+        DispatchQueue.concurrentPerform(iterations: 6) { worker in
+            for round in 0..<10 {
+                do {
+                    if (worker + round) % 2 == 0 {
+                        if try index.search(queries, k: 10) != expectedBatch { failures.record("worker \(worker) batch differs") }
+                    } else {
+                        let q = (worker * 10 + round) % 24
+                        let got = try index.search(vector: Array(queries[q * d..<(q + 1) * d]), k: 10)
+                        if got != expectedSingle[q] { failures.record("worker \(worker) query \(q) differs") }
+                    }
+                } catch {
+                    failures.record("worker \(worker): \(error)")
+                }
+            }
+        }
+        #expect(failures.all.isEmpty, "\(failures.all.prefix(3))")
+    }
+}
+
 /// A thread-safe list of failure messages.
 final class Failures: @unchecked Sendable {
     private let lock = NSLock()

@@ -111,14 +111,14 @@ private func expectExact(_ r: FlatResult, base: [Float], d: Int, queries: [Float
             let flat = try #require(raw)
             defer { cfaiss_index_free(flat) }
             #expect(cfaiss_index_add(flat, Int64(n), base) == CFAISS_OK)
-            func search(_ path: cfaiss_flat_path, _ batch: [Float]) -> FlatResult {
+            func search(_ path: cfaiss_search_path, _ batch: [Float]) -> FlatResult {
                 let m = batch.count / d
                 var dist = [Float](repeating: .nan, count: m * k), ids = [Int64](repeating: -7, count: m * k)
-                let s = cfaiss_index_search_flat_path(flat, Int64(m), batch, Int64(k), nil, &dist, &ids, path)
+                let s = cfaiss_index_search_on_path(flat, Int64(m), batch, Int64(k), nil, &dist, &ids, path)
                 return FlatResult(status: s == CFAISS_OK ? 0 : -1, distances: dist, labels: ids)
             }
             for batch in [Array(queries[0..<d]), queries] {  // one query (rows path) and a batch (GEMM path)
-                let ours = search(CFAISS_FLAT_OWN, batch), theirs = search(CFAISS_FLAT_FAISS, batch)
+                let ours = search(CFAISS_SEARCH_OWN, batch), theirs = search(CFAISS_SEARCH_FAISS, batch)
                 let l2 = metric == CFAISS_METRIC_L2
                 expectExact(ours, base: base, d: d, queries: batch, k: k, l2: l2, "own \(metric)")
                 expectExact(theirs, base: base, d: d, queries: batch, k: k, l2: l2, "FAISS \(metric)")
@@ -146,8 +146,8 @@ private func expectExact(_ r: FlatResult, base: [Float], d: Int, queries: [Float
             let m = batch.count / d
             var od = [Float](repeating: 0, count: m * k), ol = [Int64](repeating: 0, count: m * k)
             var fd = od, fl = ol
-            #expect(cfaiss_index_search_flat_path(map, Int64(m), batch, Int64(k), nil, &od, &ol, CFAISS_FLAT_OWN) == CFAISS_OK)
-            #expect(cfaiss_index_search_flat_path(map, Int64(m), batch, Int64(k), nil, &fd, &fl, CFAISS_FLAT_FAISS) == CFAISS_OK)
+            #expect(cfaiss_index_search_on_path(map, Int64(m), batch, Int64(k), nil, &od, &ol, CFAISS_SEARCH_OWN) == CFAISS_OK)
+            #expect(cfaiss_index_search_on_path(map, Int64(m), batch, Int64(k), nil, &fd, &fl, CFAISS_SEARCH_FAISS) == CFAISS_OK)
             #expect(ol == fl)
             #expect(zip(od, fd).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) })
             let plain = flatSearch(try #require(flatPaths().last), base: base, d: d, queries: batch, k: k, l2: true)
@@ -195,8 +195,8 @@ private func expectExact(_ r: FlatResult, base: [Float], d: Int, queries: [Float
                 let m = batch.count / d
                 var od = [Float](repeating: 0, count: m * k), ol = [Int64](repeating: 0, count: m * k)
                 var fd = od, fl = ol
-                #expect(cfaiss_index_search_flat_path(map, Int64(m), batch, Int64(k), &params, &od, &ol, CFAISS_FLAT_OWN) == CFAISS_OK)
-                #expect(cfaiss_index_search_flat_path(map, Int64(m), batch, Int64(k), &params, &fd, &fl, CFAISS_FLAT_FAISS) == CFAISS_OK)
+                #expect(cfaiss_index_search_on_path(map, Int64(m), batch, Int64(k), &params, &od, &ol, CFAISS_SEARCH_OWN) == CFAISS_OK)
+                #expect(cfaiss_index_search_on_path(map, Int64(m), batch, Int64(k), &params, &fd, &fl, CFAISS_SEARCH_FAISS) == CFAISS_OK)
                 #expect(ol == fl, "\(factory) m \(m)")
                 #expect(zip(od, fd).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) }, "\(factory) m \(m)")
                 #expect(ol.allSatisfy { Set(allowedIDs).contains($0) })

@@ -23,7 +23,7 @@ private let d = 24
     @Test(arguments: [Metric.l2, .innerProduct, .cosine])
     func everyBatchSizeGivesTheExactNeighbours(metric: Metric) throws {
         // Single queries and small batches take one-query rows, larger batches the GEMM tile (CDMLKernels'
-        // dml_flat_search); `distanceBLASThreshold` still steers FAISS's own path (range search, DMLKIT_FLAT=faiss).
+        // dml_flat_search); `distanceBLASThreshold` still steers FAISS's own path (range search, DMLKIT_SEARCH=faiss).
         #expect(VectorIndex.distanceBLASThreshold == 2)
         let base = clusteredVectors(500, d, seed: 7)
         let queries = clusteredVectors(19, d, seed: 8)

@@ -135,10 +135,11 @@ def main():
         "python3-faiss 1.7.3": lambda f, p: [DEBIAN_PYTHON, PEER, folder / "base.npy", folder / "queries.npy", f, "10", str(args.repeats)] + ([p] if p else []),
         "faiss-cpu (PyPI)": lambda f, p: [sys.executable, PEER, folder / "base.npy", folder / "queries.npy", f, "10", str(args.repeats)] + ([p] if p else []),
     }
-    # A/B for Flat: the same driver on FAISS 1.7.3's own Flat search (Debian's OpenBLAS for batches) instead of
-    # DMLKit's GEMM + top-k (CDMLKernels' dml_flat_search).
-    faiss_flat = {"DMLKIT_FLAT": "faiss"}
-    flat_ab = {}
+    # A/B for the searches DMLKit runs itself: the same driver on FAISS 1.7.3's own Flat search (Debian's OpenBLAS
+    # for batches) instead of DMLKit's GEMM + top-k (dml_flat_search), and on FAISS's own HNSW search instead of
+    # dml_hnsw_search.
+    faiss_search = {"DMLKIT_SEARCH": "faiss"}
+    own_search_ab = {}
     settings = SETTINGS if args.settings == "all" else [SETTINGS[int(i)] for i in args.settings.split(",")]
     load_before = os.getloadavg()
     limit = gemm_limit(sys.executable)
@@ -154,15 +155,16 @@ def main():
                 results[name] = r
                 if "version" in r and name.startswith("faiss-cpu"):
                     peers_version = r["version"]
-            if factory == "Flat":
-                r = run_peer([str(c) for c in peers["DMLKit"](factory, param)], omp, blas, faiss_flat)
+            if factory in ("Flat", "HNSW32"):
+                r = run_peer([str(c) for c in peers["DMLKit"](factory, param)], omp, blas, faiss_search)
                 r["recall"] = recall(r["ids"], truth)
-                flat_ab[label] = r
+                own_search_ab[(factory, label)] = r
             rows.append((factory, param, label, results))
             line = " | ".join(f"{n}: build {r['train_s'] + r['add_s']:.2f}s search {r['search_s'] * 1000:.1f}ms R@10 {r['recall']:.3f}" for n, r in results.items())
             print(f"{factory} [{label}] {line}", flush=True)
     # One-query latency: each peer in its own process on the same files, one thread (a single query does not split).
     single_rows = []
+    single_ab = {}
     for factory, param, n in SINGLE_CASES if args.single else []:
         np.save(folder / f"base{n}.npy", base[:n])
         results = {}
@@ -170,6 +172,8 @@ def main():
             cmd = [str(c) for c in command(factory, param)] + [f"single={args.single}"]
             cmd[1 if name == "DMLKit" else 2] = str(folder / f"base{n}.npy")
             results[name] = run_peer(cmd, 1, 1)
+            if name == "DMLKit" and (factory != "Flat" or n == 100_000):
+                single_ab[(factory, n)] = run_peer(cmd, 1, 1, faiss_search)
         single_rows.append((factory, param, n, results))
         print(f"single {factory} {n}: " + " | ".join(f"{k}: p50 {percentile(r['single_s'], 50) * 1e3:.3f} ms" for k, r in results.items()), flush=True)
     elapsed = time.time() - started
@@ -220,12 +224,15 @@ def main():
                      f", so {t / (flops / fma_peak / 1e9):.2f}x that" if fma_peak else "")
             table.append(f"DMLKit's Flat batch search at {label}: {t * 1e3:.0f} ms = {t / limit_s:.2f}x the GEMM limit "
                          f"(faiss-cpu: {results['faiss-cpu (PyPI)']['search_s'] / limit_s:.2f}x){floor}.")
-    if flat_ab:
-        ours = {label: results["DMLKit"]["search_s"] for factory, _, label, results in rows if factory == "Flat"}
-        cells = [f"{label}: {r['search_s'] * 1e3:.1f} ms, R@10 {r['recall']:.3f} (DMLKit's path: {ours[label] / r['search_s']:.2f}x that)"
-                 for label, r in flat_ab.items()]
-        table += ["", "Flat A/B, the same driver with `DMLKIT_FLAT=faiss` (FAISS 1.7.3's own Flat search through Debian's "
-                  "OpenBLAS instead of DMLKit's GEMM + top-k): " + "; ".join(cells) + "."]
+    if own_search_ab:
+        ours = {(factory, label): results["DMLKit"] for factory, _, label, results in rows}
+        cells = [f"{factory} {label}: {r['search_s'] * 1e3:.1f} ms, R@10 {r['recall']:.3f} (DMLKit's path: "
+                 f"{ours[(factory, label)]['search_s'] / r['search_s']:.2f}x that, R@10 {ours[(factory, label)]['recall']:.3f})"
+                 for (factory, label), r in own_search_ab.items()]
+        table += ["", "A/B of DMLKit's own searches, the same driver with `DMLKIT_SEARCH=faiss` (FAISS 1.7.3's own Flat "
+                  "search through Debian's OpenBLAS instead of DMLKit's GEMM + top-k; FAISS's own HNSW search instead of "
+                  "DMLKit's on the same graph; the graphs of the two runs differ where the build used 2 threads): "
+                  + "; ".join(cells) + "."]
     if single_rows:
         table += ["", f"One query per call ({args.single} calls after one warm-up; 1 thread; latency p50 / p99):", "",
                   "| index | n | DMLKit | python3-faiss 1.7.3 | faiss-cpu | p50 DMLKit / python3-faiss | p50 DMLKit / faiss-cpu |",
@@ -236,6 +243,12 @@ def main():
             shown = factory + (f" ({param})" if param else "")
             table.append(f"| {shown} | {n:,} | {dml[0]:.3f} / {dml[1]:.3f} ms | {deb[0]:.3f} / {deb[1]:.3f} ms | "
                          f"{pypi[0]:.3f} / {pypi[1]:.3f} ms | {dml[0] / deb[0]:.2f} | {dml[0] / pypi[0]:.2f} |")
+    if single_ab:
+        ours = {(factory, n): results["DMLKit"] for factory, _, n, results in single_rows}
+        cells = [f"{factory} {n:,}: p50 {percentile(r['single_s'], 50) * 1e3:.3f} ms (DMLKit's path: "
+                 f"{percentile(ours[(factory, n)]['single_s'], 50) / percentile(r['single_s'], 50):.2f}x that)"
+                 for (factory, n), r in single_ab.items()]
+        table += ["", "One-query A/B with `DMLKIT_SEARCH=faiss`: " + "; ".join(cells) + "."]
     table += ["", "Fastest DMLKit search setting per index: " + "; ".join(f"{f}: {l}" for f, (l, _) in best.items()) + "."]
     section = "\n".join([START, "## Index (DMLIndex vs Python FAISS)", "",
                          "Reproduce: `make bench` (or `swift build -c release --product index-bench && "

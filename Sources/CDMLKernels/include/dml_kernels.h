@@ -8,6 +8,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,6 +42,13 @@ typedef struct DMLDistanceKernels {
     /// centroids are m x ksub x 2, x is nx x 2m.
     void (*pq_tables_dsub2)(size_t m, size_t ksub, const float *centroids, size_t nx, const float *x,
                             int inner_product, float *tables);
+    /// dis[i] = |x - base_{ids[i]}|^2 for `n` rows of `base` picked by position (row stride d); each value is
+    /// bitwise the one `l2sqr` gives for that row. Rows are read four at a time with the next four prefetched
+    /// (graph searches: the rows are scattered).
+    void (*l2sqr_by_id)(float *dis, const float *x, const float *base, size_t d, const int32_t *ids, size_t n);
+    /// ip[i] = <x, base_{ids[i]}>, the same way (bitwise `inner_product` per row).
+    void (*inner_products_by_id)(float *ip, const float *x, const float *base, size_t d, const int32_t *ids,
+                                 size_t n);
 } DMLDistanceKernels;
 
 /// The active kernels (chosen on first use; never NULL).

@@ -98,16 +98,24 @@ int cfaiss_search_needs_exclusive(const cfaiss_index *index, const cfaiss_search
 cfaiss_status cfaiss_index_search(const cfaiss_index *index, int64_t n, const float *x, int64_t k,
                                   const cfaiss_search_params *params, float *distances, int64_t *labels);
 
-/** Which code runs k-NN on plain Flat indexes (IndexFlat, IndexFlatL2, IndexFlatIP; also under an IDMap, and the
- *  exact pass of filtered HNSW-Flat searches, which runs on the HNSW's Flat storage), filtered or not: DMLKit's exact
- *  search (CDMLKernels' dml_flat_search) or FAISS's own. AUTO is DMLKit's unless the environment has
- *  DMLKIT_FLAT=faiss (for benches and tests; read once, at the first search). Other indexes ignore it. */
-typedef enum { CFAISS_FLAT_AUTO = 0, CFAISS_FLAT_OWN = 1, CFAISS_FLAT_FAISS = 2 } cfaiss_flat_path;
+/** Which code runs k-NN searches DMLKit has its own kernels for: plain Flat indexes (IndexFlat, IndexFlatL2,
+ *  IndexFlatIP; also under an IDMap, and the exact pass of filtered HNSW-Flat searches, which runs on the HNSW's
+ *  Flat storage), filtered or not, through CDMLKernels' dml_flat_search; unfiltered HNSW-Flat searches through
+ *  dml_hnsw_search (FAISS's algorithm and results on FAISS's graph). FAISS: FAISS's own code for both. AUTO is
+ *  DMLKit's unless the environment has DMLKIT_SEARCH=faiss (for benches and tests; read once, at the first
+ *  search). Other indexes ignore it. */
+typedef enum { CFAISS_SEARCH_AUTO = 0, CFAISS_SEARCH_OWN = 1, CFAISS_SEARCH_FAISS = 2 } cfaiss_search_path;
 
-/** cfaiss_index_search with the Flat path named (cfaiss_index_search is this with CFAISS_FLAT_AUTO). */
-cfaiss_status cfaiss_index_search_flat_path(const cfaiss_index *index, int64_t n, const float *x, int64_t k,
-                                            const cfaiss_search_params *params, float *distances, int64_t *labels,
-                                            cfaiss_flat_path flat_path);
+/** cfaiss_index_search with the path named (cfaiss_index_search is this with CFAISS_SEARCH_AUTO). */
+cfaiss_status cfaiss_index_search_on_path(const cfaiss_index *index, int64_t n, const float *x, int64_t k,
+                                          const cfaiss_search_params *params, float *distances, int64_t *labels,
+                                          cfaiss_search_path path);
+
+/** IVF indexes whose coarse quantizer is a plain Flat (IVF<n>,Flat|SQ|PQ, also under an IDMap) get DMLKit's exact
+ *  search for it (training's k-means, add's assignment and every search's coarse step; files unchanged), following
+ *  DMLKIT_SEARCH like the searches above. This names the path for one index (tests; set it before the index is
+ *  used from several threads). Returns 0, or -1 where the index has no such quantizer. */
+int cfaiss_index_set_quantizer_path(cfaiss_index *index, cfaiss_search_path path);
 
 /** Range search results: for query i, entries lims[i] ..< lims[i+1] of labels/distances. */
 typedef struct {
@@ -151,7 +159,7 @@ int cfaiss_last_file_defect(void);
 void cfaiss_set_num_threads(int threads);
 int cfaiss_get_num_threads(void);
 
-/** FAISS's `distance_compute_blas_threshold`, process-wide: FAISS's Flat k-NN (DMLKIT_FLAT=faiss) and
+/** FAISS's `distance_compute_blas_threshold`, process-wide: FAISS's Flat k-NN (DMLKIT_SEARCH=faiss) and
  *  range searches of at least this many queries use BLAS, smaller ones FAISS's own loops (scalar in Debian's 1.7.3). The shim sets 2 at load (FAISS: 20). */
 void cfaiss_set_distance_blas_threshold(int queries);
 int cfaiss_get_distance_blas_threshold(void);
