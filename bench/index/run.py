@@ -93,6 +93,18 @@ def percentile(values, q):
     return float(np.percentile(np.asarray(values), q))
 
 
+def cpu_model():
+    """The CPU's model name and its widest vector extension, from /proc/cpuinfo (Linux)."""
+    try:
+        info = pathlib.Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "unknown CPU")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    widest = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{name}, {widest}"
+
+
 def run_peer(command, omp, blas, extra_env=None):
     env = dict(os.environ, OMP_NUM_THREADS=str(omp), OPENBLAS_NUM_THREADS=str(blas), MKL_NUM_THREADS=str(blas))
     env.update(extra_env or {})
@@ -184,7 +196,7 @@ def main():
         f"d={args.d}, {args.n:,} base vectors, {args.nq:,} queries, k=10, L2. Search time: best of {args.repeats} "
         f"batched runs of all queries. Build = train + add. Ratio = DMLKit time / peer time (lower is better; "
         f"1.00 = same speed). faiss-cpu is version {peers_version}. Machine: {platform.machine()}, "
-        f"{os.cpu_count()} cores. Whole run: {elapsed / 60:.1f} min. Load average (1/5/15 min) "
+        f"{os.cpu_count()} cores ({cpu_model()}). Whole run: {elapsed / 60:.1f} min. Load average (1/5/15 min) "
         f"{'/'.join(f'{v:.1f}' for v in load_before)} before, {'/'.join(f'{v:.1f}' for v in load_after)} after "
         f"(2 cores: above 2 means other jobs shared them).",
         "",
