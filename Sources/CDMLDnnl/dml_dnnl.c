@@ -235,10 +235,18 @@ static int build(const dml_dnnl_conv *c, int batch, entry *e, const entry *earli
     size_t w_bytes = dnnl_memory_desc_get_size(&e->weights_md);
     if (posix_memalign(&e->weights_data, 64, w_bytes ? w_bytes : 64)) { e->weights_data = NULL; return 1; }
     if (dnnl_memory_create(&e->weights, &e->weights_md, dml_dnnl_engine(), e->weights_data) != dnnl_success) return 1;
+    // From the caller's weights, or once they are detached, from the first batch size's packed copy.
+    const dnnl_memory_desc_t *from_md = &w_user;
+    void *from_data = (void *)c->weight;
+    if (!c->weight) {
+        if (n_earlier < 1 || !earlier[0].owns_weights) return 1;
+        from_md = &earlier[0].weights_md;
+        from_data = earlier[0].weights_data;
+    }
     dnnl_memory_t user_w;
-    if (dnnl_memory_create(&user_w, &w_user, dml_dnnl_engine(), (void *)c->weight) != dnnl_success) return 1;
+    if (dnnl_memory_create(&user_w, from_md, dml_dnnl_engine(), from_data) != dnnl_success) return 1;
     dnnl_primitive_t reorder;
-    int failed = make_reorder(&reorder, &w_user, &e->weights_md);
+    int failed = make_reorder(&reorder, from_md, &e->weights_md);
     if (!failed) {
         dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, user_w}, {DNNL_ARG_TO, e->weights}};
         failed = dml_dnnl_execute(reorder, 2, args);
@@ -338,6 +346,21 @@ int dml_dnnl_conv_prepare(dml_dnnl_conv *c, int batch) {
     return e == NULL;
 }
 
+int dml_dnnl_conv_pack(dml_dnnl_conv *c, const float *weight) {
+    if (!c || !weight) return 1;
+    pthread_mutex_lock(&c->lock);
+    c->weight = weight;
+    pthread_mutex_unlock(&c->lock);
+    entry spare = {0};
+    entry *e = entry_for(c, 1, &spare);
+    if (e == &spare) release(&spare);
+    pthread_mutex_lock(&c->lock);
+    c->weight = NULL;
+    int packed = atomic_load(&c->count) > 0 && c->entries[0].owns_weights;
+    pthread_mutex_unlock(&c->lock);
+    return !(e && packed);
+}
+
 void dml_dnnl_conv_destroy(dml_dnnl_conv *c) {
     if (!c) return;
     int n = atomic_load(&c->count);
@@ -360,6 +383,10 @@ int dml_dnnl_conv_run(dml_dnnl_conv *conv, const float *source, float *destinati
 }
 int dml_dnnl_conv_prepare(dml_dnnl_conv *conv, int batch) {
     (void)conv; (void)batch;
+    return 1;
+}
+int dml_dnnl_conv_pack(dml_dnnl_conv *conv, const float *weight) {
+    (void)conv; (void)weight;
     return 1;
 }
 void dml_dnnl_conv_destroy(dml_dnnl_conv *conv) { (void)conv; }

@@ -106,9 +106,6 @@ enum ChannelsLastPass {
             }
         }
         let outputs = fused.outputs.map { value($0, in: .planar) }
-        // Primitives and reordered weights made now, at load: the first call pays nothing, and the model file's
-        // f32 conv weights are not read again (so their pages can leave memory).
-        for step in steps { _ = (step.layer as? Conv2dLayer)?.onednn?.prepare() }
         return CompiledGraph(steps: steps, valueShapes: shapes, outputs: outputs, foldedBatchNorms: fused.foldedBatchNorms)
     }
 

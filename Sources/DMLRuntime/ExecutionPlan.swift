@@ -2,14 +2,16 @@ import Dispatch
 
 /// Buffers for running a `CompiledGraph` on up to `capacity` samples, allocated once and reused.
 ///
-/// Values share buffers when their lifetimes do not overlap (a value's buffer returns to the pool after
-/// its last reader), and elementwise ops write over their input when nothing else reads it, so peak
-/// memory is a few activation maps rather than one per layer. Not thread-safe: one plan per caller.
+/// Every value lives in one arena laid out by `ArenaPlanner`: values whose lifetimes do not overlap share memory
+/// (a value is alive from the step that writes it to its last reader), and elementwise ops write over their input
+/// when nothing else reads it, so peak memory is what is alive at once rather than one buffer per layer.
+/// Not thread-safe: one plan per caller.
 final class ExecutionPlan {
     let graph: CompiledGraph
     let capacity: Int
-    private let slots: [UnsafeMutablePointer<Float>]
-    private let slotOfValue: [Int]
+    private let arena: UnsafeMutablePointer<Float>
+    /// Each value's first element in the arena.
+    private let valuePointers: [UnsafeMutablePointer<Float>]
     private let workspace: UnsafeMutablePointer<Float>
     /// Prebuilt per-step pointer lists, so `run` allocates nothing.
     private let stepInputs: [[UnsafePointer<Float>]]
@@ -25,64 +27,57 @@ final class ExecutionPlan {
         for (index, step) in graph.steps.enumerated() { for input in step.inputs { lastRead[input] = index } }
         for output in graph.outputs { lastRead[output] = Int.max }
 
-        var slotSizes: [Int] = []
-        var free: [Int] = []
-        var slotOf = Array(repeating: -1, count: sizes.count)
-        func take(_ size: Int) -> Int {
-            // Smallest free slot that fits; else grow the largest free one; else a new slot.
-            if let best = free.filter({ slotSizes[$0] >= size }).min(by: { slotSizes[$0] < slotSizes[$1] }) {
-                free.removeAll { $0 == best }
-                return best
-            }
-            if let largest = free.max(by: { slotSizes[$0] < slotSizes[$1] }) {
-                free.removeAll { $0 == largest }
-                slotSizes[largest] = size
-                return largest
-            }
-            slotSizes.append(size)
-            return slotSizes.count - 1
-        }
-        slotOf[0] = take(sizes[0])
+        // Storage groups: an in-place step's output joins its first input's group.
+        var group = Array(sizes.indices)
+        var written = Array(repeating: -1, count: sizes.count)  // the step writing each value; -1: the model input
         for (index, step) in graph.steps.enumerated() {
-            let first = step.inputs.first
-            if step.layer.canRunInPlace, let first, lastRead[first] == index, sizes[first] == sizes[step.output],
-               step.inputs.dropFirst().allSatisfy({ $0 != first })
+            written[step.output] = index
+            if step.layer.canRunInPlace, let first = step.inputs.first, lastRead[first] == index,
+               sizes[first] == sizes[step.output], step.inputs.dropFirst().allSatisfy({ $0 != first })
             {
-                slotOf[step.output] = slotOf[first]
-            } else {
-                slotOf[step.output] = take(sizes[step.output])
+                group[step.output] = group[first]
             }
-            for input in Set(step.inputs) where lastRead[input] == index && slotOf[input] != slotOf[step.output] {
-                free.append(slotOf[input])
-            }
-            // A value nobody reads (a dead branch) frees its slot at once.
-            if lastRead[step.output] == -1 { free.append(slotOf[step.output]) }
         }
-        slots = slotSizes.map { size in
-            let memory = UnsafeMutablePointer<Float>.allocate(capacity: max(1, size * capacity))
-            memory.initialize(repeating: 0, count: max(1, size * capacity))
-            return memory
+        var buffers: [Int: ArenaPlanner.Buffer] = [:]
+        // Values no step writes (nodes fused away at load) hold nothing.
+        for value in sizes.indices where value == 0 || written[value] >= 0 {
+            // A value nobody reads (a dead branch) is alive only while its step writes it.
+            let last = lastRead[value] == -1 ? written[value] : lastRead[value]
+            let root = group[value]
+            var buffer = buffers[root] ?? ArenaPlanner.Buffer(size: 0, first: written[value], last: last)
+            buffer.size = max(buffer.size, sizes[value])
+            buffer.first = min(buffer.first, written[value])
+            buffer.last = max(buffer.last, last)
+            buffers[root] = buffer
         }
+        let roots = buffers.keys.sorted()
+        let (offsets, total) = ArenaPlanner.place(roots.map { buffers[$0]! })
+        let offsetOfRoot = Dictionary(uniqueKeysWithValues: zip(roots, offsets))
+
+        let arenaCount = max(1, total * capacity)
+        arena = .allocate(capacity: arenaCount)
+        arena.initialize(repeating: 0, count: arenaCount)
+        let base = arena
+        let pointers = sizes.indices.map { base + (offsetOfRoot[group[$0]] ?? 0) * capacity }
+        valuePointers = pointers
         let workspaceCount = max(1, graph.steps.map { $0.layer.workspaceCount(maxBatch: capacity) }.max() ?? 0)
         workspace = .allocate(capacity: workspaceCount)
         workspace.initialize(repeating: 0, count: workspaceCount)
-        slotOfValue = slotOf
-        let slotPointers = slots
-        stepInputs = graph.steps.map { step in step.inputs.map { UnsafePointer(slotPointers[slotOf[$0]]) } }
-        stepOutputs = graph.steps.map { slotPointers[slotOf[$0.output]] }
-        allocatedFloats = slotSizes.reduce(0, +) * capacity + workspaceCount
+        stepInputs = graph.steps.map { step in step.inputs.map { UnsafePointer(pointers[$0]) } }
+        stepOutputs = graph.steps.map { pointers[$0.output] }
+        allocatedFloats = arenaCount + workspaceCount
     }
 
     deinit {
-        slots.forEach { $0.deallocate() }
+        arena.deallocate()
         workspace.deallocate()
     }
 
     /// The buffer the model input is copied into.
-    var input: UnsafeMutablePointer<Float> { slots[slotOfValue[0]] }
+    var input: UnsafeMutablePointer<Float> { valuePointers[0] }
 
     /// The buffer holding value `value` after `run`.
-    func buffer(of value: Int) -> UnsafePointer<Float> { UnsafePointer(slots[slotOfValue[value]]) }
+    func buffer(of value: Int) -> UnsafePointer<Float> { UnsafePointer(valuePointers[value]) }
 
     /// Runs every step on the first `batch` samples in `input`; with `timings`, adds each step's seconds to it.
     func run(batch: Int, timings: UnsafeMutablePointer<Double>? = nil) {

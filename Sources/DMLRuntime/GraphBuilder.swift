@@ -96,7 +96,12 @@ struct GraphBuilder {
             return value
         }
         let graph = CompiledGraph(steps: steps, valueShapes: shapes, outputs: outputs, foldedBatchNorms: foldedNames)
-        return channelsLast ? ChannelsLastPass.apply(graph) : graph
+        let compiled = channelsLast ? ChannelsLastPass.apply(graph) : graph
+        // oneDNN's primitives and packed weights made now, layer by layer: the first call pays nothing, the model
+        // file's f32 conv weights are not read again (their pages can leave memory), and each BN-folded copy is
+        // freed as soon as it is packed.
+        for step in compiled.steps { (step.layer as? Conv2dLayer)?.prepareBackend() }
+        return compiled
     }
 
     /// The node against its op's declaration: known op, input count, attribute names and kinds, tensor roles.

@@ -287,27 +287,35 @@ private func activationFunction(_ node: NodeSpec) throws -> ActivationLayer.Func
     let node = c.node, attrs = c.attrs
     let weight = try c.weights.required(node, "weight")
     let bias = try c.weights.optional(node, "bias")
-    func make(_ w: FloatBuffer, _ b: FloatBuffer?) throws -> any Layer {
-        if node.op == "linear" {
-            return try LinearLayer(node: node.name, inputShape: c.shape, weight: w, weightShape: weight.shape, bias: b)
-        }
-        return try Conv2dLayer(
-            node: node.name, inputShape: c.shape, weight: w, weightShape: weight.shape, bias: b,
+    // Packing at load reads conv weights once more: their file pages are released after it (see ConvWeights).
+    let file = c.weights.file, tensors = node.tensors.values.flatMap { [$0, $0 + ".scale"] }
+    let releasePages = { file.releaseResidentPages(of: tensors) }
+    func conv(_ w: ConvWeights, _ b: FloatBuffer?) throws -> Conv2dLayer {
+        try Conv2dLayer(
+            node: node.name, inputShape: c.shape, weights: w, weightShape: weight.shape, bias: b,
             stride: try attrs.pair("stride", default: 1), padding: try attrs.pair("padding", default: 0),
             dilation: try attrs.pair("dilation", default: 1), groups: try attrs.int("groups", default: 1))
     }
-    let plain = try make(weight.buffer, bias?.buffer)
+    let plain: any Layer = node.op == "linear"
+        ? try LinearLayer(node: node.name, inputShape: c.shape, weight: weight.buffer, weightShape: weight.shape, bias: bias?.buffer)
+        : try conv(ConvWeights(weight.buffer, releasePages: releasePages), bias?.buffer)
     // Fold only when the BatchNorm's channel axis is the conv/linear's output channel axis.
     guard let batchNorm = c.batchNorm, plain.outputShape.count == (node.op == "linear" ? 1 : 3) else { return BuiltLayer(layer: plain) }
     let (scale, shift) = try batchNormAffine(batchNorm, channels: weight.shape[0], weights: c.weights)
+    let foldedBias = FloatBuffer(count: weight.shape[0]) { out in
+        for o in 0..<weight.shape[0] { out[o] = (bias?.buffer[o] ?? 0) * scale[o] + shift[o] }
+    }
+    if node.op == "conv2d" {
+        // Folded when first needed (oneDNN packs it at load, then the copy goes): see ConvWeights.
+        let folding = ConvWeights(folding: weight.buffer, scale: scale, releasePages: releasePages)
+        return BuiltLayer(layer: plain, folded: try conv(folding, foldedBias))
+    }
     let perRow = weight.buffer.count / weight.shape[0]
     let foldedWeight = FloatBuffer(count: weight.buffer.count) { out in
         for i in 0..<weight.buffer.count { out[i] = weight.buffer[i] * scale[i / perRow] }
     }
-    let foldedBias = FloatBuffer(count: weight.shape[0]) { out in
-        for o in 0..<weight.shape[0] { out[o] = (bias?.buffer[o] ?? 0) * scale[o] + shift[o] }
-    }
-    return BuiltLayer(layer: plain, folded: try make(foldedWeight, foldedBias))
+    return BuiltLayer(layer: plain, folded: try LinearLayer(
+        node: node.name, inputShape: c.shape, weight: foldedWeight, weightShape: weight.shape, bias: foldedBias))
 }
 
 /// `max_pool2d` and `avg_pool2d`.

@@ -134,6 +134,43 @@ struct Conv2dTests {
         #expect(worst <= 1e-4, "\(c) \(backend): max error \(worst) (abs / (1 + 1e-3 sum |terms|))")
     }
 
+    @Test("a BN-folded conv keeps only oneDNN's packed weights after packing and rebuilds the f32 ones on demand")
+    func foldedWeightsAreDroppedAfterPacking() throws {
+        let cin = 8, cout = 6, k = 3, side = 10, batch = 2
+        let weight = Self.values(cout * cin * k * k, seed: 4)
+        let scale = (0..<cout).map { 0.5 + Float($0) * 0.25 }
+        let folded = weight.enumerated().map { $0.element * scale[$0.offset / (cin * k * k)] }
+        let weights = ConvWeights(folding: FloatBuffer(weight), scale: scale)
+        #expect(!weights.isResident)  // folded on first use, not at build
+        func conv(_ w: ConvWeights, _ backend: ConvBackend) throws -> Conv2dLayer {
+            var layer = try Conv2dLayer(node: "conv", inputShape: [cin, side, side], weights: w, weightShape: [cout, cin, k, k],
+                                        bias: nil, stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1)
+            layer.backend = backend
+            return layer
+        }
+        func run(_ layer: Conv2dLayer, _ input: [Float]) -> [Float] {
+            var output = [Float](repeating: .nan, count: batch * cout * side * side)
+            var workspace = [Float](repeating: 0, count: max(1, layer.workspaceCount(maxBatch: batch)))
+            input.withUnsafeBufferPointer { i in
+                output.withUnsafeMutableBufferPointer { o in
+                    workspace.withUnsafeMutableBufferPointer { layer.forward([i.baseAddress!], o.baseAddress!, batch: batch, workspace: $0.baseAddress!) }
+                }
+            }
+            return output
+        }
+        let input = Self.values(batch * cin * side * side, seed: 5)
+        let layer = try conv(weights, ConvBackend.preferred)
+        layer.prepareBackend()
+        if layer.onednn != nil { #expect(!weights.isResident, "the folded copy is dropped once packed") }
+        let packed = run(layer, input)
+        let expected = run(try conv(ConvWeights(FloatBuffer(folded)), .reference), input)
+        let worst = zip(packed, expected).map { abs($0 - $1) / (1 + abs($1)) }.max() ?? .nan
+        #expect(worst <= 1e-5, "max relative error \(worst)")
+        // The runtime's own path on the same weights folds them again: the exact values.
+        #expect(run(try conv(weights, .reference), input) == expected)
+        #expect(weights.buffer.array == folded)
+    }
+
     static let activations: [ActivationLayer.Function] = [
         .relu, .leakyRelu(0.1), .clamp(low: 0, high: 6), .clamp(low: -.infinity, high: 0.5), .hardswish,
         .hardsigmoid, .geluErf, .geluTanh, .silu, .sigmoid, .tanh,

@@ -4,6 +4,8 @@
 #ifndef DML_DNNL_H
 #define DML_DNNL_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -31,7 +33,8 @@ typedef struct dml_dnnl_conv dml_dnnl_conv;
 int dml_dnnl_available(void);
 
 /// A conv layer over `weight` ([out, in / groups, kh, kw]) and `bias` (may be NULL). Both must outlive the
-/// handle (primitives for each batch size, with weights reordered, are made on first use and kept).
+/// handle (primitives for each batch size, with weights reordered, are made on first use and kept). `weight` may
+/// be NULL: `dml_dnnl_conv_pack` then gives the weights once, and nothing runs before it.
 /// NULL when oneDNN is missing or refuses the shape.
 dml_dnnl_conv *dml_dnnl_conv_create(const dml_dnnl_conv_shape *shape, const float *weight, const float *bias,
                                     dml_dnnl_activation activation, float alpha, float beta);
@@ -43,6 +46,11 @@ int dml_dnnl_conv_run(dml_dnnl_conv *conv, const float *source, float *destinati
 /// Makes (and caches) the primitives for `batch` now, reordering the weights, so a later run reads the
 /// caller's weight buffer no more when its layout is shared. 0 when oneDNN took the batch.
 int dml_dnnl_conv_prepare(dml_dnnl_conv *conv, int batch);
+
+/// Reorders `weight` ([out, in / groups, kh, kw]) into oneDNN's layout for batch 1 now (at load) and keeps only
+/// that packed copy: the handle does not read `weight` after this returns (later batch sizes reorder from the
+/// packed copy), so the caller may free it. For handles created without weights. 0 on success.
+int dml_dnnl_conv_pack(dml_dnnl_conv *conv, const float *weight);
 
 void dml_dnnl_conv_destroy(dml_dnnl_conv *conv);
 

@@ -1,11 +1,14 @@
 import CDMLBlas
+import Foundation
 
 /// 2-D convolution (stride, zero padding, dilation, groups). Grouped convs with one input channel per group
 /// (depthwise) run as a direct loop; the rest lower to im2col + one GEMM per sample and group, skipping
 /// im2col for 1x1 stride-1 unpadded convs whose input already is the column matrix. Where oneDNN is available
 /// (`ConvBackend`), it runs the layer instead, and this code is the fallback and the tests' reference.
 struct Conv2dLayer: Layer {
-    let weight: FloatBuffer  // [outChannels, inChannels / groups, kernelH, kernelW]
+    let weights: ConvWeights  // [outChannels, inChannels / groups, kernelH, kernelW]
+    /// The f32 weights (rebuilt from oneDNN's packed copy if a BN-folded copy was dropped at load).
+    var weight: FloatBuffer { weights.buffer }
     let bias: FloatBuffer?
     let inChannels: Int, height: Int, width: Int
     let outChannels: Int, outHeight: Int, outWidth: Int
@@ -69,6 +72,12 @@ struct Conv2dLayer: Layer {
 
     init(node: String, inputShape: [Int], weight: FloatBuffer, weightShape: [Int], bias: FloatBuffer?,
          stride: [Int], padding: [Int], dilation: [Int], groups: Int) throws {
+        try self.init(node: node, inputShape: inputShape, weights: ConvWeights(weight), weightShape: weightShape,
+                      bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
+    }
+
+    init(node: String, inputShape: [Int], weights: ConvWeights, weightShape: [Int], bias: FloatBuffer?,
+         stride: [Int], padding: [Int], dilation: [Int], groups: Int) throws {
         func fail(_ reason: String) -> ModelError { .shapeMismatch(node: node, reason: reason) }
         guard inputShape.count == 3 else { throw fail("conv2d needs input [C, H, W], got \(inputShape)") }
         guard weightShape.count == 4 else { throw fail("conv2d weight must be 4-D, got \(weightShape)") }
@@ -82,7 +91,10 @@ struct Conv2dLayer: Layer {
               stride.allSatisfy({ $0 >= 1 }), dilation.allSatisfy({ $0 >= 1 }), padding.allSatisfy({ $0 >= 0 })
         else { throw fail("stride/dilation must be two values >= 1 and padding two values >= 0") }
         if let bias, bias.count != weightShape[0] { throw fail("bias has \(bias.count) values, expected \(weightShape[0])") }
-        self.weight = weight
+        guard weights.count == weightShape.reduce(1, *) else {
+            throw fail("weight holds \(weights.count) values, shape \(weightShape) needs \(weightShape.reduce(1, *))")
+        }
+        self.weights = weights
         self.bias = bias
         inChannels = inputShape[0]; height = inputShape[1]; width = inputShape[2]
         outChannels = weightShape[0]; kernelH = weightShape[2]; kernelW = weightShape[3]
@@ -103,6 +115,13 @@ struct Conv2dLayer: Layer {
     }
 
     private mutating func remakeBackend() { onednn = backend == .onednn ? OneDNNConvolution(self) : nil }
+
+    /// Packs the weights into oneDNN's layout now (at load), one layer at a time; a BN-folded copy made for that
+    /// is dropped right after (`ConvWeights.packed`).
+    func prepareBackend() {
+        guard let onednn, onednn.pack() else { return }
+        weights.packed()
+    }
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
         let inSize = inChannels * height * width
@@ -331,5 +350,58 @@ struct Conv2dLayer: Layer {
                 }
             }
         }
+    }
+}
+
+/// A conv's f32 weights, shared by the copies of its layer: as given (read in place from the model file, or
+/// a copy), or made on first use from the file's weights with a BatchNorm folded in. Once oneDNN holds its packed
+/// copy, a folded copy is dropped (and the file's pages released): loading a BN-folded model then never holds
+/// every layer's folded weights at once next to the packed ones. The values come back on a use that needs them
+/// (a layer running without oneDNN).
+final class ConvWeights: @unchecked Sendable {
+    // `values` changes under `lock` only.
+    private let lock = NSLock()
+    private var values: FloatBuffer?
+    private let make: (() -> FloatBuffer)?
+    private let releasePages: (() -> Void)?
+    let count: Int
+
+    /// `releasePages` lets the model file's pages go once oneDNN packed the values (packing reads them again).
+    init(_ buffer: FloatBuffer, releasePages: (() -> Void)? = nil) {
+        values = buffer
+        count = buffer.count
+        make = nil
+        self.releasePages = releasePages
+    }
+
+    /// `source` with output channel o scaled by `scale[o]` (rows of `source.count / scale.count` values);
+    /// `releasePages` lets the file's pages go once the values are packed.
+    init(folding source: FloatBuffer, scale: [Float], releasePages: (() -> Void)? = nil) {
+        count = source.count
+        let perRow = source.count / max(scale.count, 1)
+        make = {
+            FloatBuffer(count: source.count) { out in
+                for i in 0..<source.count { out[i] = source[i] * scale[i / perRow] }
+            }
+        }
+        self.releasePages = releasePages
+    }
+
+    var buffer: FloatBuffer {
+        lock.withLock {
+            if let values { return values }
+            let made = make!()  // values is nil only when `make` exists
+            values = made
+            return made
+        }
+    }
+
+    /// Whether the f32 values are in memory now (tests).
+    var isResident: Bool { lock.withLock { values != nil } }
+
+    /// oneDNN packed the values: drop a folded copy and let the file's pages go (both come back if needed).
+    func packed() {
+        if make != nil { lock.withLock { values = nil } }
+        releasePages?()
     }
 }

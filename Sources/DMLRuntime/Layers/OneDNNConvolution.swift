@@ -18,12 +18,16 @@ enum ConvBackend: Sendable, Equatable {
     }()
 }
 
-/// One conv layer's oneDNN handle; primitives per batch size (weights reordered into oneDNN's layout) are made
-/// on first use and cached inside it. Holds the weight and bias buffers the handle reads.
+/// One conv layer's oneDNN handle: the weights packed once into oneDNN's layout (`pack`), primitives per batch
+/// size made on first use and cached inside it. Holds the bias buffer the handle reads.
+// `packed` changes under `packLock` only; the C handle locks its own cache.
 final class OneDNNConvolution: @unchecked Sendable {
     // The C handle locks its own cache, so concurrent `run` calls are safe.
     private let handle: OpaquePointer
-    private let weight: FloatBuffer
+    /// Where `pack` reads the weights (once).
+    private let weights: ConvWeights
+    private let packLock = NSLock()
+    private var packed = false
     private let bias: FloatBuffer?
     /// The activation oneDNN applies as a post-op; nil when the layer's epilogue must run it.
     let fusesActivation: Bool
@@ -39,21 +43,31 @@ final class OneDNNConvolution: @unchecked Sendable {
             source_channels_last: conv.sourceLayout == .channelsLast ? 1 : 0,
             destination_channels_last: conv.destinationLayout == .channelsLast ? 1 : 0, accumulate: conv.accumulates ? 1 : 0)
         let (kind, alpha, beta) = Self.postOp(conv.activation)
-        guard let handle = dml_dnnl_conv_create(&shape, conv.weight.pointer, conv.bias?.pointer, kind, alpha, beta) else { return nil }
+        // The weights come once, in `pack`: oneDNN keeps only its packed copy.
+        guard let handle = dml_dnnl_conv_create(&shape, nil, conv.bias?.pointer, kind, alpha, beta) else { return nil }
         self.handle = handle
-        weight = conv.weight
+        weights = conv.weights
         bias = conv.bias
         fusesActivation = conv.activation == nil || kind != DML_DNNL_NONE
     }
 
     deinit { dml_dnnl_conv_destroy(handle) }
 
-    /// Builds the batch-1 primitive and the reordered weights now (at load); false when oneDNN refuses them.
-    func prepare() -> Bool { dml_dnnl_conv_prepare(handle, 1) == 0 }
+    /// Builds the batch-1 primitive and reorders the weights into oneDNN's layout now (at load); afterwards the
+    /// handle reads only its packed copy. False when oneDNN refuses (the layer then runs the runtime's own code).
+    /// The first `run` packs them too (a layer used outside a loaded model); repeated calls do nothing.
+    func pack() -> Bool {
+        packLock.withLock {
+            if packed { return true }
+            let buffer = weights.buffer
+            packed = withExtendedLifetime(buffer) { dml_dnnl_conv_pack(handle, buffer.pointer) == 0 }
+            return packed
+        }
+    }
 
     /// In the layouts the conv names; false when oneDNN could not run this batch (nothing usable was written).
     func run(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointer<Float>, batch: Int) -> Bool {
-        batch <= Int(Int32.max) && dml_dnnl_conv_run(handle, source, destination, Int32(batch)) == 0
+        batch <= Int(Int32.max) && pack() && dml_dnnl_conv_run(handle, source, destination, Int32(batch)) == 0
     }
 
     /// oneDNN's eltwise post-op for an activation (same formulas as `ActivationLayer.Function.apply`).
