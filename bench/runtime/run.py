@@ -153,9 +153,11 @@ def profile(args, binary, work, data, name):
 
 
 def save(data):
-    tmp = LAST_RUN.with_name(LAST_RUN.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, LAST_RUN)
+    # With --no-write the raw numbers go to the work folder, so a trial run leaves the committed ones alone.
+    path = data.get("raw_path") and pathlib.Path(data["raw_path"]) or LAST_RUN
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps({k: v for k, v in data.items() if k != "raw_path"}, indent=1, sort_keys=True))
+    os.replace(tmp, path)
 
 
 def median_cell(data, name, fw, batch, t):
@@ -296,6 +298,8 @@ def main():
             earlier["command"] = f"{earlier['command']}`, then `{command}"
             earlier["commit"] = f"{earlier['commit']}, then {commit}"
             data, command = earlier, f"{earlier['command']}"
+        if args.no_write:
+            data["raw_path"] = str(work / "last-run.json")
         for name in args.models:
             data["sizes"][name] = prepare(name, work)
         save(data)
