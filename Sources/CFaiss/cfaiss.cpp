@@ -365,14 +365,16 @@ faiss::IndexHNSWFlat* own_hnsw_build_target(faiss::Index* index) {
 // allocations), then the insertion writes into those arrays. Should the insertion refuse the graph or run out of
 // memory (before it writes), storage and arrays are put back as they were.
 void own_hnsw_add(faiss::IndexHNSWFlat& index, idx_t n, const float* x) {
-    FAISS_THROW_IF_NOT(index.is_trained);
+    const bool is_trained = index.is_trained;
+    FAISS_THROW_IF_NOT(is_trained);  // FAISS's check, with its message
     auto storage = static_cast<faiss::IndexFlat*>(index.storage);
     faiss::HNSW& h = index.hnsw;
-    const idx_t n0 = index.ntotal;
+    const idx_t n0 = index.ntotal, storage_n0 = storage->ntotal;
+    const size_t codes0 = storage->codes.size();
     const size_t levels0 = h.levels.size(), offsets0 = h.offsets.size(), neighbors0 = h.neighbors.size();
     auto restore = [&] {
-        storage->codes.resize(size_t(n0) * storage->code_size);
-        storage->ntotal = n0;
+        storage->codes.resize(std::min(codes0, storage->codes.size()));
+        storage->ntotal = storage_n0;
         index.ntotal = n0;
         h.levels.resize(std::min(levels0, h.levels.size()));
         h.offsets.resize(std::min(offsets0, h.offsets.size()));
