@@ -73,7 +73,9 @@ struct SpinLock {
                     sched_yield();
                     spins = 0;
                 } else {
+#if defined(__x86_64__) || defined(__i386__)
                     __builtin_ia32_pause();
+#endif
                 }
             }
         }
