@@ -2,6 +2,7 @@
 
 #include "cfaiss.h"
 #include "dml_flat_search.h"
+#include "dml_hnsw_build.h"
 #include "dml_hnsw_search.h"
 #include "index_check.h"
 
@@ -351,6 +352,72 @@ DMLHNSWGraph hnsw_graph(const faiss::HNSW& h) {
     return g;
 }
 
+// HNSW-Flat adds run on DMLKit's insertion (dml_hnsw_add: FAISS 1.7.3's algorithm on FAISS's arrays, batched
+// distances; one thread builds FAISS's graph) for exactly IndexHNSWFlat over a plain Flat storage.
+faiss::IndexHNSWFlat* own_hnsw_build_target(faiss::Index* index) {
+    if (!index || typeid(*index) != typeid(faiss::IndexHNSWFlat)) return nullptr;
+    auto hnsw = static_cast<faiss::IndexHNSWFlat*>(index);
+    return own_flat_target(hnsw->storage) ? hnsw : nullptr;
+}
+
+// What IndexHNSW::add does, with hnsw_add_vertices' linking on dml_hnsw_add: the storage takes the vectors and
+// prepare_level_tab draws the levels with FAISS's generator and sizes levels, offsets and neighbors (FAISS's own
+// allocations), then the insertion writes into those arrays. Should the insertion refuse the graph or run out of
+// memory (before it writes), storage and arrays are put back as they were.
+void own_hnsw_add(faiss::IndexHNSWFlat& index, idx_t n, const float* x) {
+    const bool is_trained = index.is_trained;
+    FAISS_THROW_IF_NOT(is_trained);  // FAISS's check, with its message
+    auto storage = static_cast<faiss::IndexFlat*>(index.storage);
+    faiss::HNSW& h = index.hnsw;
+    const idx_t n0 = index.ntotal, storage_n0 = storage->ntotal;
+    const size_t codes0 = storage->codes.size();
+    const size_t levels0 = h.levels.size(), offsets0 = h.offsets.size(), neighbors0 = h.neighbors.size();
+    auto restore = [&] {
+        storage->codes.resize(std::min(codes0, storage->codes.size()));
+        storage->ntotal = storage_n0;
+        index.ntotal = n0;
+        h.levels.resize(std::min(levels0, h.levels.size()));
+        h.offsets.resize(std::min(offsets0, h.offsets.size()));
+        h.neighbors.resize(std::min(neighbors0, h.neighbors.size()));
+    };
+    storage->add(n, x);
+    index.ntotal = storage->ntotal;
+    if (n == 0) return;
+    int rc;
+    try {
+        h.prepare_level_tab(size_t(n), h.levels.size() == size_t(index.ntotal));
+        static_assert(sizeof(faiss::HNSW::storage_idx_t) == sizeof(int32_t) && sizeof(int) == sizeof(int32_t),
+                      "dml_hnsw_add writes FAISS's graph arrays in place");
+        DMLHNSWBuildGraph g;
+        g.neighbors = reinterpret_cast<int32_t*>(h.neighbors.data());
+        g.neighbors_count = h.neighbors.size();
+        g.offsets = h.offsets.data();
+        g.ntotal = h.offsets.size() - 1;
+        g.levels = reinterpret_cast<const int32_t*>(h.levels.data());
+        g.cum_neighbors = reinterpret_cast<const int32_t*>(h.cum_nneighbor_per_level.data());
+        g.cum_neighbors_count = h.cum_nneighbor_per_level.size();
+        g.entry_point = h.entry_point;
+        g.max_level = h.max_level;
+        g.ef_construction = h.efConstruction;
+        rc = g.ntotal == size_t(index.ntotal) && h.levels.size() == g.ntotal
+                     ? dml_hnsw_add(&g, storage->get_xb(), size_t(index.d),
+                                    storage->metric_type == faiss::METRIC_L2 ? DML_FLAT_L2 : DML_FLAT_INNER_PRODUCT,
+                                    size_t(n0), size_t(n))
+                     : -1;
+        if (rc == 0) {
+            h.entry_point = g.entry_point;
+            h.max_level = g.max_level;
+        }
+    } catch (...) {
+        restore();
+        throw;
+    }
+    if (rc == 0) return;
+    restore();
+    if (rc == -2) throw std::bad_alloc();
+    throw std::runtime_error("the HNSW graph does not hold together (levels or offsets)");
+}
+
 // ---- files ----
 
 thread_local int last_defect = 0;
@@ -619,17 +686,47 @@ cfaiss_status cfaiss_index_train(cfaiss_index* index, int64_t n, const float* x)
 }
 
 cfaiss_status cfaiss_index_add(cfaiss_index* index, int64_t n, const float* x) {
+    return cfaiss_index_add_on_path(index, n, x, CFAISS_SEARCH_AUTO);
+}
+
+cfaiss_status cfaiss_index_add_on_path(cfaiss_index* index, int64_t n, const float* x, cfaiss_search_path path) {
     if (!index || (n > 0 && !x) || n < 0) return fail(CFAISS_INVALID_ARGUMENT, "bad vectors");
     return guarded(CFAISS_FAISS_ERROR, [&] {
-        unwrap(index)->add(n, x);
+        faiss::IndexHNSWFlat* hnsw = wants_own_search(path) ? own_hnsw_build_target(unwrap(index)) : nullptr;
+        if (hnsw)
+            own_hnsw_add(*hnsw, n, x);
+        else
+            unwrap(index)->add(n, x);
         return CFAISS_OK;
     });
 }
 
 cfaiss_status cfaiss_index_add_with_ids(cfaiss_index* index, int64_t n, const float* x, const int64_t* ids) {
+    return cfaiss_index_add_with_ids_on_path(index, n, x, ids, CFAISS_SEARCH_AUTO);
+}
+
+cfaiss_status cfaiss_index_add_with_ids_on_path(cfaiss_index* index, int64_t n, const float* x, const int64_t* ids,
+                                                cfaiss_search_path path) {
     if (!index || n < 0 || (n > 0 && (!x || !ids))) return fail(CFAISS_INVALID_ARGUMENT, "bad vectors or ids");
     return guarded(CFAISS_FAISS_ERROR, [&] {
-        unwrap(index)->add_with_ids(n, x, ids);
+        faiss::Index* top = unwrap(index);
+        const std::type_info& type = typeid(*top);
+        const bool plain_map = type == typeid(faiss::IndexIDMap) || type == typeid(faiss::IndexIDMap2);
+        faiss::IndexIDMap* map = plain_map ? static_cast<faiss::IndexIDMap*>(top) : nullptr;
+        faiss::IndexHNSWFlat* hnsw = map && wants_own_search(path) ? own_hnsw_build_target(map->index) : nullptr;
+        if (!hnsw) {
+            top->add_with_ids(n, x, ids);
+            return CFAISS_OK;
+        }
+        // IndexIDMap(2)::add_with_ids with the sub-index's add on DMLKit's insertion.
+        const size_t previous = size_t(map->ntotal);
+        own_hnsw_add(*hnsw, n, x);
+        for (int64_t i = 0; i < n; i++) map->id_map.push_back(ids[i]);
+        map->ntotal = map->index->ntotal;
+        if (type == typeid(faiss::IndexIDMap2)) {
+            auto map2 = static_cast<faiss::IndexIDMap2*>(top);
+            for (size_t i = previous; i < size_t(map->ntotal); i++) map2->rev_map[map->id_map[i]] = idx_t(i);
+        }
         return CFAISS_OK;
     });
 }

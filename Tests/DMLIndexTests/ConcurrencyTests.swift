@@ -1,3 +1,4 @@
+import CFaiss
 import DMLIndex
 import Dispatch
 import Foundation
@@ -100,6 +101,36 @@ extension Concurrency {
             }
         }
         #expect(failures.all.isEmpty, "\(failures.all.prefix(3))")
+    }
+}
+
+extension Concurrency {
+    /// DMLKit's HNSW insertion on two threads (FAISS's protocol: a lock per vertex, other vertices' links read while
+    /// their owners rewrite them), in two adds so the second links into a graph already there: the graph must hold
+    /// together and every stored vector must find itself.
+    @Test func hnswTwoThreadOwnBuildIsValid() throws {
+        let d = 16, n = 3000
+        let base = clusteredVectors(n, d, seed: 35)
+        var raw: OpaquePointer?
+        #expect(cfaiss_index_factory(Int32(d), "HNSW16", CFAISS_METRIC_L2, &raw) == CFAISS_OK)
+        let index = try #require(raw)
+        defer { cfaiss_index_free(index) }
+        cfaiss_set_num_threads(2)
+        defer { cfaiss_set_num_threads(0) }
+        #expect(cfaiss_index_add_on_path(index, 2000, Array(base[0..<2000 * d]), CFAISS_SEARCH_OWN) == CFAISS_OK)
+        #expect(cfaiss_index_add_on_path(index, 1000, Array(base[2000 * d..<n * d]), CFAISS_SEARCH_OWN) == CFAISS_OK)
+        let bytes = indexBytes(index)
+        #expect(cfaiss_check_index_buffer(bytes, bytes.count) == CFAISS_OK, "\(String(cString: cfaiss_last_error()))")
+        let graph = try #require(WrittenHNSW(bytes))
+        #expect(graph.levels.count == n)
+        let problems = graph.problems()
+        #expect(problems.isEmpty, "\(problems.prefix(5))")
+        let probes = stride(from: 0, to: n, by: 30).map { $0 }
+        let queries = probes.flatMap { base[$0 * d..<($0 + 1) * d] }
+        var distances = [Float](repeating: .nan, count: probes.count), labels = [Int64](repeating: -7, count: probes.count)
+        var params = cfaiss_search_params(nprobe: 0, ef_search: 64, allowed_ids: nil, allowed_count: -1)
+        #expect(cfaiss_index_search(index, Int64(probes.count), queries, 1, &params, &distances, &labels) == CFAISS_OK)
+        #expect(labels == probes.map { Int64($0) })
     }
 }
 

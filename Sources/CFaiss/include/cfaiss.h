@@ -111,6 +111,15 @@ cfaiss_status cfaiss_index_search_on_path(const cfaiss_index *index, int64_t n, 
                                           const cfaiss_search_params *params, float *distances, int64_t *labels,
                                           cfaiss_search_path path);
 
+/** cfaiss_index_add / cfaiss_index_add_with_ids with the path named (those are these with CFAISS_SEARCH_AUTO).
+ *  OWN: HNSW-Flat (IndexHNSWFlat over a plain Flat storage, also under IDMap/IDMap2) inserts through CDMLKernels'
+ *  dml_hnsw_add, FAISS 1.7.3's insertion on FAISS's arrays (on one thread the same graph, entry for entry; on
+ *  several, a graph as valid as FAISS's, which is not deterministic either); FAISS: FAISS's own add. AUTO follows
+ *  DMLKIT_SEARCH like the searches. Other indexes ignore it. */
+cfaiss_status cfaiss_index_add_on_path(cfaiss_index *index, int64_t n, const float *x, cfaiss_search_path path);
+cfaiss_status cfaiss_index_add_with_ids_on_path(cfaiss_index *index, int64_t n, const float *x, const int64_t *ids,
+                                                cfaiss_search_path path);
+
 /** IVF indexes whose coarse quantizer is a plain Flat (IVF<n>,Flat|SQ|PQ, also under an IDMap) get DMLKit's exact
  *  search for it (training's k-means, add's assignment and every search's coarse step; files unchanged), following
  *  DMLKIT_SEARCH like the searches above. This names the path for one index (tests; set it before the index is
