@@ -20,12 +20,18 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         /// Whether to recompute `dml.fingerprint` at load and refuse a file whose contents do not match it
         /// (a file without a fingerprint loads either way).
         public var verifyFingerprint: Bool
+        /// Most bytes of activations one forward pass holds: a batch that would need more runs in even chunks
+        /// that fit (one sample at least). Large-image nets at batch 16 then hold half the activations at about
+        /// the same speed. 0: only `maxBatch` limits a pass.
+        public var activationBudgetBytes: Int
 
-        /// Settings with the given batch cap, BLAS thread count and fingerprint check.
-        public init(maxBatch: Int = 64, threads: Int? = nil, verifyFingerprint: Bool = true) {
+        /// Settings with the given batch cap, BLAS thread count, fingerprint check and activation budget.
+        public init(maxBatch: Int = 64, threads: Int? = nil, verifyFingerprint: Bool = true,
+                    activationBudgetBytes: Int = 64 << 20) {
             self.maxBatch = maxBatch
             self.threads = threads
             self.verifyFingerprint = verifyFingerprint
+            self.activationBudgetBytes = activationBudgetBytes
         }
     }
 
@@ -37,6 +43,8 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
     public let dimension: Int
     /// Most samples per forward pass.
     public let maxBatch: Int
+    /// Most samples per forward pass within the activation budget (at most `maxBatch`).
+    public let samplesPerPass: Int
     let graph: CompiledGraph
 
     // Guarded by `lock`: the plan's buffers are reused across calls.
@@ -66,6 +74,9 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         self.graph = graph
         dimension = graph.outputs.map { graph.valueShapes[$0].elementCount }.reduce(0, +)
         maxBatch = max(1, options.maxBatch)
+        let bytesPerSample = max(1, ExecutionPlan.layout(of: graph).floatsPerSample * MemoryLayout<Float>.stride)
+        samplesPerPass = options.activationBudgetBytes > 0
+            ? min(maxBatch, max(1, options.activationBudgetBytes / bytesPerSample)) : maxBatch
         if let threads = options.threads { Self.setThreads(threads) }
     }
 
@@ -127,10 +138,13 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         if let bad = inputs.firstIndex(where: { !$0.isFinite }) { throw InferenceError.nonFiniteInput(index: bad) }
         lock.lock()
         defer { lock.unlock() }
-        let plan = preparedPlan(batch: min(count, maxBatch))
+        // Even chunks within `samplesPerPass` (16 in passes of at most 12 runs as 8 + 8, not 12 + 4).
+        let passes = (count + samplesPerPass - 1) / samplesPerPass
+        let perPass = (count + passes - 1) / passes
+        let plan = preparedPlan(batch: perPass)
         var start = 0
         while start < count {
-            let chunk = min(maxBatch, count - start)
+            let chunk = min(perPass, count - start)
             plan.input.update(from: source + start * sampleSize, count: chunk * sampleSize)
             plan.run(batch: chunk)
             copyOutputs(plan, batch: chunk, into: destination + start * dimension)

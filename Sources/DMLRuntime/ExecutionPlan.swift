@@ -24,9 +24,14 @@ final class ExecutionPlan {
     /// Floats held by the plan (activations + scratch).
     let allocatedFloats: Int
 
-    init(graph: CompiledGraph, capacity: Int) {
-        self.graph = graph
-        self.capacity = capacity
+    /// Where each value lives: its storage group's offset in the arena, per sample, and the arena's floats per
+    /// sample.
+    struct Layout {
+        let offsetOfValue: [Int]
+        let floatsPerSample: Int
+    }
+
+    static func layout(of graph: CompiledGraph) -> Layout {
         let sizes = graph.valueShapes.map(\.elementCount)
         var lastRead = Array(repeating: -1, count: sizes.count)
         for (index, step) in graph.steps.enumerated() { for input in step.inputs { lastRead[input] = index } }
@@ -58,11 +63,18 @@ final class ExecutionPlan {
         let roots = buffers.keys.sorted()
         let (offsets, total) = ArenaPlanner.place(roots.map { buffers[$0]! })
         let offsetOfRoot = Dictionary(uniqueKeysWithValues: zip(roots, offsets))
+        return Layout(offsetOfValue: sizes.indices.map { offsetOfRoot[group[$0]] ?? 0 }, floatsPerSample: total)
+    }
 
+    init(graph: CompiledGraph, capacity: Int) {
+        self.graph = graph
+        self.capacity = capacity
+        let layout = Self.layout(of: graph)
+        let total = layout.floatsPerSample
         let arenaCount = max(1, total * capacity)
         arena = Self.allocateArena(arenaCount)
         let base = arena
-        let pointers = sizes.indices.map { base + (offsetOfRoot[group[$0]] ?? 0) * capacity }
+        let pointers = layout.offsetOfValue.map { base + $0 * capacity }
         valuePointers = pointers
         let workspaceCount = max(1, graph.steps.map { $0.layer.workspaceCount(maxBatch: capacity) }.max() ?? 0)
         workspace = .allocate(capacity: workspaceCount)

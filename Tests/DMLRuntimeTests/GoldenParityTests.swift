@@ -75,6 +75,25 @@ struct GoldenParityTests {
         #expect(maxAbsError(output, golden.output) <= 1e-4)
     }
 
+    @Test("an activation budget splits a batch into even passes with the same result", arguments: models)
+    func activationBudget(model: String) throws {
+        let golden = try Fixtures.golden(model)
+        // A budget of one byte leaves one sample per pass; a few samples' worth, passes of several.
+        for budget in [1, 3 << 16] {
+            let runtime = try EmbeddingModel(contentsOf: Fixtures.url("\(model)-f32.safetensors"),
+                                             options: .init(activationBudgetBytes: budget))
+            #expect(runtime.samplesPerPass >= 1 && runtime.samplesPerPass <= runtime.maxBatch)
+            if budget == 1 { #expect(runtime.samplesPerPass == 1) }
+            var output = [Float](repeating: .nan, count: golden.count * runtime.dimension)
+            try golden.input.withUnsafeBufferPointer { input in
+                try output.withUnsafeMutableBufferPointer { try runtime.forward(batch: input, count: golden.count, into: $0) }
+            }
+            #expect(maxAbsError(output, golden.output) <= 1e-4, "budget \(budget): \(runtime.samplesPerPass) per pass")
+        }
+        let unlimited = try EmbeddingModel(contentsOf: Fixtures.url("\(model)-f32.safetensors"), options: .init(activationBudgetBytes: 0))
+        #expect(unlimited.samplesPerPass == unlimited.maxBatch)
+    }
+
     @Test("embed returns the L2-normalised PyTorch output", arguments: models)
     func embedIsNormalised(model: String) throws {
         let golden = try Fixtures.golden(model)
