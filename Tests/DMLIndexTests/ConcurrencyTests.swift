@@ -119,12 +119,7 @@ extension Concurrency {
         defer { cfaiss_set_num_threads(0) }
         #expect(cfaiss_index_add_on_path(index, 2000, Array(base[0..<2000 * d]), CFAISS_SEARCH_OWN) == CFAISS_OK)
         #expect(cfaiss_index_add_on_path(index, 1000, Array(base[2000 * d..<n * d]), CFAISS_SEARCH_OWN) == CFAISS_OK)
-        let bytes = indexBytes(index)
-        #expect(cfaiss_check_index_buffer(bytes, bytes.count) == CFAISS_OK, "\(String(cString: cfaiss_last_error()))")
-        let graph = try #require(WrittenHNSW(bytes))
-        #expect(graph.levels.count == n)
-        let problems = graph.problems()
-        #expect(problems.isEmpty, "\(problems.prefix(5))")
+        try expectValidHNSWFile(index, vectors: n)
         let probes = stride(from: 0, to: n, by: 30).map { $0 }
         let queries = probes.flatMap { base[$0 * d..<($0 + 1) * d] }
         var distances = [Float](repeating: .nan, count: probes.count), labels = [Int64](repeating: -7, count: probes.count)

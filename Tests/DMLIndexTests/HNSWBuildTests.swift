@@ -54,6 +54,19 @@ func indexBytes(_ index: OpaquePointer) -> [UInt8] {
 }
 
 /// FAISS 1.7.3's HNSW fields as written in an IHNf file (also under an IDMap/IDMap2 header).
+/// Writes the index, checks the file with the shim's checker and the graph with `WrittenHNSW.problems`; returns
+/// the bytes.
+@discardableResult
+func expectValidHNSWFile(_ index: OpaquePointer, vectors n: Int) throws -> [UInt8] {
+    let bytes = indexBytes(index)
+    #expect(cfaiss_check_index_buffer(bytes, bytes.count) == CFAISS_OK, "\(String(cString: cfaiss_last_error()))")
+    let graph = try #require(WrittenHNSW(bytes))
+    #expect(graph.levels.count == n)
+    let problems = graph.problems()
+    #expect(problems.isEmpty, "\(problems.prefix(5))")
+    return bytes
+}
+
 struct WrittenHNSW {
     var cum: [Int32] = [], levels: [Int32] = [], offsets: [UInt64] = [], neighbors: [Int32] = []
     var entry: Int32 = -1, maxLevel: Int32 = -1
@@ -188,12 +201,7 @@ private func hnswRecall(_ index: OpaquePointer, queries: [Float], d: Int, k: Int
                 #expect(abs(own - faiss) <= 0.01, "\(description) metric \(metric): recall@10 \(own) vs FAISS \(faiss)")
                 #expect(own >= 0.98, "\(description) metric \(metric): recall@10 \(own)")
 
-                let bytes = indexBytes(ours)
-                #expect(cfaiss_check_index_buffer(bytes, bytes.count) == CFAISS_OK, "\(String(cString: cfaiss_last_error()))")
-                let graph = try #require(WrittenHNSW(bytes))
-                #expect(graph.levels.count == n)
-                let problems = graph.problems()
-                #expect(problems.isEmpty, "\(problems.prefix(5))")
+                let bytes = try expectValidHNSWFile(ours, vectors: n)
                 var raw: OpaquePointer?
                 #expect(cfaiss_read_index_buffer(bytes, bytes.count, &raw) == CFAISS_OK)
                 let back = try #require(raw)
