@@ -13,8 +13,8 @@
 // so a reader sees every entry either before or after a change, and the ThreadSanitizer has nothing to report.
 
 #include "dml_hnsw_build.h"
-#include "dml_kernels.h"
 #include "gomp_team.h"
+#include "hnsw_common.h"
 
 #include <sched.h>
 
@@ -119,14 +119,11 @@ struct Scratch {
 
 struct Builder {
     DMLHNSWBuildGraph* g;
-    const float* base;
-    size_t d;
-    bool l2;
-    const DMLDistanceKernels* kernels;
+    dml_hnsw::Distance distance;
     uint8_t* locks = nullptr;  // null when one thread inserts
     uint8_t top_lock = 0;      // entry point and max level
 
-    const float* row(int32_t v) const { return base + size_t(v) * d; }
+    const float* row(int32_t v) const { return distance.row(v); }
     bool valid(int32_t v) const { return v >= 0 && size_t(v) < g->ntotal; }
 
     void lock(int32_t v) {
@@ -148,19 +145,7 @@ struct Builder {
         *end = std::min(o + size_t(g->cum_neighbors[level + 1]), o1);
     }
 
-    // FAISS's distance for HNSW: L2 squared, or the negated inner product.
-    float distance(const float* q, int32_t v) const {
-        return l2 ? kernels->l2sqr(q, row(v), d) : -kernels->inner_product(q, row(v), d);
-    }
-    void distances(const float* q, const int32_t* ids, size_t n, float* out) const {
-        if (n == 0) return;
-        if (l2) {
-            kernels->l2sqr_by_id(out, q, base, d, ids, n);
-        } else {
-            kernels->inner_products_by_id(out, q, base, d, ids, n);
-            for (size_t i = 0; i < n; i++) out[i] = -out[i];
-        }
-    }
+    void distances(const float* q, const int32_t* ids, size_t n, float* out) const { distance.many(q, ids, n, out); }
 
     // The valid links of v on `level` in order (FAISS stops at the first -1).
     size_t gather(Scratch& s, int32_t v, int level) const {
@@ -176,18 +161,8 @@ struct Builder {
 
     // faiss greedy_update_nearest: move to the nearest link until none is nearer.
     void greedy(Scratch& s, const float* q, int level, int32_t& nearest, float& d_nearest) const {
-        for (;;) {
-            const int32_t previous = nearest;
-            const size_t n = gather(s, nearest, level);
-            distances(q, s.ids.data(), n, s.dis.data());
-            for (size_t j = 0; j < n; j++) {
-                if (s.dis[j] < d_nearest) {
-                    nearest = s.ids[j];
-                    d_nearest = s.dis[j];
-                }
-            }
-            if (nearest == previous) return;
-        }
+        auto links_of = [&](int32_t v, int32_t*) { return gather(s, v, level); };  // into s.ids
+        dml_hnsw::greedy_update_nearest(distance, q, links_of, s.ids.data(), s.dis.data(), nearest, d_nearest);
     }
 
     // faiss search_neighbors_to_add: best-first from the entry, `results` keeps the efConstruction nearest.
@@ -402,7 +377,7 @@ extern "C" int dml_hnsw_add(DMLHNSWBuildGraph* graph, const float* base, size_t 
     // The result heap holds at most efConstruction + 1 entries, and never more than the vertices visited.
     const size_t ef = std::min(g.ef_construction < 0 ? SIZE_MAX : size_t(g.ef_construction), ntotal);
 
-    Builder builder{graph, base, d, metric == DML_FLAT_L2, dml_distance_kernels()};
+    Builder builder{graph, dml_hnsw::Distance(base, d, metric)};
     std::vector<int32_t> order(n);
     std::vector<size_t> hist;
     std::vector<std::unique_ptr<Scratch>> scratches;

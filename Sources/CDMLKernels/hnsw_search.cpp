@@ -7,8 +7,8 @@
 // MinimaxHeap), the result heap and the order of every push are FAISS's, so the results are the same.
 
 #include "dml_hnsw_search.h"
-#include "dml_kernels.h"
 #include "gomp_team.h"
+#include "hnsw_common.h"
 
 #include <algorithm>
 #include <atomic>
@@ -136,33 +136,16 @@ void return_scratches(std::vector<std::unique_ptr<Scratch>>& taken) {
 
 struct Search {
     const DMLHNSWGraph* g;
-    const float* base;
-    size_t d;
-    bool l2;
+    dml_hnsw::Distance distance;
     int ef_search;
     bool check_relative;
     size_t ef, k;
-    const DMLDistanceKernels* kernels;
 
     // Node v's links on `level`, clamped to the neighbour table.
     void links(int32_t v, int level, size_t* begin, size_t* end) const {
         const size_t o = g->offsets[v];
         *begin = std::min(o + size_t(g->cum_neighbors[level]), g->neighbors_count);
         *end = std::min(o + size_t(g->cum_neighbors[level + 1]), g->neighbors_count);
-    }
-
-    // FAISS's distance for HNSW: L2 squared, or the negated inner product (its NegativeDistanceComputer).
-    float distance(const float* q, int32_t v) const {
-        const float* row = base + size_t(v) * d;
-        return l2 ? kernels->l2sqr(q, row, d) : -kernels->inner_product(q, row, d);
-    }
-    void distances(const float* q, const int32_t* ids, size_t n, float* out) const {
-        if (l2) {
-            kernels->l2sqr_by_id(out, q, base, d, ids, n);
-        } else {
-            kernels->inner_products_by_id(out, q, base, d, ids, n);
-            for (size_t i = 0; i < n; i++) out[i] = -out[i];
-        }
     }
 
     // Valid links of v on `level` in order (FAISS stops at the first -1); with `unvisited_only`, those not yet
@@ -200,7 +183,7 @@ struct Search {
         std::sort(s.order.begin(), s.order.begin() + nres, ascending);
         for (size_t i = 0; i < k; i++) {
             const float value = i < nres ? s.order[i].first : FLT_MAX;
-            out_dis[i] = l2 ? value : -value;
+            out_dis[i] = distance.l2 ? value : -value;
             out_ids[i] = i < nres ? s.order[i].second : -1;
         }
     }
@@ -210,18 +193,9 @@ struct Search {
         int32_t nearest = g->entry_point;
         float best = distance(q, nearest);
         for (int level = g->max_level; level >= 1; level--) {
-            for (;;) {
-                const int32_t previous = nearest;
-                const size_t n = gather(s, nearest, level, false);
-                distances(q, s.gathered.data(), n, s.gathered_dis.data());
-                for (size_t j = 0; j < n; j++) {
-                    if (s.gathered_dis[j] < best) {
-                        nearest = s.gathered[j];
-                        best = s.gathered_dis[j];
-                    }
-                }
-                if (nearest == previous) break;
-            }
+            auto links_of = [&](int32_t v, int32_t*) { return gather(s, v, level, false); };  // into s.gathered
+            dml_hnsw::greedy_update_nearest(distance, q, links_of, s.gathered.data(), s.gathered_dis.data(),
+                                            nearest, best);
         }
         return {nearest, best};
     }
@@ -280,7 +254,7 @@ struct Search {
             // FAISS's stopping rule: ef_search entries already queued are closer than the node to expand.
             if (check_relative && queue_count_below(d0) >= ef_search) break;
             const size_t n = gather(s, v0, 0, true);
-            distances(q, s.gathered.data(), n, s.gathered_dis.data());
+            distance.many(q, s.gathered.data(), n, s.gathered_dis.data());
             for (size_t j = 0; j < n; j++) {
                 keep(s.gathered[j], s.gathered_dis[j]);
                 queue_push(s.gathered[j], s.gathered_dis[j]);
@@ -314,8 +288,8 @@ extern "C" int dml_hnsw_search(const DMLHNSWGraph* graph, const float* base, siz
     if (!queries || !distances || !labels || (graph->ntotal > 0 && !base) || !graph_is_usable(graph)) return -1;
     if (nq > SIZE_MAX / k) return -1;
 
-    Search search{graph, base, d, metric == DML_FLAT_L2, ef_search, check_relative_distance != 0,
-                  std::max(size_t(std::max(ef_search, 0)), k), k, dml_distance_kernels()};
+    Search search{graph, dml_hnsw::Distance(base, d, metric), ef_search, check_relative_distance != 0,
+                  std::max(size_t(std::max(ef_search, 0)), k), k};
     size_t links = 0;
     if (graph->ntotal > 0 && graph->entry_point >= 0)
         for (int l = 0; l <= graph->max_level; l++)
