@@ -361,6 +361,10 @@ int dml_dnnl_conv_pack(dml_dnnl_conv *c, const float *weight) {
     return !(e && packed);
 }
 
+int dml_dnnl_conv_is_packed(dml_dnnl_conv *c) {
+    return c && atomic_load_explicit(&c->count, memory_order_acquire) > 0 && c->entries[0].owns_weights;
+}
+
 void dml_dnnl_conv_destroy(dml_dnnl_conv *c) {
     if (!c) return;
     int n = atomic_load(&c->count);
@@ -388,6 +392,10 @@ int dml_dnnl_conv_prepare(dml_dnnl_conv *conv, int batch) {
 int dml_dnnl_conv_pack(dml_dnnl_conv *conv, const float *weight) {
     (void)conv; (void)weight;
     return 1;
+}
+int dml_dnnl_conv_is_packed(dml_dnnl_conv *conv) {
+    (void)conv;
+    return 0;
 }
 void dml_dnnl_conv_destroy(dml_dnnl_conv *conv) { (void)conv; }
 void dml_dnnl_set_threads(int threads) { (void)threads; }

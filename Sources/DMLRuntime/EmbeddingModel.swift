@@ -46,6 +46,8 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
     /// Most samples per forward pass within the activation budget (at most `maxBatch`).
     public let samplesPerPass: Int
     let graph: CompiledGraph
+    /// Where the activations live (the same for every batch size).
+    private let layout: ExecutionPlan.Layout
 
     // Guarded by `lock`: the plan's buffers are reused across calls.
     private let lock = NSLock()
@@ -74,7 +76,8 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         self.graph = graph
         dimension = graph.outputs.map { graph.valueShapes[$0].elementCount }.reduce(0, +)
         maxBatch = max(1, options.maxBatch)
-        let bytesPerSample = max(1, ExecutionPlan.layout(of: graph).floatsPerSample * MemoryLayout<Float>.stride)
+        layout = ExecutionPlan.layout(of: graph)
+        let bytesPerSample = max(1, layout.floatsPerSample * MemoryLayout<Float>.stride)
         samplesPerPass = options.activationBudgetBytes > 0
             ? min(maxBatch, max(1, options.activationBudgetBytes / bytesPerSample)) : maxBatch
         if let threads = options.threads { Self.setThreads(threads) }
@@ -209,7 +212,7 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
     /// The plan, reallocated when a batch larger than its capacity arrives (at most `maxBatch`).
     private func preparedPlan(batch: Int) -> ExecutionPlan {
         if let plan, plan.capacity >= batch { return plan }
-        let fresh = ExecutionPlan(graph: graph, capacity: batch)
+        let fresh = ExecutionPlan(graph: graph, layout: layout, capacity: batch)
         plan = fresh
         return fresh
     }

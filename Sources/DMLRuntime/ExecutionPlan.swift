@@ -66,10 +66,15 @@ final class ExecutionPlan {
         return Layout(offsetOfValue: sizes.indices.map { offsetOfRoot[group[$0]] ?? 0 }, floatsPerSample: total)
     }
 
-    init(graph: CompiledGraph, capacity: Int) {
+    convenience init(graph: CompiledGraph, capacity: Int) {
+        self.init(graph: graph, layout: Self.layout(of: graph), capacity: capacity)
+    }
+
+    /// `layout`: `ExecutionPlan.layout(of: graph)`, computed once per model (a plan is remade when a larger batch
+    /// arrives).
+    init(graph: CompiledGraph, layout: Layout, capacity: Int) {
         self.graph = graph
         self.capacity = capacity
-        let layout = Self.layout(of: graph)
         let total = layout.floatsPerSample
         let arenaCount = max(1, total * capacity)
         arena = Self.allocateArena(arenaCount)

@@ -52,6 +52,9 @@ int dml_dnnl_conv_prepare(dml_dnnl_conv *conv, int batch);
 /// packed copy), so the caller may free it. For handles created without weights. 0 on success.
 int dml_dnnl_conv_pack(dml_dnnl_conv *conv, const float *weight);
 
+/// 1 once the weights are packed (a lock-free check for the run path).
+int dml_dnnl_conv_is_packed(dml_dnnl_conv *conv);
+
 void dml_dnnl_conv_destroy(dml_dnnl_conv *conv);
 
 /// OpenMP threads for oneDNN calls (applied on each calling thread before it runs a primitive); 0 leaves

@@ -67,7 +67,9 @@ final class OneDNNConvolution: @unchecked Sendable {
 
     /// In the layouts the conv names; false when oneDNN could not run this batch (nothing usable was written).
     func run(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointer<Float>, batch: Int) -> Bool {
-        batch <= Int(Int32.max) && pack() && dml_dnnl_conv_run(handle, source, destination, Int32(batch)) == 0
+        // Packed at load for every layer of a model: the lock-free check keeps `pack`'s lock off the hot path.
+        batch <= Int(Int32.max) && (dml_dnnl_conv_is_packed(handle) != 0 || pack())
+            && dml_dnnl_conv_run(handle, source, destination, Int32(batch)) == 0
     }
 
     /// oneDNN's eltwise post-op for an activation (same formulas as `ActivationLayer.Function.apply`).
