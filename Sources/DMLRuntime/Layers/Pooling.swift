@@ -1,3 +1,5 @@
+import CDMLDnnl
+
 /// Max or average pooling over 2-D windows (stride, padding; dilation for max), output size rounded down,
 /// or up with `ceilMode` as PyTorch does (the last window must start inside the input or the left padding;
 /// windows reaching past the input cover only what lies inside, plus padding for `countIncludePad`).
@@ -10,7 +12,11 @@ struct Pool2dLayer: Layer {
     let outHeight: Int, outWidth: Int
     let outputShape: [Int]
     /// `.channelsLast`: the input and output are `[H, W, C]` (set by the channels-last pass).
-    var layout: TensorLayout = .planar
+    var layout: TensorLayout = .planar { didSet { remakeBackend() } }
+    /// oneDNN's kernels (conv's choice: `DMLKIT_CONV=reference` keeps the loops below), or the loops below.
+    var backend: ConvBackend = ConvBackend.preferred { didSet { remakeBackend() } }
+    /// oneDNN's handle when `backend` is `.onednn` and oneDNN has a JIT kernel for the geometry.
+    private(set) var onednn: OneDNNPooling?
 
     init(node: String, kind: Kind, inputShape: [Int], kernel: [Int], stride: [Int], padding: [Int], dilation: [Int],
          ceilMode: Bool = false) throws {
@@ -34,6 +40,30 @@ struct Pool2dLayer: Layer {
         outHeight = outSize(height, padH, spanH, strideH)
         outWidth = outSize(width, padW, spanW, strideW)
         outputShape = [channels, outHeight, outWidth]
+        remakeBackend()
+    }
+
+    private mutating func remakeBackend() {
+        onednn = nil
+        guard backend == .onednn else { return }
+        // The padding past the input that makes oneDNN's output size ours (ceil mode); negative when floor mode
+        // drops input rows or columns.
+        let padBottom = (outHeight - 1) * strideH + dilationH * (kernelH - 1) + 1 - height - padH
+        let padRight = (outWidth - 1) * strideW + dilationW * (kernelW - 1) + 1 - width - padW
+        let poolKind: dml_dnnl_pool_kind
+        switch kind {
+        case .max: poolKind = DML_DNNL_POOL_MAX
+        case .average(countIncludePad: false): poolKind = DML_DNNL_POOL_AVG_EXCLUDE_PAD
+        case .average(countIncludePad: true):
+            // PyTorch counts the padding but not the cells past it, oneDNN the whole window: the same divisor
+            // only while no window reaches past the padding.
+            guard padBottom <= padH, padRight <= padW else { return }
+            poolKind = DML_DNNL_POOL_AVG_INCLUDE_PAD
+        }
+        onednn = OneDNNPooling(channels: channels, height: height, width: width, outHeight: outHeight, outWidth: outWidth,
+                               kernel: (kernelH, kernelW), stride: (strideH, strideW),
+                               padding: (padH, padW, padBottom, padRight), dilation: (dilationH, dilationW),
+                               kind: poolKind, channelsLast: layout == .channelsLast)
     }
 
     /// Whether every window lies wholly inside the unpadded input.
@@ -43,6 +73,7 @@ struct Pool2dLayer: Layer {
     }
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
+        if let onednn, onednn.run(inputs[0], output, batch: batch) { return }
         if layout == .channelsLast {
             forwardChannelsLast(inputs[0], output, batch: batch)
             return
@@ -182,7 +213,10 @@ struct GlobalPoolLayer: Layer {
     let inner: Int
     let outputShape: [Int]
     /// `.channelsLast`: the input is `[H, W, C]` (the output, one value per channel, is the same either way).
-    var layout: TensorLayout = .planar
+    var layout: TensorLayout = .planar { didSet { remakeBackend() } }
+    /// oneDNN's kernels (as `Pool2dLayer`), or the loops below.
+    var backend: ConvBackend = ConvBackend.preferred { didSet { remakeBackend() } }
+    private(set) var onednn: OneDNNPooling?
 
     init(node: String, inputShape: [Int], isMax: Bool, keepDimensions: Bool) throws {
         guard inputShape.count >= 2 else { throw ModelError.shapeMismatch(node: node, reason: "global pooling needs input [C, H, W], got \(inputShape)") }
@@ -190,9 +224,19 @@ struct GlobalPoolLayer: Layer {
         channels = inputShape[0]
         inner = inputShape.dropFirst().reduce(1, *)
         outputShape = keepDimensions ? [channels] + Array(repeating: 1, count: inputShape.count - 1) : [channels]
+        remakeBackend()
+    }
+
+    /// One window over all positions, seen as one row of `inner` pixels (the same bytes in either layout).
+    private mutating func remakeBackend() {
+        onednn = backend != .onednn ? nil
+            : OneDNNPooling(channels: channels, height: 1, width: inner, outHeight: 1, outWidth: 1, kernel: (1, inner),
+                            stride: (1, 1), padding: (0, 0, 0, 0), dilation: (1, 1),
+                            kind: isMax ? DML_DNNL_POOL_MAX : DML_DNNL_POOL_AVG_EXCLUDE_PAD, channelsLast: layout == .channelsLast)
     }
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
+        if let onednn, onednn.run(inputs[0], output, batch: batch) { return }
         if layout == .channelsLast {
             // Positions in the same order as the planar sums, a block of channels at a time, blocks over threads.
             let width = 64, blocks = (channels + width - 1) / width

@@ -1,0 +1,102 @@
+import Testing
+@testable import DMLRuntime
+
+/// oneDNN's pooling kernels against the runtime's own loops (which the op fixtures check against PyTorch), over
+/// the geometries models use and the edge cases of PyTorch's sizing: ceil mode, padding, dilation, floor mode
+/// dropping rows, count_include_pad both ways, both layouts.
+@Suite("Pooling on oneDNN")
+struct PoolingBackendTests {
+    struct Geometry: CustomStringConvertible, Sendable {
+        let kind: Pool2dLayer.Kind
+        let shape: [Int], kernel: [Int], stride: [Int], padding: [Int], dilation: [Int]
+        let ceil: Bool
+        var description: String { "\(kind) \(shape) k\(kernel) s\(stride) p\(padding) d\(dilation)\(ceil ? " ceil" : "")" }
+    }
+
+    static let geometries: [Geometry] = [
+        Geometry(kind: .max, shape: [32, 16, 16], kernel: [2, 2], stride: [2, 2], padding: [0, 0], dilation: [1, 1], ceil: false),
+        Geometry(kind: .max, shape: [24, 15, 15], kernel: [3, 3], stride: [2, 2], padding: [1, 1], dilation: [1, 1], ceil: false),
+        Geometry(kind: .max, shape: [19, 11, 9], kernel: [3, 3], stride: [2, 2], padding: [0, 0], dilation: [1, 1], ceil: true),
+        Geometry(kind: .max, shape: [5, 11, 9], kernel: [3, 2], stride: [2, 3], padding: [1, 1], dilation: [1, 1], ceil: true),
+        Geometry(kind: .max, shape: [8, 10, 10], kernel: [2, 2], stride: [3, 3], padding: [0, 0], dilation: [1, 1], ceil: false),
+        Geometry(kind: .max, shape: [7, 12, 12], kernel: [3, 3], stride: [1, 1], padding: [1, 1], dilation: [2, 2], ceil: false),
+        Geometry(kind: .average(countIncludePad: true), shape: [48, 9, 9], kernel: [3, 3], stride: [1, 1], padding: [1, 1], dilation: [1, 1], ceil: false),
+        Geometry(kind: .average(countIncludePad: true), shape: [16, 14, 14], kernel: [2, 2], stride: [2, 2], padding: [0, 0], dilation: [1, 1], ceil: false),
+        Geometry(kind: .average(countIncludePad: true), shape: [6, 11, 9], kernel: [3, 3], stride: [2, 2], padding: [1, 1], dilation: [1, 1], ceil: true),
+        Geometry(kind: .average(countIncludePad: false), shape: [6, 11, 9], kernel: [3, 3], stride: [2, 2], padding: [1, 1], dilation: [1, 1], ceil: true),
+        Geometry(kind: .average(countIncludePad: false), shape: [17, 7, 7], kernel: [2, 2], stride: [2, 2], padding: [0, 0], dilation: [1, 1], ceil: true),
+        Geometry(kind: .average(countIncludePad: false), shape: [33, 8, 13], kernel: [3, 3], stride: [1, 1], padding: [1, 1], dilation: [1, 1], ceil: false),
+    ]
+
+    /// The layer's output for `input` on `backend`.
+    static func run(_ layer: Pool2dLayer, _ input: [Float], batch: Int) -> [Float] {
+        var output = [Float](repeating: .nan, count: batch * layer.outputShape.elementCount)
+        var workspace: [Float] = [0]
+        input.withUnsafeBufferPointer { i in
+            output.withUnsafeMutableBufferPointer { layer.forward([i.baseAddress!], $0.baseAddress!, batch: batch, workspace: &workspace) }
+        }
+        return output
+    }
+
+    @Test("gives the runtime's own results", arguments: geometries)
+    func matchesLoops(_ g: Geometry) throws {
+        for layout in [TensorLayout.planar, .channelsLast] {
+            var reference = try Pool2dLayer(node: "pool", kind: g.kind, inputShape: g.shape, kernel: g.kernel, stride: g.stride,
+                                            padding: g.padding, dilation: g.dilation, ceilMode: g.ceil)
+            reference.backend = .reference
+            reference.layout = layout
+            var onednn = reference
+            onednn.backend = .onednn
+            #expect(reference.onednn == nil)
+            if ConvBackend.onednnAvailable {
+                // Every geometry here has a JIT kernel but dilated ones (oneDNN 2.6 runs those in its reference
+                // loops) and include-pad windows reaching past the padding (another divisor).
+                let reachesPast = (reference.outHeight - 1) * g.stride[0] + g.kernel[0] > g.shape[1] + 2 * g.padding[0]
+                    || (reference.outWidth - 1) * g.stride[1] + g.kernel[1] > g.shape[2] + 2 * g.padding[1]
+                if case .average(countIncludePad: true) = g.kind, reachesPast {
+                    #expect(onednn.onednn == nil, "\(g)")
+                } else if g.dilation == [1, 1] {
+                    #expect(onednn.onednn != nil, "\(g) \(layout)")
+                }
+            }
+            for batch in [1, 3] {
+                let input = Conv2dTests.values(batch * g.shape.elementCount, seed: UInt64(batch * 7 + g.shape[0]))
+                let expected = Self.run(reference, input, batch: batch)
+                let actual = Self.run(onednn, input, batch: batch)
+                if case .max = g.kind {
+                    #expect(actual == expected, "\(g) \(layout) batch \(batch)")  // max picks an input value: exact
+                } else {
+                    #expect(maxAbsError(actual, expected) <= 1e-6, "\(g) \(layout) batch \(batch): \(maxAbsError(actual, expected))")
+                }
+            }
+        }
+    }
+
+    @Test("global pooling gives the runtime's own results", arguments: [false, true])
+    func globalPooling(_ isMax: Bool) throws {
+        for layout in [TensorLayout.planar, .channelsLast] {
+            for shape in [[40, 7, 7], [3, 1, 1], [130, 5, 11], [9, 17]] {
+                var reference = try GlobalPoolLayer(node: "pool", inputShape: shape, isMax: isMax, keepDimensions: true)
+                reference.backend = .reference
+                reference.layout = layout
+                var onednn = reference
+                onednn.backend = .onednn
+                #expect(reference.onednn == nil)
+                if ConvBackend.onednnAvailable { #expect(onednn.onednn != nil, "\(shape)") }
+                let batch = 3
+                let input = Conv2dTests.values(batch * shape.elementCount, seed: UInt64(shape[0]))
+                var expected = [Float](repeating: .nan, count: batch * shape[0]), actual = expected
+                var workspace: [Float] = [0]
+                input.withUnsafeBufferPointer { i in
+                    expected.withUnsafeMutableBufferPointer { reference.forward([i.baseAddress!], $0.baseAddress!, batch: batch, workspace: &workspace) }
+                    actual.withUnsafeMutableBufferPointer { onednn.forward([i.baseAddress!], $0.baseAddress!, batch: batch, workspace: &workspace) }
+                }
+                if isMax {
+                    #expect(actual == expected, "\(shape) \(layout)")
+                } else {
+                    #expect(maxAbsError(actual, expected) <= 1e-6, "\(shape) \(layout): \(maxAbsError(actual, expected))")
+                }
+            }
+        }
+    }
+}
