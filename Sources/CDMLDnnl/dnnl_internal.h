@@ -4,6 +4,8 @@
 #define DML_DNNL_INTERNAL_H
 
 #include <dnnl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "dml_dnnl.h"
@@ -24,5 +26,41 @@ void *dml_dnnl_arena(size_t bytes);
 /// Runs `p` with `args` on a fresh stream and waits (streams are cheap on CPU and never shared between
 /// threads). 0 on success.
 int dml_dnnl_execute(dnnl_primitive_t p, int nargs, const dnnl_exec_arg_t *args);
+
+/// A primitive for one batch size with its activation descriptors (layers whose only run-time arguments are the
+/// source, the destination, a scratchpad and fixed extras).
+typedef struct {
+    int batch;
+    dnnl_primitive_t primitive;
+    dnnl_memory_desc_t src, dst;
+    size_t scratch_bytes;
+} dml_dnnl_entry;
+
+/// Makes `entry->primitive` and its descriptors for `entry->batch` samples of `layer`, with a user scratchpad;
+/// `impl`, when not NULL, receives oneDNN's kernel name. 0 on success.
+typedef int (*dml_dnnl_builder)(const void *layer, dml_dnnl_entry *entry, const char **impl);
+
+enum { DML_DNNL_CACHED_BATCHES = 8 };
+
+/// Primitives per batch size, made on first use (beyond the cache's size, one-off per call); lock-free lookups.
+typedef struct {
+    pthread_mutex_t lock;
+    atomic_int count;
+    dml_dnnl_entry entries[DML_DNNL_CACHED_BATCHES];
+} dml_dnnl_cache;
+
+/// Builds the batch-1 entry now: 0 when oneDNN made it with one of its JIT kernels (not its reference loops).
+int dml_dnnl_cache_init(dml_dnnl_cache *cache, dml_dnnl_builder build, const void *layer);
+
+void dml_dnnl_cache_destroy(dml_dnnl_cache *cache);
+
+/// Runs `batch` samples from `source` into `destination`, with `extra` arguments (persistent memories such as
+/// scale and shift) after the source, destination and scratchpad. 0 on success. Safe from several threads.
+int dml_dnnl_cache_run(dml_dnnl_cache *cache, dml_dnnl_builder build, const void *layer, int batch, const float *source,
+                       float *destination, int n_extra, const dnnl_exec_arg_t *extra);
+
+/// An attribute with the user scratchpad mode (the calling thread's arena, so one primitive runs on several
+/// threads at once); NULL on failure.
+dnnl_primitive_attr_t dml_dnnl_user_scratchpad_attr(void);
 
 #endif

@@ -1,3 +1,4 @@
+import CDMLDnnl
 import Foundation
 
 /// Elementwise activations (and no-op ops such as dropout at inference), run in place when possible.
@@ -334,12 +335,31 @@ struct ChannelAffineLayer: Layer {
     let shift: [Float]
     let outputShape: [Int]
     /// `.channelsLast`: the input and output are `[H, W, C]` (set by the channels-last pass).
-    var layout: TensorLayout = .planar
+    var layout: TensorLayout = .planar { didSet { remakeBackend() } }
     /// An activation that read only this layer's output (DenseNet's BatchNorm + ReLU), fused by the pass.
-    var activation: ActivationLayer.Function?
+    var activation: ActivationLayer.Function? { didSet { remakeBackend() } }
     var canRunInPlace: Bool { true }
+    /// oneDNN's kernel (conv's choice, as for pooling), or the loops below.
+    var backend: ConvBackend = ConvBackend.preferred { didSet { remakeBackend() } }
+    /// oneDNN's handle, for no activation or ReLU (the ones its batch normalization fuses).
+    private(set) var onednn: OneDNNChannelAffine?
+
+    init(scale: [Float], shift: [Float], outputShape: [Int]) {
+        self.scale = scale
+        self.shift = shift
+        self.outputShape = outputShape
+        remakeBackend()
+    }
+
+    private mutating func remakeBackend() {
+        let channels = outputShape.first ?? 0
+        onednn = backend != .onednn || !(activation == nil || activation == .relu) || channels == 0 ? nil
+            : OneDNNChannelAffine(channels: channels, positions: outputShape.elementCount / channels,
+                                  channelsLast: layout == .channelsLast, scale: scale, shift: shift, relu: activation == .relu)
+    }
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
+        if let onednn, onednn.run(inputs[0], output, batch: batch) { return }
         let channels = outputShape[0]
         let inner = outputShape.elementCount / channels
         let source = inputs[0]

@@ -1,11 +1,11 @@
 import Testing
 @testable import DMLRuntime
 
-/// oneDNN's pooling kernels against the runtime's own loops (which the op fixtures check against PyTorch), over
-/// the geometries models use and the edge cases of PyTorch's sizing: ceil mode, padding, dilation, floor mode
-/// dropping rows, count_include_pad both ways, both layouts.
-@Suite("Pooling on oneDNN")
-struct PoolingBackendTests {
+/// oneDNN's pooling and batch-normalization kernels against the runtime's own loops (which the op fixtures check
+/// against PyTorch): pooling over the geometries models use and the edge cases of PyTorch's sizing (ceil mode,
+/// padding, dilation, floor mode dropping rows, count_include_pad both ways), both layouts.
+@Suite("Pooling and BatchNorm on oneDNN")
+struct OneDNNBackendTests {
     struct Geometry: CustomStringConvertible, Sendable {
         let kind: Pool2dLayer.Kind
         let shape: [Int], kernel: [Int], stride: [Int], padding: [Int], dilation: [Int]
@@ -95,6 +95,39 @@ struct PoolingBackendTests {
                     #expect(actual == expected, "\(shape) \(layout)")
                 } else {
                     #expect(maxAbsError(actual, expected) <= 1e-6, "\(shape) \(layout): \(maxAbsError(actual, expected))")
+                }
+            }
+        }
+    }
+
+    @Test("an unfolded BatchNorm (+ ReLU) gives the runtime's own results, in place too")
+    func channelAffine() {
+        for layout in [TensorLayout.planar, .channelsLast] {
+            for activation in [nil, ActivationLayer.Function.relu, .silu] {
+                for shape in [[64, 7, 9], [3, 5, 5], [37, 1, 1]] {
+                    let channels = shape[0], batch = 3
+                    var reference = ChannelAffineLayer(scale: Conv2dTests.values(channels, seed: 5),
+                                                       shift: Conv2dTests.values(channels, seed: 6), outputShape: shape)
+                    reference.backend = .reference
+                    reference.layout = layout
+                    reference.activation = activation
+                    var onednn = reference
+                    onednn.backend = .onednn
+                    #expect(reference.onednn == nil)
+                    // oneDNN's batch normalization fuses only ReLU: other activations keep the loops.
+                    if ConvBackend.onednnAvailable { #expect((onednn.onednn != nil) == (activation != .silu), "\(shape) \(String(describing: activation))") }
+                    let input = Conv2dTests.values(batch * shape.elementCount, seed: UInt64(channels))
+                    var expected = [Float](repeating: .nan, count: input.count), actual = expected
+                    var workspace: [Float] = [0]
+                    input.withUnsafeBufferPointer { i in
+                        expected.withUnsafeMutableBufferPointer { reference.forward([i.baseAddress!], $0.baseAddress!, batch: batch, workspace: &workspace) }
+                        actual.withUnsafeMutableBufferPointer { onednn.forward([i.baseAddress!], $0.baseAddress!, batch: batch, workspace: &workspace) }
+                    }
+                    // x * scale + shift once, in f32, both ways: the same numbers up to a fused multiply-add's rounding.
+                    #expect(maxAbsError(actual, expected) <= 1e-6, "\(shape) \(layout): \(maxAbsError(actual, expected))")
+                    var inPlace = input
+                    inPlace.withUnsafeMutableBufferPointer { onednn.forward([UnsafePointer($0.baseAddress!)], $0.baseAddress!, batch: batch, workspace: &workspace) }
+                    #expect(maxAbsError(inPlace, expected) <= 1e-6, "in place \(shape) \(layout)")
                 }
             }
         }
