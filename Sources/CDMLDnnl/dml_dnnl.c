@@ -16,7 +16,7 @@ enum { MAX_BATCH_SIZES = 8 };
 // Primitives for one batch size: the conv, its weights in oneDNN's layout, and reorders for the activations
 // when oneDNN picked a layout other than NCHW.
 typedef struct {
-    int batch;
+    int batch, threads;
     dnnl_primitive_t conv, to_src, to_dst, from_dst;
     dnnl_memory_desc_t user_src, user_dst, src, dst, weights_md;
     dnnl_memory_t weights;
@@ -51,6 +51,8 @@ dnnl_engine_t dml_dnnl_engine(void) {
 int dml_dnnl_available(void) { return dml_dnnl_engine() != NULL; }
 
 void dml_dnnl_set_threads(int n) { atomic_store(&threads, n > 0 ? n : 0); }
+
+int dml_dnnl_threads(void) { return atomic_load(&threads); }
 
 void dml_dnnl_apply_threads(void) {
     int n = atomic_load(&threads);
@@ -195,6 +197,8 @@ static int build(const dml_dnnl_conv *c, int batch, entry *e, const entry *earli
     dnnl_dims_t w_dims = {g, s->out_channels / g, s->in_channels / g, s->kernel_h, s->kernel_w};
     dnnl_memory_desc_t src_any, dst_any, w_user;
     e->batch = batch;
+    e->threads = dml_dnnl_threads();
+    dml_dnnl_apply_threads();
     if (dnnl_memory_desc_init_by_tag(&e->user_src, 4, src_dims, dnnl_f32, s->source_channels_last ? dnnl_nhwc : dnnl_nchw) != dnnl_success ||
         dnnl_memory_desc_init_by_tag(&e->user_dst, 4, dst_dims, dnnl_f32, s->destination_channels_last ? dnnl_nhwc : dnnl_nchw) != dnnl_success ||
         dnnl_memory_desc_init_by_tag(&src_any, 4, src_dims, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
@@ -259,14 +263,14 @@ static int build(const dml_dnnl_conv *c, int batch, entry *e, const entry *earli
 // The cached entry for `batch`, made on first use. When the cache is full, a one-off entry is built into
 // `spare` (the caller releases it). NULL when oneDNN refuses the batch.
 static entry *entry_for(dml_dnnl_conv *c, int batch, entry *spare) {
-    int n = atomic_load_explicit(&c->count, memory_order_acquire);
+    int n = atomic_load_explicit(&c->count, memory_order_acquire), threads = dml_dnnl_threads();
     for (int i = 0; i < n; i++)
-        if (c->entries[i].batch == batch) return &c->entries[i];
+        if (c->entries[i].batch == batch && c->entries[i].threads == threads) return &c->entries[i];
     pthread_mutex_lock(&c->lock);
     entry *found = NULL;
     n = atomic_load_explicit(&c->count, memory_order_relaxed);
     for (int i = 0; i < n && !found; i++)
-        if (c->entries[i].batch == batch) found = &c->entries[i];
+        if (c->entries[i].batch == batch && c->entries[i].threads == threads) found = &c->entries[i];
     if (!found) {
         entry *e = n < MAX_BATCH_SIZES ? &c->entries[n] : spare;
         if (build(c, batch, e, c->entries, n) == 0) {
@@ -399,4 +403,5 @@ int dml_dnnl_conv_is_packed(dml_dnnl_conv *conv) {
 }
 void dml_dnnl_conv_destroy(dml_dnnl_conv *conv) { (void)conv; }
 void dml_dnnl_set_threads(int threads) { (void)threads; }
+int dml_dnnl_threads(void) { return 0; }
 #endif

@@ -21,6 +21,8 @@ int dml_dnnl_cache_init(dml_dnnl_cache *cache, dml_dnnl_builder build, const voi
     const char *impl = NULL;
     dml_dnnl_entry *first = &cache->entries[0];
     first->batch = 1;
+    first->threads = dml_dnnl_threads();
+    dml_dnnl_apply_threads();
     if (build(layer, first, &impl) || !impl || strstr(impl, "ref")) {
         release(first);
         return 1;
@@ -39,17 +41,19 @@ void dml_dnnl_cache_destroy(dml_dnnl_cache *cache) {
 // (the caller releases it). NULL when oneDNN refuses the batch.
 static dml_dnnl_entry *entry_for(dml_dnnl_cache *cache, dml_dnnl_builder build, const void *layer, int batch,
                                  dml_dnnl_entry *spare) {
-    int n = atomic_load_explicit(&cache->count, memory_order_acquire);
+    int n = atomic_load_explicit(&cache->count, memory_order_acquire), threads = dml_dnnl_threads();
     for (int i = 0; i < n; i++)
-        if (cache->entries[i].batch == batch) return &cache->entries[i];
+        if (cache->entries[i].batch == batch && cache->entries[i].threads == threads) return &cache->entries[i];
     pthread_mutex_lock(&cache->lock);
     dml_dnnl_entry *found = NULL;
     n = atomic_load_explicit(&cache->count, memory_order_relaxed);
     for (int i = 0; i < n && !found; i++)
-        if (cache->entries[i].batch == batch) found = &cache->entries[i];
+        if (cache->entries[i].batch == batch && cache->entries[i].threads == threads) found = &cache->entries[i];
     if (!found) {
         dml_dnnl_entry *e = n < DML_DNNL_CACHED_BATCHES ? &cache->entries[n] : spare;
         e->batch = batch;
+        e->threads = threads;
+        dml_dnnl_apply_threads();
         if (build(layer, e, NULL) == 0) {
             found = e;
             if (e != spare) atomic_store_explicit(&cache->count, n + 1, memory_order_release);

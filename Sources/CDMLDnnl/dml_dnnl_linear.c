@@ -20,7 +20,7 @@ typedef struct {
 // (oneDNN 2.6 has no brgemm matmul below AVX-512; its AVX2 matmul is a plain GEMM that packs the weights on
 // every call, while its AVX2 1x1 convolution keeps them packed: measured 1.3-1.9x faster at 64-200 rows).
 typedef struct {
-    int rows;
+    int rows, threads;
     dnnl_primitive_t primitive;
     dnnl_memory_desc_t src, dst, bias;
     int packing;
@@ -156,6 +156,8 @@ static dnnl_primitive_desc_t conv1x1_pd(const dml_dnnl_linear *l, entry *e, dnnl
 // where that takes the shape, else whatever matmul it offers. Called under the lock.
 static int build(dml_dnnl_linear *l, int rows, entry *e) {
     e->rows = rows;
+    e->threads = dml_dnnl_threads();
+    dml_dnnl_apply_threads();
     dnnl_memory_desc_t user_weights;
     dnnl_primitive_desc_t pd = matmul_pd(l, e, &user_weights);
     if (!pd || !strstr(impl_of(pd), "brg")) {
@@ -180,14 +182,14 @@ static int build(dml_dnnl_linear *l, int rows, entry *e) {
 }
 
 static entry *entry_for(dml_dnnl_linear *l, int rows) {
-    int n = atomic_load_explicit(&l->count, memory_order_acquire);
+    int n = atomic_load_explicit(&l->count, memory_order_acquire), threads = dml_dnnl_threads();
     for (int i = 0; i < n; i++)
-        if (l->entries[i].rows == rows) return &l->entries[i];
+        if (l->entries[i].rows == rows && l->entries[i].threads == threads) return &l->entries[i];
     pthread_mutex_lock(&l->lock);
     entry *found = NULL;
     n = atomic_load_explicit(&l->count, memory_order_relaxed);
     for (int i = 0; i < n && !found; i++)
-        if (l->entries[i].rows == rows) found = &l->entries[i];
+        if (l->entries[i].rows == rows && l->entries[i].threads == threads) found = &l->entries[i];
     if (!found && n < MAX_ROW_COUNTS) {
         entry *e = &l->entries[n];
         if (build(l, rows, e) == 0) {

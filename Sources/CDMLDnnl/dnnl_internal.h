@@ -16,8 +16,10 @@ dnnl_alg_kind_t dml_dnnl_eltwise_kind(dml_dnnl_activation activation);
 /// The process's CPU engine, made on first use; NULL when oneDNN could not make one.
 dnnl_engine_t dml_dnnl_engine(void);
 
-/// Applies `dml_dnnl_set_threads`' count to the calling thread's OpenMP setting (before running a primitive).
+/// Applies `dml_dnnl_set_threads`' count to the calling thread's OpenMP setting, before a primitive is made (oneDNN
+/// splits its work for the thread count it sees then, and runs on that many threads) and before it runs.
 void dml_dnnl_apply_threads(void);
+
 
 /// The calling thread's 64-byte aligned work buffer of at least `bytes`, grown and kept (freed at thread exit);
 /// NULL when it cannot grow. Valid until the same thread asks for a larger one.
@@ -30,7 +32,7 @@ int dml_dnnl_execute(dnnl_primitive_t p, int nargs, const dnnl_exec_arg_t *args)
 /// A primitive for one batch size with its activation descriptors (layers whose only run-time arguments are the
 /// source, the destination, a scratchpad and fixed extras).
 typedef struct {
-    int batch;
+    int batch, threads;
     dnnl_primitive_t primitive;
     dnnl_memory_desc_t src, dst;
     size_t scratch_bytes;

@@ -67,6 +67,8 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         if options.verifyFingerprint, let stored = spec.fingerprint, let computed = try file.computeFingerprint(), computed != stored {
             throw ModelError.fingerprintMismatch(stored: stored, computed: computed)
         }
+        // Before the graph is built: oneDNN splits each primitive made at load for the thread count set then.
+        if let threads = options.threads { Self.setThreads(threads) }
         let graph = try GraphBuilder(spec: spec, weights: ModelWeights(file: file)).build()
         // The fingerprint check and the weight reorders touched every page; what is still read per call
         // (linear weights, refused convs) comes back on demand.
@@ -80,11 +82,12 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         let bytesPerSample = max(1, layout.floatsPerSample * MemoryLayout<Float>.stride)
         samplesPerPass = options.activationBudgetBytes > 0
             ? min(maxBatch, max(1, options.activationBudgetBytes / bytesPerSample)) : maxBatch
-        if let threads = options.threads { Self.setThreads(threads) }
     }
 
     /// Sets the number of BLAS threads for the whole process, and the OpenMP threads oneDNN convolutions use
     /// (applied on each thread that runs a model; FAISS shares the same libgomp and sees that thread's setting).
+    /// oneDNN splits a primitive's work when it is made, so each layer makes its primitives again, on next use,
+    /// for a new count.
     public static func setThreads(_ threads: Int) {
         dml_blas_set_threads(Int32(clamping: threads))
         dml_dnnl_set_threads(Int32(clamping: threads))

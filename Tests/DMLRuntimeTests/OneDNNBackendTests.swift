@@ -1,3 +1,5 @@
+import CDMLDnnl
+import Foundation
 import Testing
 @testable import DMLRuntime
 
@@ -131,5 +133,25 @@ struct OneDNNBackendTests {
                 }
             }
         }
+    }
+
+    /// oneDNN splits a primitive's work for the thread count set when it is made: a new count makes new ones
+    /// (keyed by the count), which give the same embeddings.
+    @Test("a new thread count makes new primitives with the same results")
+    func threadCountChange() throws {
+        defer { dml_dnnl_set_threads(0) }  // back to the OpenMP default the other suites run with
+        EmbeddingModel.setThreads(1)
+        let model = try EmbeddingModel(contentsOf: Fixtures.url("cnn-f32.safetensors"), options: .init(maxBatch: 2))
+        let input = Conv2dTests.values(2 * model.inputSize, seed: 11)
+        func embed() throws -> [Float] {
+            var output = [Float](repeating: .nan, count: 2 * model.dimension)
+            try input.withUnsafeBufferPointer { i in try output.withUnsafeMutableBufferPointer { try model.embed(batch: i, count: 2, into: $0) } }
+            return output
+        }
+        let one = try embed()
+        if ConvBackend.onednnAvailable { #expect(dml_dnnl_threads() == 1) }
+        EmbeddingModel.setThreads(2)
+        let two = try embed()
+        #expect(maxAbsError(one, two) <= 1e-6, "\(maxAbsError(one, two))")
     }
 }

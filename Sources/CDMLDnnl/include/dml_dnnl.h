@@ -61,6 +61,10 @@ void dml_dnnl_conv_destroy(dml_dnnl_conv *conv);
 /// the OpenMP default.
 void dml_dnnl_set_threads(int threads);
 
+/// `dml_dnnl_set_threads`' count (0: the OpenMP default). Part of every cached primitive's key: oneDNN splits a
+/// primitive's work for the count it sees when the primitive is made, so a new count makes new primitives.
+int dml_dnnl_threads(void);
+
 #ifdef __cplusplus
 }
 #endif
