@@ -37,8 +37,20 @@ struct LayoutConversionLayer: Layer {
     let from: TensorLayout
     let to: TensorLayout
     let outputShape: [Int]
+    /// oneDNN's JIT reorder (as conv's backend chooses); nil: `convertLayout`'s tiled transpose.
+    let onednn: OneDNNKernel?
+
+    init(from: TensorLayout, to: TensorLayout, outputShape: [Int], backend: ConvBackend = ConvBackend.preferred) {
+        self.from = from
+        self.to = to
+        self.outputShape = outputShape
+        onednn = backend == .onednn && from != to && outputShape.count == 3
+            ? OneDNNKernel.layout(channels: outputShape[0], height: outputShape[1], width: outputShape[2], toChannelsLast: to == .channelsLast)
+            : nil
+    }
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
+        if let onednn, onednn.run(inputs[0], output, batch: batch) { return }
         convertLayout(inputs[0], output, from: from, to: to, channels: outputShape[0], plane: outputShape[1] * outputShape[2], batch: batch)
     }
 }

@@ -3,10 +3,10 @@ import Foundation
 import Testing
 @testable import DMLRuntime
 
-/// oneDNN's pooling and batch-normalization kernels against the runtime's own loops (which the op fixtures check
+/// oneDNN's pooling, batch-normalization and reorder kernels against the runtime's own loops (which the op fixtures check
 /// against PyTorch): pooling over the geometries models use and the edge cases of PyTorch's sizing (ceil mode,
 /// padding, dilation, floor mode dropping rows, count_include_pad both ways), both layouts.
-@Suite("Pooling and BatchNorm on oneDNN")
+@Suite("Pooling, BatchNorm and layout steps on oneDNN")
 struct OneDNNBackendTests {
     struct Geometry: CustomStringConvertible, Sendable {
         let kind: Pool2dLayer.Kind
@@ -153,5 +153,26 @@ struct OneDNNBackendTests {
         EmbeddingModel.setThreads(2)
         let two = try embed()
         #expect(maxAbsError(one, two) <= 1e-6, "\(maxAbsError(one, two))")
+    }
+
+    @Test("layout steps give the tiled transpose's bytes both ways")
+    func layoutConversion() {
+        for shape in [[3, 17, 9], [64, 5, 5], [1, 4, 4]] {
+            for (from, to) in [(TensorLayout.planar, TensorLayout.channelsLast), (.channelsLast, .planar)] {
+                let reference = LayoutConversionLayer(from: from, to: to, outputShape: shape, backend: .reference)
+                let onednn = LayoutConversionLayer(from: from, to: to, outputShape: shape, backend: .onednn)
+                #expect(reference.onednn == nil)
+                if ConvBackend.onednnAvailable { #expect(onednn.onednn != nil, "\(shape)") }
+                let batch = 2
+                let input = Conv2dTests.values(batch * shape.elementCount, seed: UInt64(shape[0] + 3))
+                var expected = [Float](repeating: .nan, count: input.count), actual = expected
+                var workspace: [Float] = [0]
+                input.withUnsafeBufferPointer { i in
+                    expected.withUnsafeMutableBufferPointer { reference.forward([i.baseAddress!], $0.baseAddress!, batch: batch, workspace: &workspace) }
+                    actual.withUnsafeMutableBufferPointer { onednn.forward([i.baseAddress!], $0.baseAddress!, batch: batch, workspace: &workspace) }
+                }
+                #expect(actual == expected, "\(shape) \(from) -> \(to)")
+            }
+        }
     }
 }

@@ -342,7 +342,7 @@ struct ChannelAffineLayer: Layer {
     /// oneDNN's kernel (conv's choice, as for pooling), or the loops below.
     var backend: ConvBackend = ConvBackend.preferred { didSet { remakeBackend() } }
     /// oneDNN's handle, for no activation or ReLU (the ones its batch normalization fuses).
-    private(set) var onednn: OneDNNChannelAffine?
+    private(set) var onednn: OneDNNKernel?
 
     init(scale: [Float], shift: [Float], outputShape: [Int]) {
         self.scale = scale
@@ -354,7 +354,7 @@ struct ChannelAffineLayer: Layer {
     private mutating func remakeBackend() {
         let channels = outputShape.first ?? 0
         onednn = backend != .onednn || !(activation == nil || activation == .relu) || channels == 0 ? nil
-            : OneDNNChannelAffine(channels: channels, positions: outputShape.elementCount / channels,
+            : OneDNNKernel.channelAffine(channels: channels, positions: outputShape.elementCount / channels,
                                   channelsLast: layout == .channelsLast, scale: scale, shift: shift, relu: activation == .relu)
     }
 

@@ -16,7 +16,7 @@ struct Pool2dLayer: Layer {
     /// oneDNN's kernels (conv's choice: `DMLKIT_CONV=reference` keeps the loops below), or the loops below.
     var backend: ConvBackend = ConvBackend.preferred { didSet { remakeBackend() } }
     /// oneDNN's handle when `backend` is `.onednn` and oneDNN has a JIT kernel for the geometry.
-    private(set) var onednn: OneDNNPooling?
+    private(set) var onednn: OneDNNKernel?
 
     init(node: String, kind: Kind, inputShape: [Int], kernel: [Int], stride: [Int], padding: [Int], dilation: [Int],
          ceilMode: Bool = false) throws {
@@ -60,7 +60,7 @@ struct Pool2dLayer: Layer {
             guard padBottom <= padH, padRight <= padW else { return }
             poolKind = DML_DNNL_POOL_AVG_INCLUDE_PAD
         }
-        onednn = OneDNNPooling(channels: channels, height: height, width: width, outHeight: outHeight, outWidth: outWidth,
+        onednn = OneDNNKernel.pooling(channels: channels, height: height, width: width, outHeight: outHeight, outWidth: outWidth,
                                kernel: (kernelH, kernelW), stride: (strideH, strideW),
                                padding: (padH, padW, padBottom, padRight), dilation: (dilationH, dilationW),
                                kind: poolKind, channelsLast: layout == .channelsLast)
@@ -216,7 +216,7 @@ struct GlobalPoolLayer: Layer {
     var layout: TensorLayout = .planar { didSet { remakeBackend() } }
     /// oneDNN's kernels (as `Pool2dLayer`), or the loops below.
     var backend: ConvBackend = ConvBackend.preferred { didSet { remakeBackend() } }
-    private(set) var onednn: OneDNNPooling?
+    private(set) var onednn: OneDNNKernel?
 
     init(node: String, inputShape: [Int], isMax: Bool, keepDimensions: Bool) throws {
         guard inputShape.count >= 2 else { throw ModelError.shapeMismatch(node: node, reason: "global pooling needs input [C, H, W], got \(inputShape)") }
@@ -230,7 +230,7 @@ struct GlobalPoolLayer: Layer {
     /// One window over all positions, seen as one row of `inner` pixels (the same bytes in either layout).
     private mutating func remakeBackend() {
         onednn = backend != .onednn ? nil
-            : OneDNNPooling(channels: channels, height: 1, width: inner, outHeight: 1, outWidth: 1, kernel: (1, inner),
+            : OneDNNKernel.pooling(channels: channels, height: 1, width: inner, outHeight: 1, outWidth: 1, kernel: (1, inner),
                             stride: (1, 1), padding: (0, 0, 0, 0), dilation: (1, 1),
                             kind: isMax ? DML_DNNL_POOL_MAX : DML_DNNL_POOL_AVG_EXCLUDE_PAD, channelsLast: layout == .channelsLast)
     }
