@@ -231,6 +231,8 @@ enum OpTable {
             tensors: ["in_weight": .required, "in_bias": .optional, "out_weight": .required, "out_bias": .optional]
         ) { c in
             let w = c.weights
+            // Packed at init: the file pages of the projections go (as for linear layers in `buildDense`).
+            defer { w.file.releaseResidentPages(of: c.node.tensors.values) }
             return BuiltLayer(layer: try SelfAttentionLayer(
                 node: c.node.name, inputShape: c.shape, heads: try c.attrs.int("num_heads"),
                 inWeight: try w.required(c.node, "in_weight"), inBias: try w.optional(c.node, "in_bias")?.buffer,
@@ -287,9 +289,12 @@ private func activationFunction(_ node: NodeSpec) throws -> ActivationLayer.Func
     let node = c.node, attrs = c.attrs
     let weight = try c.weights.required(node, "weight")
     let bias = try c.weights.optional(node, "bias")
-    // Packing at load reads conv weights once more: their file pages are released after it (see ConvWeights).
+    // Packing at load reads the weights once more: their file pages are released after it (for convs when oneDNN
+    // packed them, see ConvWeights; a linear layer packs in its init). Pages a later use reads come back from the
+    // read-only mapping: load never holds every layer's file pages next to the packed copies.
     let file = c.weights.file, tensors = node.tensors.values.flatMap { [$0, $0 + ".scale"] }
     let releasePages = { file.releaseResidentPages(of: tensors) }
+    defer { if node.op == "linear" { releasePages() } }
     func conv(_ w: ConvWeights, _ b: FloatBuffer?) throws -> Conv2dLayer {
         try Conv2dLayer(
             node: node.name, inputShape: c.shape, weights: w, weightShape: weight.shape, bias: b,
