@@ -211,6 +211,8 @@ struct GlobalPoolLayer: Layer {
     let isMax: Bool
     let channels: Int
     let inner: Int
+    /// H of a `[C, H, W]` input (1 for other ranks): oneDNN's window shape.
+    let rows: Int
     let outputShape: [Int]
     /// `.channelsLast`: the input is `[H, W, C]` (the output, one value per channel, is the same either way).
     var layout: TensorLayout = .planar { didSet { remakeBackend() } }
@@ -223,14 +225,16 @@ struct GlobalPoolLayer: Layer {
         self.isMax = isMax
         channels = inputShape[0]
         inner = inputShape.dropFirst().reduce(1, *)
+        rows = inputShape.count == 3 ? inputShape[1] : 1
         outputShape = keepDimensions ? [channels] + Array(repeating: 1, count: inputShape.count - 1) : [channels]
         remakeBackend()
     }
 
-    /// One window over all positions, seen as one row of `inner` pixels (the same bytes in either layout).
+    /// One window over all positions, as `rows` rows of pixels (any other rank as one row: the same bytes).
     private mutating func remakeBackend() {
+        let columns = inner / rows
         onednn = backend != .onednn ? nil
-            : OneDNNKernel.pooling(channels: channels, height: 1, width: inner, outHeight: 1, outWidth: 1, kernel: (1, inner),
+            : OneDNNKernel.pooling(channels: channels, height: rows, width: columns, outHeight: 1, outWidth: 1, kernel: (rows, columns),
                             stride: (1, 1), padding: (0, 0, 0, 0), dilation: (1, 1),
                             kind: isMax ? DML_DNNL_POOL_MAX : DML_DNNL_POOL_AVG_EXCLUDE_PAD, channelsLast: layout == .channelsLast)
     }
