@@ -139,8 +139,9 @@ struct OneDNNBackendTests {
     /// (keyed by the count), which give the same embeddings.
     @Test("a new thread count makes new primitives with the same results")
     func threadCountChange() throws {
+        // oneDNN's count only (`EmbeddingModel.setThreads` would also change the BLAS pool the other suites use).
         defer { dml_dnnl_set_threads(0) }  // back to the OpenMP default the other suites run with
-        EmbeddingModel.setThreads(1)
+        dml_dnnl_set_threads(1)
         let model = try EmbeddingModel(contentsOf: Fixtures.url("cnn-f32.safetensors"), options: .init(maxBatch: 2))
         let input = Conv2dTests.values(2 * model.inputSize, seed: 11)
         func embed() throws -> [Float] {
@@ -150,7 +151,7 @@ struct OneDNNBackendTests {
         }
         let one = try embed()
         if ConvBackend.onednnAvailable { #expect(dml_dnnl_threads() == 1) }
-        EmbeddingModel.setThreads(2)
+        dml_dnnl_set_threads(2)
         let two = try embed()
         #expect(maxAbsError(one, two) <= 1e-6, "\(maxAbsError(one, two))")
     }
