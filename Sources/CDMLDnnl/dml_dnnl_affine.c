@@ -24,17 +24,7 @@ static int build(const void *layer, dml_dnnl_entry *e, const char **impl) {
     dnnl_batch_normalization_desc_t desc;
     if (dnnl_batch_normalization_forward_desc_init(&desc, dnnl_forward_inference, &e->src, 0.0f, flags) != dnnl_success)
         return 1;
-    dnnl_primitive_attr_t attr = dml_dnnl_user_scratchpad_attr();
-    if (!attr) return 1;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t st = dnnl_primitive_desc_create(&pd, &desc, attr, dml_dnnl_engine(), NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (st != dnnl_success) return 1;
-    if (impl && dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, impl) != dnnl_success) *impl = NULL;
-    e->scratch_bytes = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
-    st = dnnl_primitive_create(&e->primitive, pd);
-    dnnl_primitive_desc_destroy(pd);
-    return st != dnnl_success;
+    return dml_dnnl_entry_finish(e, &desc, impl);
 }
 
 dml_dnnl_affine *dml_dnnl_affine_create(int channels, int positions, int channels_last, const float *scale,

@@ -15,6 +15,23 @@ dnnl_primitive_attr_t dml_dnnl_user_scratchpad_attr(void) {
     return attr;
 }
 
+int dml_dnnl_entry_from_pd(dml_dnnl_entry *e, dnnl_primitive_desc_t pd, const char **impl) {
+    if (impl && dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, impl) != dnnl_success) *impl = NULL;
+    e->scratch_bytes = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
+    dnnl_status_t st = dnnl_primitive_create(&e->primitive, pd);
+    dnnl_primitive_desc_destroy(pd);
+    return st != dnnl_success;
+}
+
+int dml_dnnl_entry_finish(dml_dnnl_entry *e, const_dnnl_op_desc_t desc, const char **impl) {
+    dnnl_primitive_attr_t attr = dml_dnnl_user_scratchpad_attr();
+    if (!attr) return 1;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t st = dnnl_primitive_desc_create(&pd, desc, attr, dml_dnnl_engine(), NULL);
+    dnnl_primitive_attr_destroy(attr);
+    return st != dnnl_success || dml_dnnl_entry_from_pd(e, pd, impl);
+}
+
 int dml_dnnl_cache_init(dml_dnnl_cache *cache, dml_dnnl_builder build, const void *layer) {
     memset(cache, 0, sizeof *cache);
     pthread_mutex_init(&cache->lock, NULL);

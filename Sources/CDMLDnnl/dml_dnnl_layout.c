@@ -20,12 +20,7 @@ static int build(const void *layer, dml_dnnl_entry *e, const char **impl) {
     dnnl_engine_t engine = dml_dnnl_engine();
     dnnl_status_t st = dnnl_reorder_primitive_desc_create(&pd, &e->src, engine, &e->dst, engine, attr);
     dnnl_primitive_attr_destroy(attr);
-    if (st != dnnl_success) return 1;
-    if (impl && dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, impl) != dnnl_success) *impl = NULL;
-    e->scratch_bytes = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
-    st = dnnl_primitive_create(&e->primitive, pd);
-    dnnl_primitive_desc_destroy(pd);
-    return st != dnnl_success;
+    return st != dnnl_success || dml_dnnl_entry_from_pd(e, pd, impl);
 }
 
 dml_dnnl_layout *dml_dnnl_layout_create(int channels, int height, int width, int to_channels_last) {

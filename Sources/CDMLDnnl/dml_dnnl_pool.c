@@ -25,17 +25,7 @@ static int build(const void *layer, dml_dnnl_entry *e, const char **impl) {
         dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, alg, &e->src, &e->dst, strides, kernel,
                                           dilation, pad_l, pad_r) != dnnl_success)
         return 1;
-    dnnl_primitive_attr_t attr = dml_dnnl_user_scratchpad_attr();
-    if (!attr) return 1;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t st = dnnl_primitive_desc_create(&pd, &desc, attr, dml_dnnl_engine(), NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (st != dnnl_success) return 1;
-    if (impl && dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, impl) != dnnl_success) *impl = NULL;
-    e->scratch_bytes = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
-    st = dnnl_primitive_create(&e->primitive, pd);
-    dnnl_primitive_desc_destroy(pd);
-    return st != dnnl_success;
+    return dml_dnnl_entry_finish(e, &desc, impl);
 }
 
 dml_dnnl_pool *dml_dnnl_pool_create(const dml_dnnl_pool_shape *shape) {

@@ -61,6 +61,13 @@ void dml_dnnl_cache_destroy(dml_dnnl_cache *cache);
 int dml_dnnl_cache_run(dml_dnnl_cache *cache, dml_dnnl_builder build, const void *layer, int batch, const float *source,
                        float *destination, int n_extra, const dnnl_exec_arg_t *extra);
 
+/// Makes `entry->primitive` from `pd` (destroyed here), with its scratchpad size and, when `impl` is not NULL,
+/// oneDNN's kernel name. 0 on success.
+int dml_dnnl_entry_from_pd(dml_dnnl_entry *entry, dnnl_primitive_desc_t pd, const char **impl);
+
+/// The same from an op descriptor, with a user scratchpad. 0 on success.
+int dml_dnnl_entry_finish(dml_dnnl_entry *entry, const_dnnl_op_desc_t desc, const char **impl);
+
 /// An attribute with the user scratchpad mode (the calling thread's arena, so one primitive runs on several
 /// threads at once); NULL on failure.
 dnnl_primitive_attr_t dml_dnnl_user_scratchpad_attr(void);
