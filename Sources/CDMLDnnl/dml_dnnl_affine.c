@@ -2,7 +2,6 @@
 #if defined(__x86_64__) && defined(__linux__) && __has_include(<dnnl.h>)
 #include "dnnl_internal.h"
 #include <stdlib.h>
-#include <string.h>
 
 enum { SCALE, SHIFT, MEAN, VARIANCE, PARAMETERS };
 
