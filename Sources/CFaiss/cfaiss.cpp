@@ -4,6 +4,7 @@
 #include "dml_flat_search.h"
 #include "dml_hnsw_build.h"
 #include "dml_hnsw_search.h"
+#include "dml_kernels.h"
 #include "index_check.h"
 
 #include <omp.h>
@@ -26,6 +27,7 @@
 #include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
+#include <faiss/utils/Heap.h>
 #include <faiss/utils/distances.h>
 
 #include <fcntl.h>
@@ -325,16 +327,112 @@ faiss::IndexIVF* ivf_of(faiss::Index* index) {
     return dynamic_cast<faiss::IndexIVF*>(index);
 }
 
+// IVF-Flat's inverted-list scan for unfiltered searches: FAISS 1.7.3's IVFFlatScanner step for step (the same
+// comparisons and heap updates in list order), with each list's distances computed first, four rows at a time with
+// the next rows prefetched (`l2sqr_by_id` / `inner_products_by_id` over the list's positions: bitwise the one-row
+// kernel FAISS calls per vector), so the results are FAISS's. FAISS's loop makes one call per vector.
+template <class C>
+struct OwnIVFFlatScanner : faiss::InvertedListScanner {
+    const size_t d;
+    const bool inner_product;
+    const float* xi = nullptr;
+
+    OwnIVFFlatScanner(size_t d, bool inner_product, bool store_pairs)
+            : faiss::InvertedListScanner(store_pairs, nullptr), d(d), inner_product(inner_product) {
+        keep_max = inner_product;
+    }
+
+    void set_query(const float* query) override { xi = query; }
+    void set_list(idx_t list, float) override { list_no = list; }
+
+    float distance_to_code(const uint8_t* code) const override {
+        auto y = reinterpret_cast<const float*>(code);
+        return inner_product ? dml_distance_kernels()->inner_product(xi, y, d) : dml_distance_kernels()->l2sqr(xi, y, d);
+    }
+
+    size_t scan_codes(size_t list_size, const uint8_t* codes, const idx_t* ids, float* simi, idx_t* idxi,
+                      size_t k) const override {
+        enum { CHUNK = 256 };
+        static thread_local const std::vector<int32_t> positions = [] {
+            std::vector<int32_t> p(CHUNK);
+            for (int32_t i = 0; i < CHUNK; i++) p[size_t(i)] = i;
+            return p;
+        }();
+        const DMLDistanceKernels* kernels = dml_distance_kernels();
+        auto vectors = reinterpret_cast<const float*>(codes);
+        float dis[CHUNK];
+        size_t updates = 0;
+        for (size_t first = 0; first < list_size; first += CHUNK) {
+            const size_t m = std::min<size_t>(CHUNK, list_size - first);
+            const float* rows = vectors + first * d;
+            if (inner_product) kernels->inner_products_by_id(dis, xi, rows, d, positions.data(), m);
+            else kernels->l2sqr_by_id(dis, xi, rows, d, positions.data(), m);
+            for (size_t j = 0; j < m; j++) {
+                if (!C::cmp(simi[0], dis[j])) continue;
+                const size_t at = first + j;
+                const idx_t id = store_pairs ? faiss::lo_build(list_no, at) : ids[at];
+                faiss::heap_replace_top<C>(k, simi, idxi, dis[j], id);
+                updates++;
+            }
+        }
+        return updates;
+    }
+
+    void scan_codes_range(size_t list_size, const uint8_t* codes, const idx_t* ids, float radius,
+                          faiss::RangeQueryResult& result) const override {
+        auto vectors = reinterpret_cast<const float*>(codes);
+        for (size_t j = 0; j < list_size; j++) {
+            const float dis = distance_to_code(reinterpret_cast<const uint8_t*>(vectors + j * d));
+            if (C::cmp(radius, dis)) result.add(dis, store_pairs ? faiss::lo_build(list_no, j) : ids[j]);
+        }
+    }
+};
+
+// An IndexIVFFlat (FAISS's class to files and clones: its fields are copied over as they are) whose unfiltered
+// searches scan with OwnIVFFlatScanner. `path` follows the quantizer's (tests compare the two).
+struct OwnIVFFlat : faiss::IndexIVFFlat {
+    cfaiss_search_path path = CFAISS_SEARCH_AUTO;
+
+    explicit OwnIVFFlat(const faiss::IndexIVFFlat& from) : faiss::IndexIVFFlat(from) {}
+
+    faiss::InvertedListScanner* get_InvertedListScanner(bool store_pairs, const faiss::IDSelector* sel) const override {
+        if (sel || !wants_own_search(path) || code_size != d * sizeof(float) ||
+            (metric_type != faiss::METRIC_L2 && metric_type != faiss::METRIC_INNER_PRODUCT))
+            return faiss::IndexIVFFlat::get_InvertedListScanner(store_pairs, sel);
+        if (metric_type == faiss::METRIC_INNER_PRODUCT)
+            return new OwnIVFFlatScanner<faiss::CMin<float, idx_t>>(size_t(d), true, store_pairs);
+        return new OwnIVFFlatScanner<faiss::CMax<float, idx_t>>(size_t(d), false, store_pairs);
+    }
+};
+
 // Gives an IVF index (also under an IDMap) the OwnFlatQuantizer, moving the centroids over, where its quantizer is
-// a plain Flat it owns. Called on every index the shim creates, reads or clones.
-void adopt_own_quantizer(faiss::Index* index) {
-    faiss::IndexIVF* ivf = ivf_of(index);
-    if (!ivf || !ivf->own_fields || !ivf->quantizer) return;
-    auto flat = dynamic_cast<faiss::IndexFlat*>(ivf->quantizer);
-    if (!flat || !own_flat_target(flat)) return;
-    auto own = new OwnFlatQuantizer(std::move(*flat));
-    delete ivf->quantizer;
-    ivf->quantizer = own;
+// a plain Flat it owns; and an IVF-Flat (FAISS's exact class) becomes an OwnIVFFlat, taking over its quantizer and
+// lists. Called on every index the shim creates, reads or clones.
+void adopt_own_search(std::unique_ptr<faiss::Index>& index) {
+    faiss::IndexIVF* ivf = ivf_of(index.get());
+    if (!ivf) return;
+    if (ivf->own_fields && ivf->quantizer) {
+        auto flat = dynamic_cast<faiss::IndexFlat*>(ivf->quantizer);
+        if (flat && own_flat_target(flat)) {
+            auto own = new OwnFlatQuantizer(std::move(*flat));
+            delete ivf->quantizer;
+            ivf->quantizer = own;
+        }
+    }
+    if (typeid(*ivf) != typeid(faiss::IndexIVFFlat)) return;
+    auto map = dynamic_cast<faiss::IndexIDMap*>(index.get());
+    if (map && !map->own_fields) return;  // the IDMap does not own the IVF: leave it where it is
+    auto flat = static_cast<faiss::IndexIVFFlat*>(ivf);
+    std::unique_ptr<OwnIVFFlat> own(new OwnIVFFlat(*flat));
+    // The copy now owns what the original owned (quantizer, lists); the original is deleted without them.
+    flat->own_fields = false;
+    flat->own_invlists = false;
+    if (map) {
+        delete map->index;
+        map->index = own.release();
+    } else {
+        index.reset(own.release());
+    }
 }
 
 DMLHNSWGraph hnsw_graph(const faiss::HNSW& h) {
@@ -582,7 +680,7 @@ cfaiss_status cfaiss_index_factory(int dimension, const char* description, cfais
         return fail(CFAISS_INVALID_ARGUMENT, "unknown metric");
     return guarded(CFAISS_FAISS_ERROR, [&] {
         std::unique_ptr<faiss::Index> index(faiss::index_factory(dimension, description, faiss::MetricType(metric)));
-        adopt_own_quantizer(index.get());
+        adopt_own_search(index);
         advise_graph_memory(index.get());
         *out = wrap(index.release());
         return CFAISS_OK;
@@ -605,7 +703,7 @@ cfaiss_status cfaiss_index_clone(const cfaiss_index* index, cfaiss_index** out) 
     if (!index || !out) return fail(CFAISS_INVALID_ARGUMENT, "null argument");
     return guarded(CFAISS_FAISS_ERROR, [&] {
         std::unique_ptr<faiss::Index> copy(faiss::clone_index(unwrap(index)));
-        adopt_own_quantizer(copy.get());
+        adopt_own_search(copy);
         *out = wrap(copy.release());
         return CFAISS_OK;
     });
@@ -787,7 +885,13 @@ int cfaiss_index_set_quantizer_path(cfaiss_index* index, cfaiss_search_path path
     auto own = ivf ? dynamic_cast<OwnFlatQuantizer*>(ivf->quantizer) : nullptr;
     if (!own) return -1;
     own->path = path;
+    if (auto scan = dynamic_cast<OwnIVFFlat*>(ivf)) scan->path = path;
     return 0;
+}
+
+int cfaiss_index_has_own_ivf_scan(const cfaiss_index* index) {
+    faiss::IndexIVF* ivf = index ? ivf_of(const_cast<faiss::Index*>(unwrap(index))) : nullptr;
+    return dynamic_cast<OwnIVFFlat*>(ivf) ? 1 : 0;
 }
 
 cfaiss_status cfaiss_index_search(const cfaiss_index* index, int64_t n, const float* x, int64_t k,
@@ -973,7 +1077,7 @@ cfaiss_status cfaiss_read_index_file(const char* path, int mmap, cfaiss_index** 
             index.reset(faiss::read_index(&reader, faiss::IO_FLAG_SKIP_PRECOMPUTE_TABLE));
         }
         precompute_tables(index.get(), file.size);
-        adopt_own_quantizer(index.get());
+        adopt_own_search(index);
         advise_graph_memory(index.get());
         *out = wrap(index.release());
         return CFAISS_OK;
@@ -1006,7 +1110,7 @@ cfaiss_status cfaiss_read_index_buffer(const uint8_t* data, size_t size, cfaiss_
         SpanReader reader(data, size, "buffer");
         std::unique_ptr<faiss::Index> index(faiss::read_index(&reader, faiss::IO_FLAG_SKIP_PRECOMPUTE_TABLE));
         precompute_tables(index.get(), size);
-        adopt_own_quantizer(index.get());
+        adopt_own_search(index);
         advise_graph_memory(index.get());
         *out = wrap(index.release());
         return CFAISS_OK;

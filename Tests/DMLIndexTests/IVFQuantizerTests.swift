@@ -99,4 +99,59 @@ private func search(_ index: OpaquePointer, _ queries: [Float], d: Int, k: Int, 
             #expect(cfaiss_index_set_quantizer_path(index, CFAISS_SEARCH_OWN) == -1, "\(description)")
         }
     }
+
+    /// IVF-Flat scans its lists with DMLKit's scanner: FAISS's steps with batched distances, so the same trained index
+    /// gives bitwise FAISS's results on either path (k larger than what the probed lists hold included: -1 slots).
+    @Test func ivfFlatScanGivesFAISSsResults() throws {
+        let d = 24
+        let base = clusteredVectors(3000, d, clusters: 30, seed: 55), queries = clusteredVectors(40, d, clusters: 30, seed: 56)
+        for description in ["IVF24,Flat", "IDMap,IVF24,Flat"] {
+            for metric in [CFAISS_METRIC_L2, CFAISS_METRIC_INNER_PRODUCT] {
+                let index = try ivf(description, d: d, metric: metric, path: CFAISS_SEARCH_AUTO, train: base, add: base)
+                defer { cfaiss_index_free(index) }
+                #expect(cfaiss_index_has_own_ivf_scan(index) == 1, "\(description)")
+                for (k, nprobe) in [(1, 1), (10, 3), (300, 1), (50, 24)] {
+                    #expect(cfaiss_index_set_quantizer_path(index, CFAISS_SEARCH_OWN) == 0)
+                    let ours = search(index, queries, d: d, k: k, nprobe: Int32(nprobe))
+                    #expect(cfaiss_index_set_quantizer_path(index, CFAISS_SEARCH_FAISS) == 0)
+                    let theirs = search(index, queries, d: d, k: k, nprobe: Int32(nprobe))
+                    #expect(ours.1 == theirs.1, "\(description) metric \(metric) k \(k) nprobe \(nprobe): labels")
+                    #expect(ours.0.map(\.bitPattern) == theirs.0.map(\.bitPattern), "\(description) k \(k): distances")
+                    if k == 300 { #expect(ours.1.contains(-1), "k past the probed list fills with -1") }
+                }
+                // Range search goes through the same scanner.
+                var results: [[Int64]] = []
+                for path in [CFAISS_SEARCH_OWN, CFAISS_SEARCH_FAISS] {
+                    #expect(cfaiss_index_set_quantizer_path(index, path) == 0)
+                    var params = cfaiss_search_params(nprobe: 4, ef_search: 0, allowed_ids: nil, allowed_count: -1)
+                    var out: UnsafeMutablePointer<cfaiss_range_result>?
+                    let radius: Float = metric == CFAISS_METRIC_L2 ? 2.0 : 1.5
+                    #expect(cfaiss_index_range_search(index, Int64(queries.count / d), queries, radius, &params, &out) == CFAISS_OK)
+                    let r = try #require(out)
+                    defer { cfaiss_range_result_free(r) }
+                    let total = Int(r.pointee.lims[Int(r.pointee.nq)])
+                    results.append(Array(UnsafeBufferPointer(start: r.pointee.labels, count: total)))
+                }
+                #expect(results[0] == results[1], "\(description) metric \(metric): range labels")
+            }
+        }
+        // Read back and cloned indexes keep the scanner; other IVF kinds never get it.
+        let flat = try ivf("IVF8,Flat", d: d, metric: CFAISS_METRIC_L2, path: CFAISS_SEARCH_AUTO, train: base, add: base)
+        defer { cfaiss_index_free(flat) }
+        var copied: OpaquePointer?
+        #expect(cfaiss_index_clone(flat, &copied) == CFAISS_OK)
+        defer { cfaiss_index_free(copied) }
+        #expect(cfaiss_index_has_own_ivf_scan(copied) == 1, "clone")
+        var data: UnsafeMutablePointer<UInt8>?
+        var size = 0
+        #expect(cfaiss_write_index_buffer(flat, &data, &size) == CFAISS_OK)
+        defer { cfaiss_buffer_free(data) }
+        var read: OpaquePointer?
+        #expect(cfaiss_read_index_buffer(data, size, &read) == CFAISS_OK)
+        defer { cfaiss_index_free(read) }
+        #expect(cfaiss_index_has_own_ivf_scan(read) == 1, "read back")
+        let sq = try ivf("IVF8,SQ8", d: d, metric: CFAISS_METRIC_L2, path: CFAISS_SEARCH_AUTO, train: base, add: base)
+        defer { cfaiss_index_free(sq) }
+        #expect(cfaiss_index_has_own_ivf_scan(sq) == 0)
+    }
 }

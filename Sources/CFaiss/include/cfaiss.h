@@ -126,6 +126,11 @@ cfaiss_status cfaiss_index_add_with_ids_on_path(cfaiss_index *index, int64_t n, 
  *  used from several threads). Returns 0, or -1 where the index has no such quantizer. */
 int cfaiss_index_set_quantizer_path(cfaiss_index *index, cfaiss_search_path path);
 
+/** 1 when the index is IVF-Flat (also under an IDMap) scanning its inverted lists with DMLKit's scanner (FAISS's
+ *  scan with batched, prefetched distances; the same results), 0 otherwise. The quantizer's path above applies
+ *  to this scan too. */
+int cfaiss_index_has_own_ivf_scan(const cfaiss_index *index);
+
 /** Range search results: for query i, entries lims[i] ..< lims[i+1] of labels/distances. */
 typedef struct {
     int64_t nq;
