@@ -18,6 +18,15 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "runtime"))
+from machine import STRIPPED  # noqa: E402  (the ISA settings no measured process may inherit)
+
+
+def clean_environ():
+    """The caller's environment without CPU-model or ISA overrides (OPENBLAS_CORETYPE and the like): every process
+    runs what a user's would. DMLKIT_SIMD / FAISS_SIMD_LEVEL stay: they are how a forced-AVX2 run is asked for."""
+    return {k: v for k, v in os.environ.items() if k not in STRIPPED}
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PEER = REPO / "bench" / "index" / "peer_faiss.py"
 DEBIAN_PYTHON = "/usr/bin/python3"
@@ -73,7 +82,7 @@ print(json.dumps(out))
 
 def gemm_limit(python):
     """Single-thread sgemm rates (Debian OpenBLAS as it detects this CPU; PyTorch's kernels as the attainable peak)."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env = dict(clean_environ(), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     out = subprocess.run([python, "-c", GEMM_PROBE], env=env, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {}
 
@@ -82,7 +91,7 @@ def fma_peak_gflops(binary):
     """The single-core f32 FMA peak (`runtime-bench machine`: register-only FMA loops per ISA), or None."""
     if not pathlib.Path(binary).exists():
         return None
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    env = dict(clean_environ(), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     out = subprocess.run([binary, "machine"], env=env, capture_output=True, text=True)
     if out.returncode != 0:
         return None
@@ -106,7 +115,7 @@ def cpu_model():
 
 
 def run_peer(command, omp, blas, extra_env=None):
-    env = dict(os.environ, OMP_NUM_THREADS=str(omp), OPENBLAS_NUM_THREADS=str(blas), MKL_NUM_THREADS=str(blas))
+    env = dict(clean_environ(), OMP_NUM_THREADS=str(omp), OPENBLAS_NUM_THREADS=str(blas), MKL_NUM_THREADS=str(blas))
     env.update(extra_env or {})
     out = subprocess.run(command, env=env, capture_output=True, text=True)
     if out.returncode != 0:
@@ -198,7 +207,10 @@ def main():
         f"1.00 = same speed). faiss-cpu is version {peers_version}. Machine: {platform.machine()}, "
         f"{os.cpu_count()} cores ({cpu_model()}). Whole run: {elapsed / 60:.1f} min. Load average (1/5/15 min) "
         f"{'/'.join(f'{v:.1f}' for v in load_before)} before, {'/'.join(f'{v:.1f}' for v in load_after)} after "
-        f"(2 cores: above 2 means other jobs shared them).",
+        f"(2 cores: above 2 means other jobs shared them). Removed from every measured process's environment: "
+        f"{', '.join(sorted(STRIPPED))}"
+        + (f" (the caller had {', '.join(sorted(k for k in STRIPPED if k in os.environ))})."
+           if any(k in os.environ for k in STRIPPED) else "."),
         "",
         "| index | threads | step | DMLKit | python3-faiss 1.7.3 | faiss-cpu | DMLKit / python3-faiss | DMLKit / faiss-cpu | recall@10 (DMLKit / Debian / PyPI) |",
         "|---|---|---|---|---|---|---|---|---|",
