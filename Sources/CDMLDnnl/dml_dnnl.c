@@ -161,10 +161,9 @@ static dnnl_primitive_desc_t conv_pd(const dml_dnnl_conv *c, const dnnl_memory_d
                                                    c->bias ? &b_md : NULL, dst, strides, dilates, pads,
                                                    pads_r) != dnnl_success)
         return NULL;
-    dnnl_primitive_attr_t attr;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
     // The scratchpad is ours, allocated per call, so one primitive can run on several threads at once.
-    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    dnnl_primitive_attr_t attr = dml_dnnl_user_scratchpad_attr();
+    if (!attr) return NULL;
     dnnl_alg_kind_t kind = dml_dnnl_eltwise_kind(c->activation);
     if (kind != dnnl_alg_kind_undef || s->accumulate) {
         dnnl_post_ops_t ops;

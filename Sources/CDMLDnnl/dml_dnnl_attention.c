@@ -24,9 +24,8 @@ static size_t scratch_of(dnnl_primitive_desc_t pd) {
 // The primitive for an op descriptor with a user scratchpad (one primitive runs on several threads at once),
 // an optional output scale, raising `*scratch` to its scratchpad size; NULL when oneDNN refuses it.
 static dnnl_primitive_t make_primitive(const_dnnl_op_desc_t desc, float scale, size_t *scratch) {
-    dnnl_primitive_attr_t attr;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
-    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    dnnl_primitive_attr_t attr = dml_dnnl_user_scratchpad_attr();
+    if (!attr) return NULL;
     if (scale != 1.0f) dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale);
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t p = NULL;

@@ -92,9 +92,8 @@ static int packing_for(dml_dnnl_linear *l, const dnnl_memory_desc_t *md, const d
 // The primitive descriptor for an op descriptor with what both kinds share: a user scratchpad (so one primitive
 // can run on several threads at once) and the fused activation. NULL when oneDNN refuses it.
 static dnnl_primitive_desc_t pd_for(const dml_dnnl_linear *l, const_dnnl_op_desc_t desc) {
-    dnnl_primitive_attr_t attr;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
-    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    dnnl_primitive_attr_t attr = dml_dnnl_user_scratchpad_attr();
+    if (!attr) return NULL;
     dnnl_alg_kind_t kind = dml_dnnl_eltwise_kind(l->activation);
     if (kind != dnnl_alg_kind_undef) {
         dnnl_post_ops_t ops;
