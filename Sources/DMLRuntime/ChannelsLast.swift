@@ -118,7 +118,29 @@ enum ChannelsLastPass {
             }
         }
         let outputs = fused.outputs.map { value($0, in: .planar) }
-        return CompiledGraph(steps: steps, valueShapes: shapes, outputs: outputs, foldedBatchNorms: fused.foldedBatchNorms)
+        return CompiledGraph(steps: fuseConcatAffines(steps, outputs: outputs), valueShapes: shapes, outputs: outputs,
+                             foldedBatchNorms: fused.foldedBatchNorms)
+    }
+
+    /// A channels-last concat along the channels read only by an unfolded BatchNorm (DenseNet: each layer's
+    /// input is the concat of every earlier feature map) becomes one step that normalises the parts straight
+    /// into the BatchNorm's output: the concat, a copy of all earlier features per layer, is never stored.
+    static func fuseConcatAffines(_ steps: [CompiledGraph.Step], outputs: [Int]) -> [CompiledGraph.Step] {
+        var readers = [Int: [Int]]()
+        for (index, step) in steps.enumerated() { for input in Set(step.inputs) { readers[input, default: []].append(index) } }
+        var result: [CompiledGraph.Step?] = steps
+        for (index, step) in steps.enumerated() {
+            guard let affine = step.layer as? ChannelAffineLayer, affine.layout == .channelsLast, step.inputs.count == 1,
+                  let concatIndex = steps.firstIndex(where: { $0.output == step.inputs[0] }),
+                  let concat = steps[concatIndex].layer as? ConcatLayer, readers[step.inputs[0]] == [index],
+                  !outputs.contains(step.inputs[0]),
+                  let fused = ConcatChannelAffineLayer(concat: concat, affine: affine)
+            else { continue }
+            let concatStep = steps[concatIndex]
+            result[concatIndex] = nil
+            result[index] = .init(name: step.name, op: concatStep.op + "+" + step.op, layer: fused, inputs: concatStep.inputs, output: step.output)
+        }
+        return result.compactMap { $0 }
     }
 
     /// The layer computing the same values on channels-last inputs (`[H, W, C]` for each `[C, H, W]`), and the

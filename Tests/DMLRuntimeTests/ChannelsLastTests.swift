@@ -50,6 +50,10 @@ struct ChannelsLastTests {
         #expect(ops.contains("conv2d+add+relu"), "\(ops)")  // relu(bn(conv(stem)) + stem)
         #expect(ops.contains("conv2d+add"), "\(ops)")  // block1 + conv(block1), block1 read again
         #expect(!ops.contains("add"), "\(ops)")
+        // concat -> BatchNorm -> ReLU (DenseNet's pattern): one step reading the concat's parts, no concat stored.
+        #expect(ops.contains("concat+batch_norm+relu"), "\(ops)")
+        #expect(!ops.contains("concat"), "\(ops)")
+        #expect(channelsLast.steps.contains { $0.layer is ConcatChannelAffineLayer && $0.inputs.count == 2 })
         // Two conversions: the planar input before the first conv, and `norm`, an output, back to planar.
         // `keep` has one channel (the same bytes either way) and the permute reads channels-last directly.
         #expect(channelsLast.steps.filter { $0.op == "layout" }.map(\.name) == ["input/to_channels_last", "norm/to_planar"], "\(ops)")
@@ -98,6 +102,33 @@ struct ChannelsLastTests {
             }
         }
         #expect(maxAbsError(output, toChannelsLast(reference, channels: cout)) <= 1e-5)
+    }
+
+    /// The fused concat + affine against the concat, then the affine, on channels-last parts of odd widths.
+    @Test("concat + BatchNorm fused matches the two steps", arguments: [nil, ActivationLayer.Function.relu, .hardswish])
+    func concatAffine(_ activation: ActivationLayer.Function?) throws {
+        let (parts, h, w, batch) = ([3, 8, 5], 4, 3, 2)
+        let channels = parts.reduce(0, +)
+        let concat = try ConcatLayer(node: "cat", shapes: parts.map { [h, w, $0] }, axis: 2)
+        var affine = ChannelAffineLayer(scale: Conv2dTests.values(channels, seed: 6), shift: Conv2dTests.values(channels, seed: 7),
+                                        outputShape: [channels, h, w])
+        affine.backend = .reference
+        affine.layout = .channelsLast
+        affine.activation = activation
+        let fused = try #require(ConcatChannelAffineLayer(concat: concat, affine: affine))
+        let inputs = parts.enumerated().map { Conv2dTests.values(batch * h * w * $0.element, seed: UInt64(10 + $0.offset)).map { $0 * 4 } }
+        var joined = [Float](repeating: .nan, count: batch * channels * h * w), expected = joined, actual = joined
+        var workspace: [Float] = [0]
+        let pointers = inputs.map { UnsafeMutablePointer<Float>.allocate(capacity: $0.count) }
+        defer { pointers.forEach { $0.deallocate() } }
+        for (p, values) in zip(pointers, inputs) { p.update(from: values, count: values.count) }
+        let sources: [UnsafePointer<Float>] = pointers.map { UnsafePointer<Float>($0) }
+        concat.forward(sources, &joined, batch: batch, workspace: &workspace)
+        joined.withUnsafeBufferPointer { j in affine.forward([j.baseAddress!], &expected, batch: batch, workspace: &workspace) }
+        fused.forward(sources, &actual, batch: batch, workspace: &workspace)
+        #expect(maxAbsError(actual, expected) <= 1e-6, "max abs error \(maxAbsError(actual, expected))")
+        // Not a channel-axis concat of channels-last values: no fusion.
+        #expect(ConcatChannelAffineLayer(concat: try ConcatLayer(node: "cat", shapes: [[2, h, w], [3, h, w]], axis: 0), affine: affine) == nil)
     }
 
     @Test("layout conversion round-trips and transposes each sample")

@@ -118,7 +118,8 @@ def run_all(args, binary, work, data):
 
 def kind(layer):
     """Which kind a profiled layer is, for the per-op table."""
-    op = layer["op"].split("+")[0]
+    ops = layer["op"].split("+")
+    op = "batch_norm" if ops[:2] == ["concat", "batch_norm"] else ops[0]  # DenseNet's fused concat + BatchNorm
     if op == "conv2d":
         shape, groups, stride = layer.get("weight_shape", [0, 0, 0, 0]), layer.get("groups", 1), layer.get("stride", [1, 1])
         if groups > 1 and len(shape) == 4 and shape[1] == 1:

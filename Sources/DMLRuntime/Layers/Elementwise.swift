@@ -405,6 +405,56 @@ struct ChannelAffineLayer: Layer {
     }
 }
 
+/// `ChannelAffineLayer` over a channels-last concat along the channels, read from the concat's parts: what
+/// the channels-last pass makes of DenseNet's `batch_norm(concat(features))`.
+struct ConcatChannelAffineLayer: Layer {
+    /// Channels each input contributes, in order.
+    let parts: [Int]
+    let affine: ChannelAffineLayer
+    var outputShape: [Int] { affine.outputShape }
+
+    /// Nil unless `concat` joins channels-last `[H, W, C]` values along C into what `affine` reads.
+    init?(concat: ConcatLayer, affine: ChannelAffineLayer) {
+        let shape = concat.outputShape
+        guard affine.layout == .channelsLast, shape.count == 3, concat.axis == 2, concat.outer == shape[0] * shape[1],
+              affine.outputShape == [shape[2], shape[0], shape[1]] else { return nil }
+        parts = concat.chunks
+        self.affine = affine
+    }
+
+    func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
+        let channels = outputShape[0]
+        let positions = batch * outputShape.elementCount / channels
+        let relu = affine.activation == .relu
+        let after = relu ? nil : affine.activation
+        affine.scale.withUnsafeBufferPointer { scale in
+            affine.shift.withUnsafeBufferPointer { shift in
+                parallelFor(positions, grain: max(1, 8192 / channels)) { range in
+                    // Blocks of positions small enough that the output rows stay in cache across the parts.
+                    let block = max(1, 4096 / channels)
+                    for first in stride(from: range.lowerBound, to: range.upperBound, by: block) {
+                        let last = min(first + block, range.upperBound)
+                        var offset = 0
+                        for (input, width) in zip(inputs, parts) {
+                            let s = scale.baseAddress! + offset, t = shift.baseAddress! + offset
+                            for p in first..<last {
+                                let x = input + p * width, y = output + p * channels + offset
+                                if relu {
+                                    for c in 0..<width { y[c] = max(x[c] * s[c] + t[c], 0) }
+                                } else {
+                                    for c in 0..<width { y[c] = x[c] * s[c] + t[c] }
+                                }
+                            }
+                            offset += width
+                        }
+                        after?.apply(output + first * channels, output + first * channels, count: (last - first) * channels)
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Advances `index` to the next position of the outer loop dimensions of `dims` (every one but the innermost,
 /// an odometer), calling `move(d, steps)` for each dimension whose position changed by `steps` (+1, or back to 0),
 /// so the caller moves its strided offsets along.
