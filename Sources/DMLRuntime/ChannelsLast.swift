@@ -122,12 +122,18 @@ enum ChannelsLastPass {
                              foldedBatchNorms: fused.foldedBatchNorms)
     }
 
+    /// For each value, the indices of the steps that read it (a step reading it twice counted once).
+    static func readerIndices(_ steps: [CompiledGraph.Step]) -> [Int: [Int]] {
+        var readers = [Int: [Int]]()
+        for (index, step) in steps.enumerated() { for input in Set(step.inputs) { readers[input, default: []].append(index) } }
+        return readers
+    }
+
     /// A channels-last concat along the channels read only by an unfolded BatchNorm (DenseNet: each layer's
     /// input is the concat of every earlier feature map) becomes one step that normalises the parts straight
     /// into the BatchNorm's output: the concat, a copy of all earlier features per layer, is never stored.
     static func fuseConcatAffines(_ steps: [CompiledGraph.Step], outputs: [Int]) -> [CompiledGraph.Step] {
-        var readers = [Int: [Int]]()
-        for (index, step) in steps.enumerated() { for input in Set(step.inputs) { readers[input, default: []].append(index) } }
+        let readers = readerIndices(steps)
         var result: [CompiledGraph.Step?] = steps
         for (index, step) in steps.enumerated() {
             guard let affine = step.layer as? ChannelAffineLayer, affine.layout == .channelsLast, step.inputs.count == 1,
@@ -205,8 +211,7 @@ enum ChannelsLastPass {
     /// conv step reading `[r, x]` that adds into `r` (oneDNN's sum post-op), with an activation that reads only
     /// the sum fused after it. The conv step moves to where the add was, so `r` is computed before it.
     static func fuseResiduals(_ graph: CompiledGraph) -> CompiledGraph {
-        var readers = [Int: [Int]]()
-        for (index, step) in graph.steps.enumerated() { for input in Set(step.inputs) { readers[input, default: []].append(index) } }
+        var readers = readerIndices(graph.steps)
         for output in graph.outputs { readers[output, default: []].append(Int.max) }
         var steps: [CompiledGraph.Step?] = graph.steps
         for (index, step) in graph.steps.enumerated() {

@@ -375,12 +375,7 @@ struct ChannelAffineLayer: Layer {
                         for first in stride(from: positions.lowerBound, to: positions.upperBound, by: block) {
                             let last = min(first + block, positions.upperBound)
                             for p in first..<last {
-                                let x = source + p * channels, y = output + p * channels
-                                if relu {
-                                    for c in 0..<channels { y[c] = max(x[c] * s[c] + t[c], 0) }
-                                } else {
-                                    for c in 0..<channels { y[c] = x[c] * s[c] + t[c] }
-                                }
+                                affineRow(source + p * channels, output + p * channels, s, t, count: channels, relu: relu)
                             }
                             after?.apply(output + first * channels, output + first * channels, count: (last - first) * channels)
                         }
@@ -402,6 +397,17 @@ struct ChannelAffineLayer: Layer {
                 }
             }
         }
+    }
+}
+
+/// `y[c] = x[c] * s[c] + t[c]` (then ReLU) over one position's channels: the channels-last row of both affine layers.
+@inline(__always)
+private func affineRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>,
+                       _ t: UnsafePointer<Float>, count: Int, relu: Bool) {
+    if relu {
+        for c in 0..<count { y[c] = max(x[c] * s[c] + t[c], 0) }
+    } else {
+        for c in 0..<count { y[c] = x[c] * s[c] + t[c] }
     }
 }
 
@@ -438,12 +444,7 @@ struct ConcatChannelAffineLayer: Layer {
                         for (input, width) in zip(inputs, parts) {
                             let s = scale.baseAddress! + offset, t = shift.baseAddress! + offset
                             for p in first..<last {
-                                let x = input + p * width, y = output + p * channels + offset
-                                if relu {
-                                    for c in 0..<width { y[c] = max(x[c] * s[c] + t[c], 0) }
-                                } else {
-                                    for c in 0..<width { y[c] = x[c] * s[c] + t[c] }
-                                }
+                                affineRow(input + p * width, output + p * channels + offset, s, t, count: width, relu: relu)
                             }
                             offset += width
                         }
