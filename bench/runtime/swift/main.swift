@@ -1,6 +1,6 @@
 // Benchmark driver for DMLRuntime, called by bench/runtime/run.py. Prints one JSON object.
 //
-//   runtime-bench latency MODEL BATCH ITERATIONS THREADS [SECONDS]   per-call latency of embed(batch:): at most
+//   runtime-bench latency MODEL BATCH ITERATIONS THREADS [SECONDS [BUDGET_MIB]]   per-call latency of embed(batch:): at most
 //                                                          ITERATIONS calls, fewer (3 at least) past SECONDS
 //   runtime-bench embed   MODEL COUNT BATCH THREADS        embeds COUNT inputs (load timed apart)
 //   runtime-bench profile MODEL BATCH REPEATS THREADS      time per layer, with each layer's kind (kernel, stride, groups)
@@ -71,9 +71,11 @@ func int(_ i: Int) -> Int {
     return value
 }
 
-func load(_ path: String, maxBatch: Int, threads: Int) -> EmbeddingModel {
+func load(_ path: String, maxBatch: Int, threads: Int, budgetMiB: Int? = nil) -> EmbeddingModel {
     do {
-        return try EmbeddingModel(contentsOf: URL(fileURLWithPath: path), options: .init(maxBatch: maxBatch, threads: threads))
+        var options = EmbeddingModel.Options(maxBatch: maxBatch, threads: threads)
+        if let budgetMiB { options.activationBudgetBytes = budgetMiB << 20 }
+        return try EmbeddingModel(contentsOf: URL(fileURLWithPath: path), options: options)
     } catch {
         fail("\(error)")
     }
@@ -85,7 +87,8 @@ do {
         let batch = int(2), iterations = int(3)
         let budget = args.count > 5 ? Double(args[5]) ?? .infinity : .infinity
         let loadStart = now()
-        let model = load(args[1], maxBatch: batch, threads: int(4))
+        // Optional 7th argument: the activation budget in MiB (0: none), to measure its effect.
+        let model = load(args[1], maxBatch: batch, threads: int(4), budgetMiB: args.count > 6 ? int(6) : nil)
         let loadSeconds = now() - loadStart
         var input = [Float](repeating: 0, count: batch * model.inputSize)
         var generator = Inputs()
