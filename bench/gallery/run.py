@@ -36,24 +36,21 @@ DATA = REPO / "out" / "bench"
 RESULTS = REPO / "bench" / "RESULTS.md"
 START, END = "<!-- gallery-bench:start -->", "<!-- gallery-bench:end -->"
 PEOPLE_SEED, QUERY_SEED, QUERY_COUNT = 11, 12, 500
-# Measured with perf on this machine (under load, 10k items); rewritten with the table so it stays beside the numbers.
+# Why the rows differ (from the code paths and bench/index; not a perf profile of this run); rewritten with the
+# table so it stays beside the numbers.
 NOTES = [
     "By pose: a pose query reads id + pose (a float64 BLOB) of its 200 candidates for the exact re-rank and whole rows "
-    "only for the k it returns; at 100k most of what is left is the FAISS L2 search over the 34-d label index "
-    "(~2.7 ms, scalar kernels in Debian's build).",
-    "By embedding / by example at 100k: Debian's libfaiss 1.7.3 answers a single-query Flat search with its scalar "
-    "`fvec_inner_product_ref` (`fvec_L2sqr_ref` for the pose index): no SIMD distance kernels in that build. The "
-    "same index files searched from Python: python3-faiss 1.7.3 1.0 ms at 10k and 15-23 ms at 100k, faiss-cpu 1.15 "
-    "0.13 ms and 8.5-9.5 ms, which is the gap in the table. DMLKit sets `distance_compute_blas_threshold` to 2, so "
-    "batches of 2-19 queries go through OpenBLAS (10x faster at 16 queries); single queries stay on the scalar "
-    "kernel because OpenBLAS was slower for them at 100k. A libfaiss built with SIMD distance kernels would close it.",
-    "Opening: DMLKit checks the SQLite header and schema on open; `PRAGMA quick_check` (a read of the whole store) "
-    "runs only before an index rebuild or on request (`dml gallery info --verify`). The Python peer runs no check.",
-    "Build: OpenBLAS sgemm is ~70% of DMLKit's build CPU time, MiniLM on the captions most of it. Both sides commit "
-    "one SQLite transaction per batch and write the index files once at the end of the load (an index file that "
-    "misses committed items is stale by its generation and rebuilt on the next open). Image embedding: "
-    "`runtime-bench profile` of this model at batch 64 puts its four stride-2 3x3 convs at 19-27 GFLOP/s (measured "
-    "under load), below the 60-75 GFLOP/s of bench/runtime's models; PyTorch leads on this step.",
+    "only for the k it returns; the Python peer runs the same reads and re-ranks with vectorised numpy.",
+    "By embedding / by example: single-query Flat search runs on DMLKit's SIMD distance kernels, which FAISS's own "
+    "Flat code calls in place of the scalar loops of Debian's libfaiss (docs/ARCHITECTURE.md, CFaiss); it ties "
+    "faiss-cpu 1.15 here (the by-embedding row), and bench/index's one-query Flat row measures the search alone.",
+    "Opening: DMLKit checks the SQLite header and schema on open and reads each FAISS index file through its "
+    "validating reader; `PRAGMA quick_check` (a read of the whole store) runs only before an index rebuild or on "
+    "request (`dml gallery info --verify`). The Python peer runs no check.",
+    "Build: MiniLM on the captions is most of both sides' build time. Both sides commit one SQLite transaction per "
+    "batch and write the index files once at the end of the load (an index file that misses committed items is "
+    "stale by its generation and rebuilt on the next open). Image embedding of this 64 px model at batch 64 is the "
+    "one build step PyTorch leads; bench/runtime measures the runtime on its own.",
 ]
 TYPES = {"example": "by example (pixels -> embed -> search)", "embedding": "by embedding",
          "pose": "by pose (label index + exact re-rank)", "caption": "by caption (MiniLM -> search)"}
@@ -267,14 +264,14 @@ def main():
               f"(max abs difference {agreement['image']['max_abs_diff']:.1e}), caption embeddings min cosine "
               f"{agreement['caption']['min_cosine']:.6f} over {agreement['image']['items']:,} items; top-10 keys shared at "
               f"{args.items:,} items (first 20 queries): " + ", ".join(f"{t} {v:.2f}" for t, v in topk.items()) + ".", "",
-              "What differs between the sides: DMLKit runs the model through DMLRuntime (im2col + OpenBLAS sgemm), "
-              "MiniLM through DMLText, FAISS 1.7.3 (Debian) behind DMLIndex, SQLite through its C API; Python runs the "
+              "What differs between the sides: DMLKit runs the model through DMLRuntime (oneDNN convolutions), "
+              "MiniLM through DMLText, FAISS 1.7.3 (Debian, with DMLKit's distance kernels) behind DMLIndex, SQLite through its C API; Python runs the "
               "same BatchNorm-folded graph and weights rebuilt in PyTorch (eager, `inference_mode`), sentence-transformers "
               "(PyTorch) for MiniLM, faiss-cpu 1.15 from PyPI (AVX2 build, `IndexIDMap2(IndexFlatIP/L2)`), Pillow for PNG "
               "and Python's sqlite3 with the same schema, pragmas (WAL, synchronous=FULL), one transaction per batch, "
               "atomic index saves once per load, poses as float64 BLOBs, the same row fetches per search; the pose re-rank is vectorised "
               "numpy (`pose_distance_matrix`) against DMLKit's per-candidate loop. Query images are decoded before "
-              "timing on both sides. Details: bench/gallery/README.md.", "", "Where DMLKit's time goes (perf):", ""]
+              "timing on both sides. Details: bench/gallery/README.md.", "", "Why the rows differ:", ""]
     lines += ["- " + note for note in NOTES]
     section = "\n".join(lines + [END])
     print(section)
