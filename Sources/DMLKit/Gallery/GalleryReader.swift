@@ -81,7 +81,7 @@ public struct GalleryReader: @unchecked Sendable {
         try run {
             guard let record = try GallerySchema.indexRecord(database, space: name),
                   try GallerySchema.indexGeneration(database, space: name) == GallerySchema.generation(database),
-                  let data = try? Data(contentsOf: directory.appendingPathComponent("\(name).faiss")), record.matches(file: data)
+                  let data = try? Data(contentsOf: directory.appendingPathComponent("\(name).faiss"), options: .alwaysMapped), record.matches(file: data)
             else { return false }
             return try GallerySchema.indexedIDs(database, for: DerivedIndex.source(named: name)) == record.storeIDs
         }
