@@ -134,10 +134,11 @@ enum ChannelsLastPass {
     /// into the BatchNorm's output: the concat, a copy of all earlier features per layer, is never stored.
     static func fuseConcatAffines(_ steps: [CompiledGraph.Step], outputs: [Int]) -> [CompiledGraph.Step] {
         let readers = readerIndices(steps)
+        let producers = Dictionary(steps.enumerated().map { ($0.element.output, $0.offset) }, uniquingKeysWith: { first, _ in first })
         var result: [CompiledGraph.Step?] = steps
         for (index, step) in steps.enumerated() {
             guard let affine = step.layer as? ChannelAffineLayer, affine.layout == .channelsLast, step.inputs.count == 1,
-                  let concatIndex = steps.firstIndex(where: { $0.output == step.inputs[0] }),
+                  let concatIndex = producers[step.inputs[0]],
                   let concat = steps[concatIndex].layer as? ConcatLayer, readers[step.inputs[0]] == [index],
                   !outputs.contains(step.inputs[0]),
                   let fused = ConcatChannelAffineLayer(concat: concat, affine: affine)

@@ -413,7 +413,7 @@ public final class Gallery: @unchecked Sendable {
                   (try GallerySchema.indexGeneration(database, space: index.name), try GallerySchema.indexRecord(database, space: index.name))
               }),
               recorded == indexedGeneration, let record,
-              let data = try? Data(contentsOf: url, options: .alwaysMapped), record.matches(file: data),
+              record.matches(fileAt: url),
               let loaded = try? VectorIndex.load(contentsOf: url),
               loaded.dimension == index.dimension, loaded.metric == index.metric, loaded.count == record.count,
               let stored = try? locked({ try GallerySchema.indexedIDs(database, for: index.source) }), stored == record.storeIDs

@@ -81,7 +81,7 @@ public struct GalleryReader: @unchecked Sendable {
         try run {
             guard let record = try GallerySchema.indexRecord(database, space: name),
                   try GallerySchema.indexGeneration(database, space: name) == GallerySchema.generation(database),
-                  let data = try? Data(contentsOf: directory.appendingPathComponent("\(name).faiss"), options: .alwaysMapped), record.matches(file: data)
+                  record.matches(fileAt: directory.appendingPathComponent("\(name).faiss"))
             else { return false }
             return try GallerySchema.indexedIDs(database, for: DerivedIndex.source(named: name)) == record.storeIDs
         }

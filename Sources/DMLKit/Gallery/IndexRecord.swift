@@ -21,7 +21,7 @@ struct IndexRecord: Codable, Equatable {
 
     /// The record of the file at `url`, just saved from an index holding `count` vectors of the rows `storeIDs`.
     init(fileAt url: URL, count: Int, storeIDs: StoreIDs) throws {
-        let data = try Data(contentsOf: url)
+        let data = try Data(contentsOf: url, options: .alwaysMapped)
         bytes = data.count
         fileHash = Self.hash(data)
         self.count = count
@@ -30,6 +30,13 @@ struct IndexRecord: Codable, Equatable {
 
     /// Whether `data` is the file this record describes.
     func matches(file data: Data) -> Bool { data.count == bytes && Self.hash(data) == fileHash }
+
+    /// Whether the file at `url` is the one this record describes; false when it cannot be read. The file is
+    /// mapped, not copied: index files are replaced by rename, never rewritten in place.
+    func matches(fileAt url: URL) -> Bool {
+        guard let data = try? Data(contentsOf: url, options: .alwaysMapped) else { return false }
+        return matches(file: data)
+    }
 
     /// A 64-bit hash of the bytes (word-wise multiply-rotate, with the length): detects damage, not tampering.
     static func hash(_ data: Data) -> String {
