@@ -34,7 +34,46 @@ struct Conv2dTests {
         // Pointwise, strided 1x1 and plain 1x1.
         Case(cin: 16, cout: 8, h: 7, w: 7, k: 1, stride: 2, pad: 0, dilation: 1, groups: 1, batch: 5),
         Case(cin: 16, cout: 8, h: 30, w: 30, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1, batch: 2),
-    ]
+    ] + winogradCases
+
+    /// 3x3 stride-1 convs with 64+ channels: oneDNN's Winograd kernels where the CPU has them (F(2x2,3x3) at
+    /// batch 1, F(4x4,3x3) at batch 16, whose weights are reordered from the plain copy kept at packing).
+    static let winogradCases: [Case] = [1, 16].map { batch in
+        Case(cin: 64, cout: 80, h: 11, w: 13, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, batch: batch, relu: true)
+    }
+
+    /// Whether oneDNN 2.6 has its f32 Winograd convolution here (AVX-512 with BW/VL/DQ, no ISA cap set) and the
+    /// runtime may use it (DMLKIT_WINOGRAD not off).
+    static var cpuHasWinograd: Bool {
+        #if arch(x86_64) && os(Linux)
+        let environment = ProcessInfo.processInfo.environment
+        guard environment["ONEDNN_MAX_CPU_ISA"] == nil, environment["DNNL_MAX_CPU_ISA"] == nil,
+              !["off", "0"].contains(environment["DMLKIT_WINOGRAD"] ?? ""),
+              let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let flags = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return false }
+        let set = Set(flags.split(separator: " ").map(String.init))
+        return ["avx512f", "avx512bw", "avx512vl", "avx512dq"].allSatisfy(set.contains)
+        #else
+        return false
+        #endif
+    }
+
+    @Test("3x3 convs with 64+ channels run oneDNN's Winograd kernels on AVX-512, direct ones with 32 channels", arguments: [1, 16])
+    func winogradChosen(_ batch: Int) throws {
+        guard ConvBackend.onednnAvailable else { return }
+        func kernel(cin: Int, cout: Int) throws -> String {
+            let c = Case(cin: cin, cout: cout, h: 11, w: 13, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, batch: batch)
+            var layer = try Conv2dLayer(
+                node: "conv", inputShape: [c.cin, c.h, c.w], weight: FloatBuffer(Self.values(c.cout * c.cin * 9, seed: 6)),
+                weightShape: [c.cout, c.cin, 3, 3], bias: nil, stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1)
+            layer.backend = .onednn
+            let onednn = try #require(layer.onednn)
+            return try #require(onednn.kernel(batch: batch))
+        }
+        let wide = try kernel(cin: 64, cout: 80), narrow = try kernel(cin: 32, cout: 32)
+        #expect(wide.contains("wino") == Self.cpuHasWinograd, "64 -> 80 channels at batch \(batch): \(wide)")
+        #expect(!narrow.contains("wino"), "32 -> 32 channels at batch \(batch): \(narrow)")
+    }
 
     /// Inception-style "same" convs whose im2col band (a row or two) is shorter than the vertical padding:
     /// the first valid row of a tap must be clamped to the band (these trapped before).

@@ -72,6 +72,14 @@ final class OneDNNConvolution: @unchecked Sendable {
             && dml_dnnl_conv_run(handle, source, destination, Int32(batch)) == 0
     }
 
+    /// oneDNN's name for the kernel that runs `batch` samples (packing first); nil when oneDNN refuses the batch.
+    func kernel(batch: Int) -> String? {
+        guard batch <= Int(Int32.max), pack() else { return nil }
+        var name = [CChar](repeating: 0, count: 128)
+        guard dml_dnnl_conv_kernel(handle, Int32(batch), &name, name.count) == 0 else { return nil }
+        return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// oneDNN's eltwise post-op for an activation (same formulas as `ActivationLayer.Function.apply`).
     static func postOp(_ function: ActivationLayer.Function?) -> (dml_dnnl_activation, Float, Float) {
         switch function {
