@@ -36,7 +36,7 @@ struct Conv2dTests {
         Case(cin: 16, cout: 8, h: 30, w: 30, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1, batch: 2),
     ] + winogradCases
 
-    /// 3x3 stride-1 convs with 64+ channels: oneDNN's Winograd kernels where the CPU has them (F(2x2,3x3) at
+    /// 3x3 stride-1 convs with 64-128 x 64-256 channels: oneDNN's Winograd kernels where the CPU has them (F(2x2,3x3) at
     /// batch 1, F(4x4,3x3) at batch 16, whose weights are reordered from the plain copy kept at packing).
     static let winogradCases: [Case] = [1, 16].map { batch in
         Case(cin: 64, cout: 80, h: 11, w: 13, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, batch: batch, relu: true)
