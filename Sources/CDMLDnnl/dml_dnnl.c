@@ -226,8 +226,9 @@ static int is_fast(dnnl_primitive_desc_t pd) {
 
 // Its scratchpad plus the source and destination copies in its blocked layout, per call: past this the work
 // buffer it grows would raise the peak memory more than the speed is worth (Inception-v3's 80 -> 192 conv at
-// 71x71: 32 MB for 4 samples, +17% peak RSS).
-enum { WINOGRAD_WORK_BYTES = 16 << 20 };
+// 71x71: 32 MB for 4 samples, +17% peak RSS). A large batch runs in calls whose copies stay within half of it
+// (`samples_per_call`); a sample that alone needs more runs direct.
+enum { WINOGRAD_WORK_BYTES = 16 << 20, WINOGRAD_COPY_BYTES = WINOGRAD_WORK_BYTES / 2 };
 
 // The Winograd conv for these layouts when oneDNN has a JIT kernel for it (its own blocked layouts) within the
 // work buffer bound; else NULL.
@@ -343,8 +344,7 @@ static entry *entry_for(dml_dnnl_conv *c, int batch, entry *spare) {
     return found;
 }
 
-int dml_dnnl_conv_run(dml_dnnl_conv *c, const float *source, float *destination, int batch) {
-    if (!c || batch < 1) return 1;
+static int run_batch(dml_dnnl_conv *c, const float *source, float *destination, int batch) {
     entry spare = {0};
     entry *e = entry_for(c, batch, &spare);
     if (!e) return 1;
@@ -401,12 +401,44 @@ done:
     return failed;
 }
 
-int dml_dnnl_conv_prepare(dml_dnnl_conv *c, int batch) {
+// Samples per call for a Winograd layer: its blocked copies of the source and destination grow with the batch,
+// so a large batch runs in even chunks whose copies stay within WINOGRAD_COPY_BYTES (samples are contiguous in
+// NCHW and NHWC alike). Other layers take the batch whole.
+static int samples_per_call(const dml_dnnl_conv_shape *s, int batch) {
+    if (!winograd_allowed() || !winograd_shape(s)) return batch;
+    size_t per_sample = sizeof(float) * ((size_t)(s->in_channels + 15) / 16 * 16 * s->height * s->width +
+                                         (size_t)(s->out_channels + 15) / 16 * 16 * s->out_height * s->out_width);
+    size_t most = WINOGRAD_COPY_BYTES / per_sample;
+    if (most < 1) most = 1;
+    if ((size_t)batch <= most) return batch;
+    size_t calls = (batch + most - 1) / most;
+    return (int)((batch + calls - 1) / calls);
+}
+
+int dml_dnnl_conv_run(dml_dnnl_conv *c, const float *source, float *destination, int batch) {
     if (!c || batch < 1) return 1;
+    int chunk = samples_per_call(&c->s, batch);
+    size_t in_size = (size_t)c->s.in_channels * c->s.height * c->s.width;
+    size_t out_size = (size_t)c->s.out_channels * c->s.out_height * c->s.out_width;
+    for (int n = 0; n < batch; n += chunk) {
+        int count = batch - n < chunk ? batch - n : chunk;
+        if (run_batch(c, source + n * in_size, destination + n * out_size, count)) return 1;
+    }
+    return 0;
+}
+
+static int prepare_batch(dml_dnnl_conv *c, int batch) {
     entry spare = {0};
     entry *e = entry_for(c, batch, &spare);
     if (e == &spare) release(&spare);
     return e == NULL;
+}
+
+int dml_dnnl_conv_prepare(dml_dnnl_conv *c, int batch) {
+    if (!c || batch < 1) return 1;
+    // The call sizes `dml_dnnl_conv_run` uses for this batch: its chunk and the last, shorter one.
+    int chunk = samples_per_call(&c->s, batch), last = batch - (batch - 1) / chunk * chunk;
+    return prepare_batch(c, chunk) || (last != chunk && prepare_batch(c, last));
 }
 
 int dml_dnnl_conv_pack(dml_dnnl_conv *c, const float *weight) {
@@ -433,7 +465,7 @@ int dml_dnnl_conv_pack(dml_dnnl_conv *c, const float *weight) {
 int dml_dnnl_conv_kernel(dml_dnnl_conv *c, int batch, char *name, size_t capacity) {
     if (!c || batch < 1 || !name || capacity < 1) return 1;
     entry spare = {0};
-    entry *e = entry_for(c, batch, &spare);
+    entry *e = entry_for(c, samples_per_call(&c->s, batch), &spare);
     const_dnnl_primitive_desc_t pd = NULL;
     if (e && dnnl_primitive_get_primitive_desc(e->conv, &pd) == dnnl_success && pd) {
         snprintf(name, capacity, "%s", impl_name((dnnl_primitive_desc_t)pd));

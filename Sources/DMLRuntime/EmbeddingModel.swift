@@ -145,9 +145,7 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         if let bad = inputs.firstIndex(where: { !$0.isFinite }) { throw InferenceError.nonFiniteInput(index: bad) }
         lock.lock()
         defer { lock.unlock() }
-        // Even chunks within `samplesPerPass` (16 in passes of at most 12 runs as 8 + 8, not 12 + 4).
-        let passes = (count + samplesPerPass - 1) / samplesPerPass
-        let perPass = (count + passes - 1) / passes
+        let perPass = samplesPerPass(for: count)
         let plan = preparedPlan(batch: perPass)
         var start = 0
         while start < count {
@@ -198,19 +196,36 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         }
         lock.lock()
         defer { lock.unlock() }
-        let plan = preparedPlan(batch: count)
+        // The passes `forward` runs (each layer's time summed over them), so the kernels timed are the ones used.
+        let perPass = samplesPerPass(for: count)
+        let plan = preparedPlan(batch: perPass)
         var best = [Double](repeating: .infinity, count: graph.steps.count)
         var timings = [Double](repeating: 0, count: graph.steps.count)
-        inputs.withUnsafeBufferPointer { plan.input.update(from: $0.baseAddress!, count: inputs.count) }
-        plan.run(batch: count)  // warm-up
+        func runPasses(_ sums: UnsafeMutablePointer<Double>?) {
+            var start = 0
+            while start < count {
+                let chunk = min(perPass, count - start)
+                inputs.withUnsafeBufferPointer { plan.input.update(from: $0.baseAddress! + start * inputSize, count: chunk * inputSize) }
+                plan.run(batch: chunk, timings: sums)
+                start += chunk
+            }
+        }
+        runPasses(nil)  // warm-up
         for _ in 0..<max(1, repeats) {
             for i in timings.indices { timings[i] = 0 }
-            timings.withUnsafeMutableBufferPointer { plan.run(batch: count, timings: $0.baseAddress) }
+            timings.withUnsafeMutableBufferPointer { runPasses($0.baseAddress) }
             for i in timings.indices { best[i] = min(best[i], timings[i]) }
         }
         return graph.steps.enumerated().map { index, step in
             LayerProfile(name: step.name, op: step.op, seconds: best[index], flops: step.layer.flops * count)
         }
+    }
+
+    /// Samples per pass for a batch of `count`: even chunks within `samplesPerPass` (16 in passes of at most 12
+    /// runs as 8 + 8, not 12 + 4).
+    private func samplesPerPass(for count: Int) -> Int {
+        let passes = (count + samplesPerPass - 1) / samplesPerPass
+        return (count + passes - 1) / passes
     }
 
     /// The plan, reallocated when a batch larger than its capacity arrives (at most `maxBatch`).

@@ -173,6 +173,32 @@ struct Conv2dTests {
         #expect(worst <= 1e-4, "\(c) \(backend): max error \(worst) (abs / (1 + 1e-3 sum |terms|))")
     }
 
+    @Test("a Winograd layer's large batch (run in several calls to bound its blocked copies) gives each sample's own result")
+    func winogradSplitBatch() throws {
+        guard ConvBackend.onednnAvailable else { return }
+        // 64 -> 64 channels at 40x40: 0.8 MB of blocked copies per sample, so 11 samples run as 6 + 5.
+        let cin = 64, cout = 64, side = 40, batch = 11
+        var layer = try Conv2dLayer(
+            node: "conv", inputShape: [cin, side, side], weight: FloatBuffer(Self.values(cout * cin * 9, seed: 7)),
+            weightShape: [cout, cin, 3, 3], bias: FloatBuffer(Self.values(cout, seed: 8)), stride: [1, 1], padding: [1, 1],
+            dilation: [1, 1], groups: 1)
+        layer.activation = .relu
+        layer.backend = .onednn
+        let onednn = try #require(layer.onednn)
+        let input = Self.values(batch * cin * side * side, seed: 9)
+        let sampleOut = cout * side * side
+        var together = [Float](repeating: .nan, count: batch * sampleOut), alone = together
+        #expect(input.withUnsafeBufferPointer { i in together.withUnsafeMutableBufferPointer { onednn.run(i.baseAddress!, $0.baseAddress!, batch: batch) } })
+        for n in 0..<batch {
+            #expect(input.withUnsafeBufferPointer { i in
+                alone.withUnsafeMutableBufferPointer { onednn.run(i.baseAddress! + n * cin * side * side, $0.baseAddress! + n * sampleOut, batch: 1) }
+            })
+        }
+        // Winograd's tile sizes differ between the two (F(4x4) vs F(2x2)): float rounding only.
+        let worst = zip(together, alone).map { abs($0 - $1) / (1 + abs($1)) }.max() ?? .nan
+        #expect(worst <= 1e-4, "max relative difference \(worst)")  // NaN fails
+    }
+
     @Test("a BN-folded conv keeps only oneDNN's packed weights after packing and rebuilds the f32 ones on demand")
     func foldedWeightsAreDroppedAfterPacking() throws {
         let cin = 8, cout = 6, k = 3, side = 10, batch = 2
