@@ -105,12 +105,15 @@ static int winograd_shape(const dml_dnnl_conv_shape *s) {
            (long)s->in_channels * s->out_channels <= 128L * 256L;
 }
 
+// oneDNN's effective ISA has AVX-512 core (its ISA values are bit masks; ONEDNN_MAX_CPU_ISA lowers it) and
+// DMLKIT_WINOGRAD is not off. Elsewhere no layer keeps a plain weight copy or splits its batch for nothing.
 static int winograd_allowed(void) {
     static atomic_int cached = -1;
     int v = atomic_load(&cached);
     if (v < 0) {
         const char *setting = getenv("DMLKIT_WINOGRAD");
-        v = !(setting && (!strcmp(setting, "off") || !strcmp(setting, "0")));
+        v = !(setting && (!strcmp(setting, "off") || !strcmp(setting, "0"))) &&
+            (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
         atomic_store(&cached, v);
     }
     return v;

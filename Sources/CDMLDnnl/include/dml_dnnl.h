@@ -52,8 +52,9 @@ int dml_dnnl_conv_prepare(dml_dnnl_conv *conv, int batch);
 /// packed copy), so the caller may free it. For handles created without weights. 0 on success.
 int dml_dnnl_conv_pack(dml_dnnl_conv *conv, const float *weight);
 
-/// oneDNN's name for the kernel that runs `batch` samples (the first call's, when a Winograd layer splits them) (e.g. "brgconv:avx512_core", "jit_wino_4x3:avx512_core"),
-/// making the primitives if needed, into `name` (NUL-terminated, cut to `capacity`). 0 on success.
+/// oneDNN's name for the kernel that runs `batch` samples (e.g. "brgconv:avx512_core", "jit_wino_4x3:avx512_core";
+/// the first call's when a Winograd layer splits the batch), making the primitives if needed, into `name`
+/// (NUL-terminated, cut to `capacity`). 0 on success.
 int dml_dnnl_conv_kernel(dml_dnnl_conv *conv, int batch, char *name, size_t capacity);
 
 /// 1 once the weights are packed (a lock-free check for the run path).
