@@ -145,15 +145,12 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         if let bad = inputs.firstIndex(where: { !$0.isFinite }) { throw InferenceError.nonFiniteInput(index: bad) }
         lock.lock()
         defer { lock.unlock() }
-        let perPass = samplesPerPass(for: count)
-        let plan = preparedPlan(batch: perPass)
-        var start = 0
-        while start < count {
-            let chunk = min(perPass, count - start)
-            plan.input.update(from: source + start * sampleSize, count: chunk * sampleSize)
-            plan.run(batch: chunk)
-            copyOutputs(plan, batch: chunk, into: destination + start * dimension)
-            start += chunk
+        let passes = self.passes(of: count)
+        let plan = preparedPlan(batch: passes[0].count)
+        for pass in passes {
+            plan.input.update(from: source + pass.start * sampleSize, count: pass.count * sampleSize)
+            plan.run(batch: pass.count)
+            copyOutputs(plan, batch: pass.count, into: destination + pass.start * dimension)
         }
     }
 
@@ -197,17 +194,14 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         // The passes `forward` runs (each layer's time summed over them), so the kernels timed are the ones used.
-        let perPass = samplesPerPass(for: count)
-        let plan = preparedPlan(batch: perPass)
+        let passes = self.passes(of: count)
+        let plan = preparedPlan(batch: passes[0].count)
         var best = [Double](repeating: .infinity, count: graph.steps.count)
         var timings = [Double](repeating: 0, count: graph.steps.count)
         func runPasses(_ sums: UnsafeMutablePointer<Double>?) {
-            var start = 0
-            while start < count {
-                let chunk = min(perPass, count - start)
-                inputs.withUnsafeBufferPointer { plan.input.update(from: $0.baseAddress! + start * inputSize, count: chunk * inputSize) }
-                plan.run(batch: chunk, timings: sums)
-                start += chunk
+            for pass in passes {
+                inputs.withUnsafeBufferPointer { plan.input.update(from: $0.baseAddress! + pass.start * inputSize, count: pass.count * inputSize) }
+                plan.run(batch: pass.count, timings: sums)
             }
         }
         runPasses(nil)  // warm-up
@@ -221,11 +215,12 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         }
     }
 
-    /// Samples per pass for a batch of `count`: even chunks within `samplesPerPass` (16 in passes of at most 12
-    /// runs as 8 + 8, not 12 + 4).
-    private func samplesPerPass(for count: Int) -> Int {
-        let passes = (count + samplesPerPass - 1) / samplesPerPass
-        return (count + passes - 1) / passes
+    /// The passes for a batch of `count` (at least 1) samples, in order: even chunks within `samplesPerPass` (16 in
+    /// passes of at most 12 runs as 8 + 8, not 12 + 4); the first is the largest.
+    private func passes(of count: Int) -> [(start: Int, count: Int)] {
+        let passCount = (count + samplesPerPass - 1) / samplesPerPass
+        let perPass = (count + passCount - 1) / passCount
+        return stride(from: 0, to: count, by: perPass).map { ($0, min(perPass, count - $0)) }
     }
 
     /// The plan, reallocated when a batch larger than its capacity arrives (at most `maxBatch`).
