@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Retrains every shipped model in models/ from scratch with its fixed seed (the command is also in each model
 # card), through experiments/people_models.py (which runs the dmlkit package's people experiment). CPU, 1 thread
-# per training process, two at a time: about 30 minutes on this 2-core machine (data 6 min, caption embeddings
-# 5 min, label-space neighbours 3 min, four trainings of ~5 min). Extra arguments go to people_models.py, e.g. a
+# per training process, two at a time: about 40 minutes on this 2-core machine (data 6 min, caption embeddings
+# 5 min, label-space neighbours 3 min, six trainings of ~5-8 min). Extra arguments go to people_models.py, e.g. a
 # smoke run: scripts/models.sh --count 300 --split 200 40 60 --steps 5 --out out/smoke --models-dir out/smoke/models
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"

@@ -44,12 +44,15 @@ def test_grid_is_every_row_label_dim_and_seed_at_one_image_budget(runner):
     assert not any(os.path.isabs(p) for c in cmds for p in c if "/" in p and p != c[0])  # cards name no local path
 
 
-def test_shipped_are_the_four_log_ratio_models_and_extra_flags_reach_every_run(runner):
+def test_shipped_are_the_binary_defaults_and_the_log_ratio_models_and_extra_flags_reach_every_run(runner):
     cmds = commands(runner, "shipped")
-    assert sorted(os.path.basename(flag(c, "--export")) for c in cmds) == [
-        "caption-logratio-d128.safetensors", "caption-logratio-d16.safetensors",
-        "pose-logratio-d128.safetensors", "pose-logratio-d16.safetensors"]
-    assert all(flag(c, "--steps") == "3000" and flag(c, "--loss") == "log_ratio" for c in cmds)
+    exports = {os.path.basename(flag(c, "--export")): (flag(c, "--loss"), flag(c, "--dim")) for c in cmds}
+    assert exports == {
+        "pose-binary-d128.safetensors": ("binary_triplet", "128"),
+        "caption-binary-d128.safetensors": ("binary_triplet", "128"),
+        "caption-logratio-d128.safetensors": ("log_ratio", "128"), "caption-logratio-d16.safetensors": ("log_ratio", "16"),
+        "pose-logratio-d128.safetensors": ("log_ratio", "128"), "pose-logratio-d16.safetensors": ("log_ratio", "16")}
+    assert all(flag(c, "--steps") == "3000" and flag(c, "--seed") == "0" for c in cmds)
     cmds = commands(runner, "grid", "--rows", "paper_binary", "--seeds", "0", "--images", "1500",
                     "--extra", "--arch", "resnet", "--crop", "112")
     assert len(cmds) == 4 and all(flag(c, "--arch") == "resnet" and flag(c, "--steps") == "10" for c in cmds)
