@@ -50,8 +50,8 @@ def test_card_section_replaces_only_its_own_section():
     rng = np.random.default_rng(0)
     result = spread(rng.normal(size=(20, 4)), rng.normal(size=(30, 4)),
                     {"non_person_photos": rng.normal(size=(5, 4)), "person_photos": rng.normal(size=(2, 4))})
-    section = card_section(result, 20, 30, 5)
-    assert section.startswith(SECTION) and "| photo with no person" in section and "| real photo of a person" in section
+    section = card_section(result, 20, 30, 5, "cd training && python -m dmlkit.experiments.score_spread --model m")
+    assert section.startswith(SECTION) and "score_spread --model m" in section and "| photo with no person" in section and "| real photo of a person" in section
     card = "# m\n\nintro\n\n## Held-out retrieval\n\nrows\n\n## Reproduce\n\ncmd\n"
     once = replace_section(card, section)
     assert once.endswith(section) and "## Reproduce\n\ncmd\n" in once

@@ -248,6 +248,14 @@ LABEL_TEXT = {
 }
 
 
+# What a whole-image model expects in a gallery (GalleryBuilder's default crop), for its card.
+INPUT_CROP_TEXT = """- **Input crop**: trained on whole 64x64 images, each holding one generated person with a margin around them.
+  In a gallery, give it a person crop of that shape: `dml gallery build` (`GalleryBuilder`) cuts the person's COCO bbox (or
+  the extent of their labelled keypoints), grown by 10 % of its longer side on every side and widened to a square, and the
+  runtime resizes it to 64x64 (bilinear); `--whole-images` embeds whole images instead.
+"""
+
+
 def model_card(result: dict, fingerprint: str, command: str) -> str:
     """Markdown model card of an exported run."""
     c, m = result["config"], result["metrics"]
@@ -271,7 +279,7 @@ embedding whose distances follow {LABEL_TEXT[c['label']][1]}{caption_note}.
 - **Architecture**: {ARCH_TEXT[c.get('arch', 'cnn')].format(dim=c['dim'], width=c['width'])}. Preprocessing: pixels / 255, minus
   {PIXEL_MEAN}, divided by {PIXEL_STD} (stored in the file). Weights stored as {result['export']['dtype']}
   (smallest cosine to the float32 model on the held-out queries: {result['f16_min_cosine']:.6f}).
-- **Data**: synthetic people from `dmlkit.data.people` (seed {c['data_seed']}, {c['count']} generated): the first
+{INPUT_CROP_TEXT if not c.get('crop') else ''}- **Data**: synthetic people from `dmlkit.data.people` (seed {c['data_seed']}, {c['count']} generated): the first
   {c['train']} train; held out: {c['queries']} queries against a gallery of {c['gallery']} (never seen in training).
 - **Training**: loss `{c['loss']}` ({loss_text}), batches of {c['batch']}
   ({c.get('groups', 1)} anchor(s), each with its 5 label-space neighbours, then random others), {OPTIMIZER_TEXT[c.get('optimizer', 'adam_cosine')]} lr {c['lr']}, {c['steps']} steps,

@@ -98,7 +98,7 @@ def dml_embed(dml: str, model: str, images: np.ndarray) -> np.ndarray:
         return np.load(dst)
 
 
-def card_section(result: dict, queries: int, gallery: int, views: int) -> str:
+def card_section(result: dict, queries: int, gallery: int, views: int, command: str) -> str:
     """Markdown of :func:`spread`'s result for a model card."""
 
     def cell(s: dict) -> str:
@@ -136,7 +136,11 @@ side), resized to the model's input like the gallery's crops.
 
 {verdict}
 
-Measured with `python -m dmlkit.experiments.score_spread` ({queries} held-out queries).
+Measured ({queries} held-out queries):
+
+```
+{command}
+```
 """
 
 
@@ -192,7 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     if a.card:
         with open(a.card) as f:
             card = f.read()
-        section = card_section(result, a.queries.stop - a.queries.start, a.gallery.stop - a.gallery.start, a.views)
+        args = argv if argv is not None else sys.argv[1:]
+        # the command without --dml (a path of this machine), run from training/ like the card's training command
+        shown = [x for i, x in enumerate(args) if x != "--dml" and (i == 0 or args[i - 1] != "--dml")]
+        command = "cd training && python -m dmlkit.experiments.score_spread " + " ".join(shown)
+        section = card_section(result, a.queries.stop - a.queries.start, a.gallery.stop - a.gallery.start, a.views,
+                               command)
         _write_text(a.card, replace_section(card, section))
     return 0
 
