@@ -30,6 +30,10 @@ ROWS = {
     "paper_binary": (["--protocol", "paper_binary"], 150),
     "paper_dense": (["--protocol", "paper_dense"], 150),
     "log_ratio_first": (["--protocol", "log_ratio_first"], 150),
+    # the paper's batches and losses with the project's optimiser (Adam, cosine): which of the two a gap comes from
+    "paper_binary+adam": (["--protocol", "paper_binary", "--protocol-optimizer", "adam_cosine"], 150),
+    "paper_dense+adam": (["--protocol", "paper_dense", "--protocol-optimizer", "adam_cosine"], 150),
+    "log_ratio_first+adam": (["--protocol", "log_ratio_first", "--protocol-optimizer", "adam_cosine"], 150),
     "log_ratio": (["--loss", "log_ratio"], 32),
     "binary_triplet": (["--loss", "binary_triplet"], 32),
     "dense_triplet": (["--loss", "dense_triplet"], 32),

@@ -151,6 +151,17 @@ def test_results_table_averages_seeds_and_keeps_bounds_apart(tmp_path):
     assert rho_rows[3].startswith("| raw pixels (16x16) | - | 2 | 0.1000 ± 0.0000 |")
     grouped_row = people_results.table(people_results.load_runs([str(grouped)]), "pose").splitlines()[2]
     assert grouped_row.startswith("| log-ratio, 4 anchor groups per batch | 16 | 1 | 0.9000 |")
+    adam = tmp_path / "a0"  # a protocol trained with another optimiser is a row of its own
+    adam.mkdir()
+    name = "protocol:paper_binary"
+    (adam / "metrics.json").write_text(json.dumps({"config": {"label": "pose", "loss": name, "dim": 16, "seed": 0,
+                                                              "protocol_optimizer": "adam_cosine",
+                                                              "optimizer": "adam_cosine"},
+                                                   "metrics": {name: {c: 0.8 for c in cols}},
+                                                   "curves": {name: curves["log_ratio"]}}))
+    adam_row = people_results.table(people_results.load_runs([str(adam)]), "pose").splitlines()[2]
+    assert adam_row.startswith("| paper protocol: binary triplet (5 of top 30, margin 0.2 sq., mean), optimizer "
+                               "adam_cosine | 16 | 1 | 0.8000 |")
     text = people_results.table(runs, "pose")
     row = next(line for line in text.splitlines() if line.startswith("| log-ratio"))
     assert "| 16 | 2 |" in row and "0.6000 ± 0.1414" in row  # mean and sample std of 0.5 and 0.7

@@ -114,3 +114,26 @@ def test_cuda_without_cuda_is_a_clear_error():
     labels = CaptionLabels(np.eye(20))
     with pytest.raises(ValueError, match="CUDA"):
         people.train(images, labels, dim=4, steps=1, seed=0, batch=8, k=2, width=4, device="cuda")
+
+
+def test_a_protocol_optimizer_keeps_the_batches_and_loss_and_swaps_only_the_optimizer(monkeypatch):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(200, 16, 16, 3), dtype=np.uint8)
+    v = rng.normal(size=(200, 6))
+    labels = CaptionLabels(v / np.linalg.norm(v, axis=1, keepdims=True))
+    made, batches = [], []
+    real_optimizer, real_loss = people.make_optimizer, PROTOCOLS["paper_binary"].loss
+
+    def record_optimizer(name, parameters, steps, lr):
+        made.append((name, lr))
+        return real_optimizer(name, parameters, steps, lr)
+
+    monkeypatch.setattr(people, "make_optimizer", record_optimizer)
+    for chosen in (None, "paper_sgd", "adam_cosine"):
+        torch.manual_seed(0)
+        model, _ = people.train(images, labels, dim=4, steps=2, seed=0, width=4, protocol="paper_binary",
+                                protocol_optimizer=chosen, log=lambda m: None)
+        batches.append(people.embed(model, images[:3]))
+    assert made == [("paper_sgd", 0.01), ("paper_sgd", 0.01), ("adam_cosine", 1e-3)]
+    assert np.array_equal(batches[0], batches[1]) and not np.allclose(batches[0], batches[2])
+    assert real_loss is PROTOCOLS["paper_binary"].loss  # the protocol itself is unchanged

@@ -29,6 +29,8 @@ from .people_labels import DEFAULT_TEXT_MODEL, CaptionLabels, PoseLabels, embed_
 from .protocols import LOSSES, OPTIMIZERS, PROTOCOLS, label_power, make_loss, make_optimizer  # noqa: F401 (re-exported)
 
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.25
+# learning rate of an optimiser that replaces a protocol's own (--protocol-optimizer)
+PROTOCOL_OPTIMIZER_LR = {"adam_cosine": 1e-3, "paper_sgd": 0.01}
 
 
 class PeopleCNN(nn.Module):
@@ -112,7 +114,8 @@ def embed(model: nn.Module, images: np.ndarray, batch: int = 256) -> np.ndarray:
 def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: int = 32, k: int = 5,
           lr: float = 1e-3, loss: str = "log_ratio", width: int = 32, neighbours: np.ndarray | None = None,
           groups: int = 1, protocol: str | None = None, optimizer: str = "adam_cosine", arch: str = "cnn",
-          crops=None, device: str = "cpu", log=print) -> tuple[nn.Module, dict]:
+          crops=None, device: str = "cpu", protocol_optimizer: str | None = None,
+          log=print) -> tuple[nn.Module, dict]:
     """Train an embedder (:func:`make_embedder`: ``arch`` ``cnn`` or ``resnet``) with ``loss`` (see
     :func:`make_loss`) on dense-triplet batches: an anchor, its k label-space neighbours and random
     others (``groups`` anchors with their neighbours per batch). ``labels`` is a
@@ -123,6 +126,8 @@ def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: in
     ``protocol`` (a name in :data:`~dmlkit.experiments.protocols.PROTOCOLS`) replaces ``loss``,
     ``batch``, ``lr``, ``optimizer`` and the output normalisation with the paper's settings; the
     ``paper_binary`` protocol needs ``neighbours`` with >= 30 columns (searched if not given).
+    ``protocol_optimizer`` keeps the protocol's batches and loss but trains with another optimiser
+    (``adam_cosine``: the project rows' Adam, lr 1e-3, cosine decay), to tell the two apart.
 
     ``crops`` (a :class:`~dmlkit.data.people.augment.PersonCrops` over ``images``) trains on jittered,
     batch-flipped person crops instead of the whole images; pose labels are then measured on the
@@ -144,6 +149,8 @@ def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: in
     neighbours = torch.from_numpy(np.asarray(neighbours))
     if spec:
         batch, lr, optimizer, loss_fn = spec.batch, spec.lr, spec.optimizer, spec.loss()
+        if protocol_optimizer not in (None, spec.optimizer):
+            optimizer, lr = protocol_optimizer, PROTOCOL_OPTIMIZER_LR[protocol_optimizer]
     else:
         loss_fn = make_loss(loss, k)
     if spec and spec.sampler == "paper_binary":
@@ -335,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="train as the paper's official code (replaces --loss, --batch, --lr, --optimizer; see "
                         "dmlkit.experiments.protocols)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam_cosine")
+    p.add_argument("--protocol-optimizer", choices=OPTIMIZERS,
+                   help="with --protocol: keep its batches and loss, train with this optimiser instead (adam_cosine: "
+                        "Adam lr 1e-3 with cosine decay, as the --loss rows)")
     p.add_argument("--label", choices=("pose", "caption"), default="pose", help="what similarity means")
     p.add_argument("--text-model", default=DEFAULT_TEXT_MODEL, help="sentence-transformers model for captions")
     p.add_argument("--caption-label", choices=("mean", "first"), default="mean",
@@ -413,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
                         loss=a.loss, width=a.width, neighbours=neighbours, groups=a.groups,
                         protocol=a.protocol, optimizer=a.optimizer, arch=a.arch,
                         crops=train_crops if crops is not None else None, device=a.device,
+                        protocol_optimizer=a.protocol_optimizer,
                         log=lambda m: print(m, flush=True))
     info["neighbour_seconds"] = round(t_nn, 1)
     info["neighbours_cached"] = bool(t_nn < 5 and os.path.exists(cache))
@@ -420,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.protocol:  # the card and the rows name what was trained
         spec = PROTOCOLS[a.protocol]
         a.loss, a.batch, a.lr, a.optimizer = f"protocol:{a.protocol}", spec.batch, spec.lr, spec.optimizer
+        if a.protocol_optimizer not in (None, spec.optimizer):
+            a.optimizer, a.lr = a.protocol_optimizer, PROTOCOL_OPTIMIZER_LR[a.protocol_optimizer]
     untrained = make_embedder(a.arch, a.dim, data.images.shape[1], a.width)
     embeddings = {a.loss: (embed(model, data.images[qs]), embed(model, data.images[gs])),
                   "random-init CNN": (embed(untrained, data.images[qs]), embed(untrained, data.images[gs])),

@@ -47,7 +47,8 @@ def _key(run: dict) -> tuple[str, str, int]:
     # what else differs from the default setup names the row too (architecture, crops, pose scale)
     variant = "".join(f"|{v}" for v in (c.get("arch", "cnn") != "cnn" and c["arch"],
                                          c.get("crop") and f"crop {c['crop']}",
-                                         c.get("pose_scale", "torso") != "torso" and f"label {c['pose_scale']}") if v)
+                                         c.get("pose_scale", "torso") != "torso" and f"label {c['pose_scale']}",
+                                         c.get("protocol_optimizer") and f"optimizer {c['optimizer']}") if v)
     return c.get("label", "pose"), (loss if groups == 1 else f"{loss}@{groups}") + variant, int(c["dim"])
 
 
