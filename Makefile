@@ -45,7 +45,7 @@ demo: release text-model
 	"$$($(SWIFT) build -c release --show-bin-path)/dml" demo
 
 # Retrains the shipped models from scratch with fixed seeds (models/*.md say how each was made).
-models: setup-python
+models: setup-python release
 	scripts/models.sh
 
 bench: release setup-python

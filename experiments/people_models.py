@@ -124,6 +124,15 @@ def shipped(a) -> int:
                                  os.path.join(runs, name))
                 jobs.append((cmd, os.path.join(runs, name + ".log")))
     run_all(jobs, a.jobs)
+    # each card's "what a score means" section, measured on the exported file through `dml embed`
+    for cmd, _ in jobs:
+        model = cmd[cmd.index("--export") + 1]
+        spread = [sys.executable, "-m", "dmlkit.experiments.score_spread", "--model", model, "--data", data,
+                  "--card", os.path.splitext(model)[0] + ".md"]
+        if DRY_RUN:
+            print("python " + " ".join(spread[1:]))
+        else:
+            run(spread, os.path.join(runs, os.path.basename(model) + ".spread.log"))
     return 0
 
 

@@ -2,7 +2,8 @@
 # Retrains every shipped model in models/ from scratch with its fixed seed (the command is also in each model
 # card), through experiments/people_models.py (which runs the dmlkit package's people experiment). CPU, 1 thread
 # per training process, two at a time: about 40 minutes on this 2-core machine (data 6 min, caption embeddings
-# 5 min, label-space neighbours 3 min, six trainings of ~5-8 min). Extra arguments go to people_models.py, e.g. a
+# 5 min, label-space neighbours 3 min, six trainings of ~5-8 min), then each card's score section through the
+# release `dml` (`make models` builds it; `DML_BIN` names another). Extra arguments go to people_models.py, e.g. a
 # smoke run: scripts/models.sh --count 300 --split 200 40 60 --steps 5 --out out/smoke --models-dir out/smoke/models
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"

@@ -17,7 +17,7 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Queries for the metrics table.") var evalQueries = 200
     @Option(help: "Random seed of the generated people.") var seed = 7
     @Option(help: "Output folder.") var out = "out/demo"
-    @Option(help: "Image model.") var model = "models/pose-logratio-d128.safetensors"
+    @Option(help: "Image model.") var model = "models/pose-binary-d128.safetensors"
     @Option(help: "Text model directory (or a folder holding one); skipped when absent.") var textModel = "models/text"
     @Flag(help: "Embed whole images instead of each person's crop.") var wholeImages = false
 

@@ -45,7 +45,12 @@ def test_grid_is_every_row_label_dim_and_seed_at_one_image_budget(runner):
 
 
 def test_shipped_are_the_binary_defaults_and_the_log_ratio_models_and_extra_flags_reach_every_run(runner):
-    cmds = commands(runner, "shipped")
+    lines = commands(runner, "shipped")
+    cmds = [c for c in lines if "dmlkit.experiments.people" in c]
+    spreads = [c for c in lines if "dmlkit.experiments.score_spread" in c]
+    assert len(lines) == len(cmds) + len(spreads) and len(cmds) == 6  # then every card's score section
+    assert sorted(flag(c, "--model") for c in spreads) == sorted(flag(c, "--export") for c in cmds)
+    assert all(flag(c, "--card") == flag(c, "--model").replace(".safetensors", ".md") for c in spreads)
     exports = {os.path.basename(flag(c, "--export")): (flag(c, "--loss"), flag(c, "--dim")) for c in cmds}
     assert exports == {
         "pose-binary-d128.safetensors": ("binary_triplet", "128"),

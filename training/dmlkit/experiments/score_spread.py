@@ -27,6 +27,8 @@ NON_PERSON_PHOTOS = ("brick", "chelsea", "clock", "coffee", "coins", "grass", "g
 PERSON_PHOTOS = ("astronaut", "camera")
 SECTION = "## What a score means"
 PERCENTILES = (5, 50, 95)
+# the release build of this checkout (training/dmlkit/experiments -> repository root)
+DEFAULT_DML = os.path.join(os.path.dirname(os.path.abspath(__file__)), *[os.pardir] * 3, ".build", "release", "dml")
 
 
 def photo_views(name: str, size: int, views: int = 5, seed: int = 0) -> np.ndarray:
@@ -174,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", type=_range, default=_range("8000:10000"), help="held-out query people START:STOP")
     p.add_argument("--gallery", type=_range, default=_range("10000:18000"), help="held-out gallery people START:STOP")
     p.add_argument("--views", type=int, default=5, help="views per sample photo")
-    p.add_argument("--dml", default=os.environ.get("DML_BIN", ".build/release/dml"), help="the dml binary")
+    p.add_argument("--dml", default=os.environ.get("DML_BIN", DEFAULT_DML), help="the dml binary (default: $DML_BIN, "
+                   "else the repository's release build)")
     p.add_argument("--card", help="model card whose score section to write (replaced if present)")
     a = p.parse_args(argv)
     if not (os.path.isfile(a.dml) and os.access(a.dml, os.X_OK)):
