@@ -78,9 +78,10 @@ private func row(_ v: [Float], _ i: Int) -> ArraySlice<Float> { v[i * dim..<(i +
             let calibration = try gallery.calibrate(space: "image", settings: .init(seed: 3))
             var rng = Rng(state: 5)
             let query = row(image, 17).map { $0 + Float(rng.next() - 0.5) * 0.2 }
-            let estimates = items.indices.map { calibration.poseDistance(atEmbeddingDistance: cosineDistance(query[...], row(image, $0))) }
-            // Thresholds across the map's range, and one below it (nothing qualifies) and one above (everything).
-            let lo = calibration.knots.first!.poseDistance, hi = calibration.knots.last!.poseDistance
+            let estimates = items.indices.map { calibration.rangePoseDistance(atEmbeddingDistance: cosineDistance(query[...], row(image, $0))) }
+            // Thresholds across the range map, and one below it (nothing qualifies) and one above (everything).
+            let range = try #require(calibration.rangeKnots)
+            let lo = range.first!.poseDistance, hi = range.last!.poseDistance
             for within in [lo - 0.01, lo + 0.25 * (hi - lo), lo + 0.6 * (hi - lo), hi + 0.01] {
                 let hits = try gallery.search(embedding: query, space: "image", withinPoseDistance: within)
                 let expected = Set(items.indices.filter { estimates[$0] <= within }.map { items[$0].key })
@@ -105,6 +106,30 @@ private func row(_ v: [Float], _ i: Int) -> ArraySlice<Float> { v[i * dim..<(i +
 }
 
 @Suite struct GalleryCalibration {
+    @Test func quantileKnotsMatchSortedQuantilesOnAHandExample() {
+        // x and y are sorted apart: the map sends the i-th smallest x to the i-th smallest y.
+        let knots = DistanceCalibration.quantileKnots([(3, 0.1), (1, 0.9), (2, 0.5), (0, 0.3), (4, 0.7)], count: 4)
+        #expect(knots.map(\.embeddingDistance) == [0, 1, 2, 3, 4])
+        #expect(knots.map(\.poseDistance) == [0.1, 0.3, 0.5, 0.7, 0.9])
+        // repeated x: one knot, the larger y
+        let tied = DistanceCalibration.quantileKnots([(1, 0.2), (1, 0.4), (2, 0.6)], count: 2)
+        #expect(tied.map(\.embeddingDistance) == [1, 2] && tied.map(\.poseDistance) == [0.4, 0.6])
+        #expect(DistanceCalibration.quantileKnots([]).isEmpty)
+    }
+
+    @Test func aCalibrationStoredBeforeRangeMapsDecodesAndItsRangesUseTheMedianMap() throws {
+        try withGallery(300, seed: 6) { gallery, _, _, _ in
+            let current = try gallery.calibrate(space: "image", settings: .init(seed: 1))
+            var json = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(current)) as? [String: Any])
+            #expect(json.removeValue(forKey: "rangeKnots") != nil)
+            let old = try JSONDecoder().decode(DistanceCalibration.self, from: JSONSerialization.data(withJSONObject: json))
+            #expect(old.rangeKnots == nil && old.knots == current.knots)
+            for x in [0.05, 0.3, 0.8] { #expect(old.rangePoseDistance(atEmbeddingDistance: x) == old.poseDistance(atEmbeddingDistance: x)) }
+            let t = (current.knots.first!.poseDistance + current.knots.last!.poseDistance) / 2
+            #expect(old.embeddingRadius(forPoseDistance: t) != current.embeddingRadius(forPoseDistance: t))
+        }
+    }
+
     @Test func poolAdjacentViolatorsOnAHandExample() {
         let knots = DistanceCalibration.isotonicKnots([(0, 1), (1, 3), (2, 2), (3, 4)], pairsPerBin: 1)
         #expect(knots.map(\.embeddingDistance) == [0, 1.5, 3])
@@ -117,12 +142,15 @@ private func row(_ v: [Float], _ i: Int) -> ArraySlice<Float> { v[i * dim..<(i +
             let b = try gallery.calibrate(space: "image", settings: .init(seed: 1))
             let c = try gallery.calibrate(space: "image", settings: .init(seed: 2))
             #expect(a == b && a != c)
-            #expect(zip(a.knots, a.knots.dropFirst()).allSatisfy { $0.embeddingDistance < $1.embeddingDistance && $0.poseDistance <= $1.poseDistance })
-            let lo = a.knots.first!.poseDistance, hi = a.knots.last!.poseDistance
+            let range = try #require(a.rangeKnots)
+            for knots in [a.knots, range] {
+                #expect(zip(knots, knots.dropFirst()).allSatisfy { $0.embeddingDistance < $1.embeddingDistance && $0.poseDistance <= $1.poseDistance })
+            }
+            let lo = range.first!.poseDistance, hi = range.last!.poseDistance
             for t in stride(from: lo + 0.01, to: hi, by: (hi - lo) / 7) {
                 let r = try #require(a.embeddingRadius(forPoseDistance: t))
-                #expect(abs(a.poseDistance(atEmbeddingDistance: r) - t) < 1e-9)
-                #expect(a.poseDistance(atEmbeddingDistance: r + 1e-3) >= t)
+                #expect(abs(a.rangePoseDistance(atEmbeddingDistance: r) - t) < 1e-9)
+                #expect(a.rangePoseDistance(atEmbeddingDistance: r + 1e-3) >= t)
             }
             #expect(a.embeddingRadius(forPoseDistance: lo - 0.01) == nil)
             #expect(a.embeddingRadius(forPoseDistance: hi) == .infinity)
@@ -134,8 +162,15 @@ private func row(_ v: [Float], _ i: Int) -> ArraySlice<Float> { v[i * dim..<(i +
             let image = try gallery.calibrate(space: "image")
             #expect(image.heldOutPairs > 0 && image.fitPairs > image.heldOutPairs)
             #expect(image.heldOutMeanAbsoluteError < 0.8 * image.heldOutConstantError)
-            #expect(image.heldOutRange.count == 3)
+            #expect(image.heldOutRange.count == 4)
             #expect(image.heldOutRange.contains { ($0.recall ?? 0) > 0.2 && ($0.precision ?? 0) > 0.2 })
+            // The range map balances the two: at the median radius both beat a random pick (about 50 %).
+            let median = try #require(image.heldOutRange.last)
+            #expect((median.precision ?? 0) > 0.55 && (median.recall ?? 0) > 0.55)
+            // ... by returning about as many items as are truly within (the median map returned 30 % at the 20th)
+            for range in image.heldOutRange.suffix(2) {
+                #expect(abs(Double(range.calibratedCount) / Double(range.exactCount) - 1) < 0.3)
+            }
         }
         // Random embeddings: the map can do no better than a constant.
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("dmlkit-random-\(UUID().uuidString)")

@@ -10,14 +10,20 @@ import Foundation
 /// ask about and the far range. Pairs sorted by embedding distance are cut into bins of `pairsPerBin`; each bin gives
 /// (mean embedding distance, median pose distance), and the medians are made non-decreasing by isotonic regression
 /// (pool adjacent violators, weighted by bin size). The map interpolates linearly between the resulting knots and is
-/// flat beyond the first and last. The median makes the range rule a majority vote: an item is in the calibrated
-/// range `map(x) ≤ t` when about half or more of the gallery's pairs at its embedding distance are within `t`.
+/// flat beyond the first and last. That map is the estimate a hit shows (`estimatedPoseDistance`, combined queries).
+///
+/// **Range map.** Range queries use a second monotone map, `rangeKnots`, fitted by matching quantiles over every
+/// (anchor, item) pair of up to `rangeAnchors` fit anchors: the embedding distance at quantile q goes to the pose
+/// distance at quantile q. A range `≤ t` then returns about as many items as are truly within `t` (the share of
+/// pairs within `t` by pose distance), the nearest by embedding, so precision and recall are balanced. The median map
+/// would be a majority vote instead, empty below the typical distance of even the nearest pairs (recall near 0).
 ///
 /// **Error.** On the held-out anchors' pairs (same sampling): mean absolute error between the map and the exact pose
 /// distance, next to that of the best constant (their median). For each threshold, range queries from each held-out
-/// anchor over the reference items: precision and recall of the calibrated set {map(embedding distance) ≤ t}
-/// against the exact set {pose distance ≤ t}, pooled over the queries. Thresholds default to the 1st, 5th and 20th
-/// percentiles of those exact distances (rounded to 0.01), so they sit where the gallery's data is.
+/// anchor over the reference items: precision and recall of the calibrated set {range map(embedding distance) ≤ t}
+/// against the exact set {pose distance ≤ t}, pooled over the queries. Thresholds default to the 1st, 5th, 20th and
+/// 50th percentiles of those exact distances (rounded to 0.01), so they sit where the gallery's data is; at the 50th
+/// (the median radius) a random pick would score about 50 % on both.
 ///
 /// **Limits.** The map only knows the embedding distance: it cannot tell two items at the same distance apart, so a
 /// calibrated range is only as sharp as the embedding's correlation with pose; where the typical pose distance of
@@ -72,9 +78,24 @@ public struct DistanceCalibration: Codable, Sendable, Equatable {
     /// Mean absolute error of the best constant (the held-out pairs' median pose distance): what the map must beat.
     public var heldOutConstantError: Double
     public var heldOutRange: [RangeAccuracy]
+    /// The range map (quantile-matched, see above); nil in calibrations stored before it existed, whose ranges use
+    /// `knots` (refit them with `calibrate` for balanced ranges).
+    public var rangeKnots: [Knot]?
+
+    /// Fit anchors whose pairs with every reference item fit the range map.
+    public static let rangeAnchors = 240
 
     /// The pose distance typical (the median) at `embeddingDistance`.
     public func poseDistance(atEmbeddingDistance x: Double) -> Double {
+        Self.interpolate(knots, at: x)
+    }
+
+    /// The pose distance at `embeddingDistance`'s quantile (the range map): what range queries compare to `within`.
+    public func rangePoseDistance(atEmbeddingDistance x: Double) -> Double {
+        Self.interpolate(rangeKnots ?? knots, at: x)
+    }
+
+    static func interpolate(_ knots: [Knot], at x: Double) -> Double {
         guard let first = knots.first, let last = knots.last else { return .nan }
         if x <= first.embeddingDistance { return first.poseDistance }
         if x >= last.embeddingDistance { return last.poseDistance }
@@ -88,9 +109,10 @@ public struct DistanceCalibration: Codable, Sendable, Equatable {
         return a.poseDistance + t * (b.poseDistance - a.poseDistance)
     }
 
-    /// The largest embedding distance the map sends to at most `poseDistance`: `nil` when none is (every item is
-    /// expected farther), `.infinity` when all are. The map is non-decreasing, so {x : map(x) ≤ t} = (-∞, radius].
+    /// The largest embedding distance the range map sends to at most `poseDistance`: `nil` when none is (every item
+    /// is expected farther), `.infinity` when all are. The map is non-decreasing, so {x : map(x) ≤ t} = (-∞, radius].
     public func embeddingRadius(forPoseDistance t: Double) -> Double? {
+        let knots = rangeKnots ?? knots
         guard let first = knots.first, let last = knots.last, first.poseDistance <= t else { return nil }
         if last.poseDistance <= t { return .infinity }
         let i = knots.firstIndex { $0.poseDistance > t }!
@@ -182,9 +204,17 @@ extension DistanceCalibration {
             throw CalibrationError(description: "calibrating '\(space)': only \(fitted.count) item pairs have a pose distance")
         }
         let knots = isotonicKnots(fitted, pairsPerBin: settings.pairsPerBin)
+        // Range map: every reference item paired with the first fit anchors (held-out items left out).
+        var rangePairs: [(Double, Double)] = []
+        for anchor in fitAnchors.prefix(rangeAnchors) {
+            for r in references where r != anchor && !heldSet.contains(r) {
+                if let truth = poseDistance(anchor, r) { rangePairs.append((table.distance(anchor, r), truth)) }
+            }
+        }
         var calibration = DistanceCalibration(
             space: space, metric: metric, generation: generation, settings: settings, knots: knots, fitPairs: fitted.count,
-            heldOutPairs: 0, heldOutMeanAbsoluteError: .nan, heldOutConstantError: .nan, heldOutRange: [])
+            heldOutPairs: 0, heldOutMeanAbsoluteError: .nan, heldOutConstantError: .nan, heldOutRange: [],
+            rangeKnots: quantileKnots(rangePairs))
 
         // Error on pairs anchored at held-out items (never used in the fit).
         let held = heldOut.flatMap { pairs($0, excluding: []) }
@@ -203,13 +233,13 @@ extension DistanceCalibration {
         for anchor in heldOut {
             for r in references where r != anchor {
                 guard let truth = poseDistance(anchor, r) else { continue }
-                all.append((calibration.poseDistance(atEmbeddingDistance: table.distance(anchor, r)), truth))
+                all.append((calibration.rangePoseDistance(atEmbeddingDistance: table.distance(anchor, r)), truth))
             }
         }
         let truths = all.map(\.truth).sorted()
         var thresholds: [Double] = settings.thresholds ?? []
         if settings.thresholds == nil, !truths.isEmpty {
-            for q in [0.01, 0.05, 0.2] {
+            for q in [0.01, 0.05, 0.2, 0.5] {
                 let value: Double = truths[min(truths.count - 1, Int(q * Double(truths.count)))]
                 thresholds.append((value * 100).rounded() / 100)
             }
@@ -228,6 +258,24 @@ extension DistanceCalibration {
                                  calibratedCount: calibrated, exactCount: exact)
         }
         return calibration
+    }
+
+    /// Quantile matching: x and y sorted apart, knots at `count + 1` evenly spaced quantiles (x_q, y_q); knots of
+    /// equal x keep the larger y, so x strictly increases and y never decreases.
+    static func quantileKnots(_ pairs: [(Double, Double)], count: Int = 200) -> [Knot] {
+        guard !pairs.isEmpty else { return [] }
+        let xs = pairs.map(\.0).sorted(), ys = pairs.map(\.1).sorted()
+        var knots: [Knot] = []
+        for i in 0...count {
+            let at = Int((Double(i) / Double(count) * Double(xs.count - 1)).rounded())
+            let knot = Knot(embeddingDistance: xs[at], poseDistance: ys[at])
+            if let last = knots.last, knot.embeddingDistance <= last.embeddingDistance {
+                knots[knots.count - 1].poseDistance = max(last.poseDistance, knot.poseDistance)
+            } else {
+                knots.append(knot)
+            }
+        }
+        return knots
     }
 
     /// Bins of (x, y) pairs sorted by x, each (mean x, median y), made non-decreasing in y by pool-adjacent-violators.

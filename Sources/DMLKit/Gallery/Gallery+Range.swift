@@ -15,8 +15,9 @@ extension Gallery {
         }
     }
 
-    /// Every item whose embedding in `space` the space's calibration maps to a pose distance of at most
-    /// `withinPoseDistance` torso lengths, nearest first. Hits carry the estimate in `estimatedPoseDistance` and the
+    /// Every item whose embedding in `space` the space's range map (`DistanceCalibration.rangePoseDistance`) sends to
+    /// a pose distance of at most `withinPoseDistance` torso lengths, nearest first: about as many items as are truly
+    /// that close, the nearest by embedding. Hits carry the range map's value in `estimatedPoseDistance` and the
     /// metric's score in `score`. An estimate, not a guarantee: see `DistanceCalibration` for its limits, and its
     /// `heldOutRange` for measured precision and recall.
     public func search(embedding: [Float], space: String, withinPoseDistance within: Double) throws -> [GalleryHit] {
@@ -40,7 +41,7 @@ extension Gallery {
             throw GalleryError.index(error)
         }
         let inside = neighbors.compactMap { n -> (Neighbor, Double)? in
-            let estimate = calibration.poseDistance(atEmbeddingDistance: DistanceCalibration.embeddingDistance(score: n.distance, metric: declared.metric))
+            let estimate = calibration.rangePoseDistance(atEmbeddingDistance: DistanceCalibration.embeddingDistance(score: n.distance, metric: declared.metric))
             return estimate <= within ? (n, estimate) : nil
         }
         let items = try fetch(inside.map(\.0.id))
