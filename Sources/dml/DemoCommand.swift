@@ -152,6 +152,7 @@ struct DemoCommand: ParsableCommand {
             let hits = try gallery.search(embedding: try imageModel.embed(image: image, box: box), space: "image", k: shown)
             try show("By example: query image \(person.fileName) (held out), pose model", hits, queryImage: image, queryPose: person.pose)
         }
+        try showRange(gallery: gallery, people: Array(people.prefix(3)), queries: queries, imageModel: imageModel)
         for person in people.dropFirst(3).prefix(2) {
             let image = try? RGBImage(contentsOf: queries.appendingPathComponent("images").appendingPathComponent(person.fileName))
             let hits = try gallery.search(pose: person.pose, k: shown)
@@ -166,6 +167,26 @@ struct DemoCommand: ParsableCommand {
             }
         }
         return rows
+    }
+
+    /// Calibrated range queries by example at the median radius of the gallery's pose distances: what they return
+    /// against the exact pose range, then the calibration's own held-out precision and recall.
+    private func showRange(gallery: Gallery, people: [COCOPerson], queries: URL, imageModel: EmbeddingModel) throws {
+        guard let calibration = try gallery.calibration(space: "image"), let radius = calibration.heldOutRange.last?.threshold else { return }
+        var returned = 0, correct = 0, within = 0
+        for person in people {
+            let image = try decodeImage(queries.appendingPathComponent("images").appendingPathComponent(person.fileName).path)
+            let box = wholeImages ? nil : try PersonCropping.forModel(imageModel).box(for: person, imageWidth: image.width, imageHeight: image.height)
+            let hits = try gallery.search(embedding: try imageModel.embed(image: image, box: box), space: "image", withinPoseDistance: radius)
+                .withPoseDistances(to: person.pose, mirror: false)
+            returned += hits.count
+            correct += hits.filter { ($0.poseDistance ?? .infinity) <= radius }.count
+            within += try gallery.search(pose: person.pose, within: radius).count
+        }
+        func percent(_ a: Int, _ b: Int) -> String { b == 0 ? "-" : String(format: "%.0f%%", 100 * Double(a) / Double(b)) }
+        print("\nBy example within \(radius) torso lengths (calibrated range at the median pose distance), the \(people.count) queries above: "
+              + "\(returned) returned, \(correct) truly within (precision \(percent(correct, returned))), of \(within) truly within (recall \(percent(correct, within)))")
+        print("calibration image: " + CalibrationSummary(calibration, current: gallery.generation).line)
     }
 
     private func printMetrics(gallery url: URL, hasCaptions: Bool) throws {
