@@ -268,14 +268,19 @@ extension DistanceCalibration {
         var knots: [Knot] = []
         for i in 0...count {
             let at = Int((Double(i) / Double(count) * Double(xs.count - 1)).rounded())
-            let knot = Knot(embeddingDistance: xs[at], poseDistance: ys[at])
-            if let last = knots.last, knot.embeddingDistance <= last.embeddingDistance {
-                knots[knots.count - 1].poseDistance = max(last.poseDistance, knot.poseDistance)
-            } else {
-                knots.append(knot)
-            }
+            appendKnot(Knot(embeddingDistance: xs[at], poseDistance: ys[at]), to: &knots)
         }
         return knots
+    }
+
+    /// Appends `knot`, or, when its x does not exceed the last knot's, raises the last knot to it: equal x would
+    /// make interpolation undefined, so the later (higher) value is kept.
+    static func appendKnot(_ knot: Knot, to knots: inout [Knot]) {
+        if let last = knots.last, knot.embeddingDistance <= last.embeddingDistance {
+            knots[knots.count - 1].poseDistance = max(last.poseDistance, knot.poseDistance)
+        } else {
+            knots.append(knot)
+        }
     }
 
     /// Bins of (x, y) pairs sorted by x, each (mean x, median y), made non-decreasing in y by pool-adjacent-violators.
@@ -296,15 +301,7 @@ extension DistanceCalibration {
             }
         }
         var knots: [Knot] = []
-        for b in blocks {
-            let knot = Knot(embeddingDistance: b.x / b.w, poseDistance: b.y / b.w)
-            // Equal x would make interpolation undefined: keep the later (higher) value.
-            if let last = knots.last, knot.embeddingDistance <= last.embeddingDistance {
-                knots[knots.count - 1].poseDistance = max(last.poseDistance, knot.poseDistance)
-            } else {
-                knots.append(knot)
-            }
-        }
+        for b in blocks { appendKnot(Knot(embeddingDistance: b.x / b.w, poseDistance: b.y / b.w), to: &knots) }
         return knots
     }
 }
