@@ -142,6 +142,32 @@ def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: in
     torch.manual_seed(seed)
     side = crops.size if crops is not None else images.shape[1]
     model = make_embedder(arch, dim, side, width, normalize=spec.normalize if spec else True)
+    x_all = to_tensor(images) if crops is None else None
+
+    def batch_of(idx: np.ndarray):
+        if crops is None:
+            return x_all[idx], labels.distances(idx)
+        pixels, kps = crops.batch(idx)
+        d = (PoseLabels(kps, labels.scale).distances(np.arange(len(idx))) if isinstance(labels, PoseLabels)
+             else labels.distances(idx))
+        return to_tensor(pixels), d
+
+    info = fit(model, batch_of, labels, steps, seed, batch, k, lr, loss, neighbours, groups, protocol, optimizer,
+               device, protocol_optimizer, log)
+    return model, info
+
+
+def fit(model: nn.Module, batch_of, labels, steps: int, seed: int, batch: int = 32, k: int = 5, lr: float = 1e-3,
+        loss: str = "log_ratio", neighbours: np.ndarray | None = None, groups: int = 1, protocol: str | None = None,
+        optimizer: str = "adam_cosine", device: str = "cpu", protocol_optimizer: str | None = None,
+        log=print) -> dict:
+    """The training loop of :func:`train` for any embedder of ``len(labels)`` samples: ``batch_of(idx)`` gives
+    a batch's inputs and its label distances; batches, loss and optimiser as :func:`train` says (build the
+    model with the protocol's output normalisation). Returns the timings and the final training loss."""
+    spec = PROTOCOLS.get(protocol) if protocol is not None else None
+    if protocol is not None and spec is None:
+        raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+    n = len(labels)
     need = 30 if spec and spec.sampler == "paper_binary" else k
     t0 = time.time()
     neighbours = labels.neighbours(need) if neighbours is None else neighbours
@@ -154,28 +180,20 @@ def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: in
     else:
         loss_fn = make_loss(loss, k)
     if spec and spec.sampler == "paper_binary":
-        sampler = PaperBinaryBatchSampler(np.arange(len(images)), batch, positives=5, top=30, num_batches=steps,
+        sampler = PaperBinaryBatchSampler(np.arange(n), batch, positives=5, top=30, num_batches=steps,
                                           seed=seed, neighbours=neighbours)
     else:
-        sampler = DenseTripletBatchSampler(np.arange(len(images)), batch, k=k, num_batches=steps, seed=seed,
+        sampler = DenseTripletBatchSampler(np.arange(n), batch, k=k, num_batches=steps, seed=seed,
                                            neighbours=neighbours, groups=groups)
     power = label_power(loss_fn)
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but CUDA is not available")
     model.to(device)
     opt, sched = make_optimizer(optimizer, model.parameters(), steps, lr)
-    x_all = to_tensor(images) if crops is None else None
     model.train()
     t0, running = time.time(), []
     for step, idx in enumerate(sampler, 1):
-        idx = np.asarray(idx)
-        if crops is None:
-            x, d = x_all[idx], labels.distances(idx)
-        else:
-            pixels, kps = crops.batch(idx)
-            x = to_tensor(pixels)
-            d = (PoseLabels(kps, labels.scale).distances(np.arange(len(idx))) if isinstance(labels, PoseLabels)
-                 else labels.distances(idx))
+        x, d = batch_of(np.asarray(idx))
         value = loss_fn(model(x.to(device)), label_distances=torch.from_numpy(d ** power).to(device))
         opt.zero_grad()
         value.backward()
@@ -185,8 +203,8 @@ def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: in
         if step % 100 == 0 or step == steps:
             log(f"step {step}/{steps} loss {np.mean(running[-100:]):.4f} ({time.time() - t0:.0f} s)")
     model.cpu()
-    return model, {"train_seconds": round(time.time() - t0, 1), "neighbour_seconds": round(t_nn, 1),
-                   "final_loss": float(np.mean(running[-100:]))}
+    return {"train_seconds": round(time.time() - t0, 1), "neighbour_seconds": round(t_nn, 1),
+            "final_loss": float(np.mean(running[-100:]))}
 
 
 def caption_label_vectors(records, captions_json: str, mode: str, text_model: str) -> np.ndarray:
