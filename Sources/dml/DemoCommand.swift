@@ -146,10 +146,8 @@ struct DemoCommand: ParsableCommand {
         }
 
         for person in people.prefix(3) {
-            let image = try decodeImage(queries.appendingPathComponent("images").appendingPathComponent(person.fileName).path)
-            // Cropped as the gallery's items are, from the query's own annotation.
-            let box = wholeImages ? nil : try PersonCropping.forModel(imageModel).box(for: person, imageWidth: image.width, imageHeight: image.height)
-            let hits = try gallery.search(embedding: try imageModel.embed(image: image, box: box), space: "image", k: shown)
+            let (image, embedding) = try exampleQuery(person, queries: queries, imageModel: imageModel)
+            let hits = try gallery.search(embedding: embedding, space: "image", k: shown)
             try show("By example: query image \(person.fileName) (held out), pose model", hits, queryImage: image, queryPose: person.pose)
         }
         try showRange(gallery: gallery, people: Array(people.prefix(3)), queries: queries, imageModel: imageModel)
@@ -169,15 +167,22 @@ struct DemoCommand: ParsableCommand {
         return rows
     }
 
+    /// A held-out query person's image and its embedding, cropped as the gallery's items are (from the query's own
+    /// annotation) unless `--whole-images`.
+    private func exampleQuery(_ person: COCOPerson, queries: URL, imageModel: EmbeddingModel) throws -> (image: RGBImage, embedding: [Float]) {
+        let image = try decodeImage(queries.appendingPathComponent("images").appendingPathComponent(person.fileName).path)
+        let box = wholeImages ? nil : try PersonCropping.forModel(imageModel).box(for: person, imageWidth: image.width, imageHeight: image.height)
+        return (image, try imageModel.embed(image: image, box: box))
+    }
+
     /// Calibrated range queries by example at the median radius of the gallery's pose distances: what they return
     /// against the exact pose range, then the calibration's own held-out precision and recall.
     private func showRange(gallery: Gallery, people: [COCOPerson], queries: URL, imageModel: EmbeddingModel) throws {
         guard let calibration = try gallery.calibration(space: "image"), let radius = calibration.heldOutRange.last?.threshold else { return }
         var returned = 0, correct = 0, within = 0
         for person in people {
-            let image = try decodeImage(queries.appendingPathComponent("images").appendingPathComponent(person.fileName).path)
-            let box = wholeImages ? nil : try PersonCropping.forModel(imageModel).box(for: person, imageWidth: image.width, imageHeight: image.height)
-            let hits = try gallery.search(embedding: try imageModel.embed(image: image, box: box), space: "image", withinPoseDistance: radius)
+            let embedding = try exampleQuery(person, queries: queries, imageModel: imageModel).embedding
+            let hits = try gallery.search(embedding: embedding, space: "image", withinPoseDistance: radius)
                 .withPoseDistances(to: person.pose, mirror: false)
             returned += hits.count
             correct += hits.filter { ($0.poseDistance ?? .infinity) <= radius }.count
