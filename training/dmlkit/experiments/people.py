@@ -152,8 +152,9 @@ def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: in
              else labels.distances(idx))
         return to_tensor(pixels), d
 
-    info = fit(model, batch_of, labels, steps, seed, batch, k, lr, loss, neighbours, groups, protocol, optimizer,
-               device, protocol_optimizer, log)
+    info = fit(model, batch_of, labels, steps, seed, batch=batch, k=k, lr=lr, loss=loss, neighbours=neighbours,
+               groups=groups, protocol=protocol, optimizer=optimizer, device=device,
+               protocol_optimizer=protocol_optimizer, log=log)
     return model, info
 
 
