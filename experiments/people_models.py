@@ -127,7 +127,9 @@ def shipped(a) -> int:
     # each card's "what a score means" section, measured on the exported file through `dml embed`
     for cmd, _ in jobs:
         model = cmd[cmd.index("--export") + 1]
+        train, queries, gallery = a.split
         spread = [sys.executable, "-m", "dmlkit.experiments.score_spread", "--model", model, "--data", data,
+                  "--queries", f"{train}:{train + queries}", "--gallery", f"{train + queries}:{train + queries + gallery}",
                   "--card", os.path.splitext(model)[0] + ".md"]
         if DRY_RUN:
             print("python " + " ".join(spread[1:]))

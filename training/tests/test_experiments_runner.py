@@ -51,6 +51,9 @@ def test_shipped_are_the_binary_defaults_and_the_log_ratio_models_and_extra_flag
     assert len(lines) == len(cmds) + len(spreads) and len(cmds) == 6  # then every card's score section
     assert sorted(flag(c, "--model") for c in spreads) == sorted(flag(c, "--export") for c in cmds)
     assert all(flag(c, "--card") == flag(c, "--model").replace(".safetensors", ".md") for c in spreads)
+    assert all(flag(c, "--queries") == "8000:10000" and flag(c, "--gallery") == "10000:18000" for c in spreads)
+    small = commands(runner, "shipped", "--count", "300", "--split", "200", "40", "60")
+    assert {(flag(c, "--queries"), flag(c, "--gallery")) for c in small if "--card" in c} == {("200:240", "240:300")}
     exports = {os.path.basename(flag(c, "--export")): (flag(c, "--loss"), flag(c, "--dim")) for c in cmds}
     assert exports == {
         "pose-binary-d128.safetensors": ("binary_triplet", "128"),
