@@ -136,9 +136,7 @@ def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: in
     ``device`` (``cpu`` or ``cuda``) is where training runs; the model comes back on the CPU."""
     if len(labels) != len(images):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
-    spec = PROTOCOLS.get(protocol) if protocol is not None else None
-    if protocol is not None and spec is None:
-        raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+    spec = protocol_spec(protocol)
     torch.manual_seed(seed)
     side = crops.size if crops is not None else images.shape[1]
     model = make_embedder(arch, dim, side, width, normalize=spec.normalize if spec else True)
@@ -158,6 +156,15 @@ def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: in
     return model, info
 
 
+def protocol_spec(protocol: str | None):
+    """The :class:`~dmlkit.experiments.protocols.Protocol` named ``protocol`` (None for none); unknown names raise."""
+    if protocol is None:
+        return None
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[protocol]
+
+
 def fit(model: nn.Module, batch_of, labels, steps: int, seed: int, batch: int = 32, k: int = 5, lr: float = 1e-3,
         loss: str = "log_ratio", neighbours: np.ndarray | None = None, groups: int = 1, protocol: str | None = None,
         optimizer: str = "adam_cosine", device: str = "cpu", protocol_optimizer: str | None = None,
@@ -165,9 +172,7 @@ def fit(model: nn.Module, batch_of, labels, steps: int, seed: int, batch: int = 
     """The training loop of :func:`train` for any embedder of ``len(labels)`` samples: ``batch_of(idx)`` gives
     a batch's inputs and its label distances; batches, loss and optimiser as :func:`train` says (build the
     model with the protocol's output normalisation). Returns the timings and the final training loss."""
-    spec = PROTOCOLS.get(protocol) if protocol is not None else None
-    if protocol is not None and spec is None:
-        raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+    spec = protocol_spec(protocol)
     n = len(labels)
     need = 30 if spec and spec.sampler == "paper_binary" else k
     t0 = time.time()

@@ -155,13 +155,6 @@ def replace_section(card: str, section: str) -> str:
     return card[:start] + section + ("" if end < 0 else "\n" + card[end + 1:])
 
 
-def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def _range(text: str) -> slice:
     start, _, stop = text.partition(":")
     return slice(int(start), int(stop))
@@ -169,6 +162,7 @@ def _range(text: str) -> slice:
 
 def main(argv: list[str] | None = None) -> int:
     from ..data.people import load_people
+    from .people import _write_text  # atomic, as the cards' other writer
 
     p = argparse.ArgumentParser(prog="python -m dmlkit.experiments.score_spread", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="exported people embedder (.safetensors)")
