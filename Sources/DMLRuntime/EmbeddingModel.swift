@@ -21,14 +21,16 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         /// (a file without a fingerprint loads either way).
         public var verifyFingerprint: Bool
         /// Most bytes of activations one forward pass holds: a batch that would need more runs in even chunks
-        /// that fit (one sample at least). 32 MiB (about a last-level cache): a pass's activations are still in
-        /// cache when the next layer reads them, measured 0-15% faster than 64 MiB on the CNNs of bench/runtime
-        /// at batch 16 (MobileNetV2 68 -> 58 ms), a fifth less peak RSS. 0: only `maxBatch` limits a pass.
+        /// that fit (one sample at least). 16 MiB (half a typical 32 MiB last-level cache, which the weights
+        /// share): a pass's activations are still in cache when the next layer reads them. Measured at batch 16
+        /// (bench/runtime): 32 MiB was 0-15% faster than 64 MiB (MobileNetV2 68 -> 58 ms, Zen 5), 16 MiB 3-10%
+        /// faster than 32 on the mobile nets (Zen 4), other nets level, 12-20 MiB less peak RSS. 0: only
+        /// `maxBatch` limits a pass.
         public var activationBudgetBytes: Int
 
         /// Settings with the given batch cap, BLAS thread count, fingerprint check and activation budget.
         public init(maxBatch: Int = 64, threads: Int? = nil, verifyFingerprint: Bool = true,
-                    activationBudgetBytes: Int = 32 << 20) {
+                    activationBudgetBytes: Int = 16 << 20) {
             self.maxBatch = maxBatch
             self.threads = threads
             self.verifyFingerprint = verifyFingerprint
