@@ -24,7 +24,7 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         /// that fit (one sample at least). 16 MiB (half a typical 32 MiB last-level cache, which the weights
         /// share): a pass's activations are still in cache when the next layer reads them. Measured at batch 16
         /// (bench/runtime): 32 MiB was 0-15% faster than 64 MiB (MobileNetV2 68 -> 58 ms, Zen 5), 16 MiB 3-10%
-        /// faster than 32 on the mobile nets (Zen 4), other nets level, 12-20 MiB less peak RSS. 0: only
+        /// faster than 32 on the mobile nets (Zen 4), other nets level, 9-22 MiB less peak RSS. 0: only
         /// `maxBatch` limits a pass.
         public var activationBudgetBytes: Int
 
