@@ -53,7 +53,8 @@ def ensure_data(a) -> str:
     path = data_dir(a.out, a.count, a.size)
     if not DRY_RUN and not os.path.exists(os.path.join(path, "person_keypoints.json")):
         run([sys.executable, "-m", "dmlkit.data.people.generate", "--out", path, "--count", str(a.count),
-             "--seed", "0", "--size", str(a.size), "--captions-per-image", "5", "--quiet"], None)
+             "--seed", "0", "--size", str(a.size), "--captions-per-image", "5", "--quiet",
+             "--workers", str(os.cpu_count() or 1)], None)
     return path
 
 
@@ -79,6 +80,11 @@ def people_cmd(a, data: str, label: str, dim: int, seed: int, steps: int, extra:
             "--dim", str(dim), "--seed", str(seed), "--steps", str(steps), "--threads", "1", "--out", out, *extra]
 
 
+def _neighbours_cached(data: str, label: str) -> bool:
+    """Whether ``dmlkit.experiments.people`` has cached a label-space neighbour search of ``label`` in ``data``."""
+    return os.path.isdir(data) and any(f.startswith(label) and "_neighbours_k" in f for f in os.listdir(data))
+
+
 DRY_RUN = False  # --dry-run: print the commands instead of running them
 
 
@@ -92,8 +98,9 @@ def run_all(jobs: list[tuple[list[str], str]], parallel: int) -> None:
         return
     firsts, seen = [], set()
     for job in pending:
-        key = job[0][job[0].index("--label") + 1]
-        if key not in seen:
+        cmd = job[0]
+        key = cmd[cmd.index("--label") + 1]
+        if key not in seen and not _neighbours_cached(cmd[cmd.index("--data") + 1], key):
             seen.add(key)
             firsts.append(job)
     rest = [j for j in pending if j not in firsts]

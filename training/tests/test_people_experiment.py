@@ -189,3 +189,16 @@ def test_structure_spearman_equals_the_library_and_is_one_for_a_perfect_embeddin
         flipped[row, near[row]] = label_d[row, near[row]][::-1]
     both = structure_metrics(yq, yg, flipped, near=20)
     assert both["spearman_near20"] < -1 + 1e-12 and both["spearman_all"] > 0.9
+
+
+def test_prefetched_batches_equal_the_serial_loop():
+    # the GPU loop builds batches in a background thread: same batches, same order, same random draws
+    def run(ahead):
+        rng = np.random.default_rng(3)
+        sampler = [np.arange(i, i + 4) for i in range(0, 40, 4)]
+        return [b for b in people._prefetched(lambda idx: idx * 10 + rng.random(), sampler, ahead)]
+
+    serial, ahead = run(0), run(2)
+    assert len(serial) == len(ahead) == 10
+    for a, b in zip(serial, ahead):
+        assert np.array_equal(a, b)

@@ -105,10 +105,20 @@ def curves(query: np.ndarray, gallery: np.ndarray, label_d: np.ndarray, kmax: in
     return {"k": ks, "ndcg": [m[f"ndcg@{k}"] for k in ks], "label_distance": [m[f"label_distance@{k}"] for k in ks]}
 
 
-def embed(model: nn.Module, images: np.ndarray, batch: int = 256) -> np.ndarray:
+def embed(model: nn.Module, images: np.ndarray, batch: int = 256, device: str = "cpu") -> np.ndarray:
+    """Embeddings of uint8 ``images`` (float32 arithmetic on ``device`` too: TF32 off); the model stays where it was."""
     model.eval()
-    with torch.no_grad():
-        return np.concatenate([model(to_tensor(images[s:s + batch])).numpy() for s in range(0, len(images), batch)])
+    home = next(model.parameters()).device
+    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        model.to(device)
+        with torch.no_grad():
+            return np.concatenate([model(to_tensor(images[s:s + batch]).to(device)).cpu().numpy()
+                                   for s in range(0, len(images), batch)])
+    finally:
+        model.to(home)
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
 def train(images: np.ndarray, labels, dim: int, steps: int, seed: int, batch: int = 32, k: int = 5,
@@ -198,8 +208,7 @@ def fit(model: nn.Module, batch_of, labels, steps: int, seed: int, batch: int = 
     opt, sched = make_optimizer(optimizer, model.parameters(), steps, lr)
     model.train()
     t0, running = time.time(), []
-    for step, idx in enumerate(sampler, 1):
-        x, d = batch_of(np.asarray(idx))
+    for step, (x, d) in enumerate(_prefetched(batch_of, sampler, ahead=2 if device == "cuda" else 0), 1):
         value = loss_fn(model(x.to(device)), label_distances=torch.from_numpy(d ** power).to(device))
         opt.zero_grad()
         value.backward()
@@ -211,6 +220,27 @@ def fit(model: nn.Module, batch_of, labels, steps: int, seed: int, batch: int = 
     model.cpu()
     return {"train_seconds": round(time.time() - t0, 1), "neighbour_seconds": round(t_nn, 1),
             "final_loss": float(np.mean(running[-100:]))}
+
+
+def _prefetched(batch_of, sampler, ahead: int):
+    """``batch_of(idx)`` for each batch of ``sampler``, in order; with ``ahead`` > 0 one background thread
+    builds the next batches (the jittered crops) while the GPU trains on this one. One thread in
+    sampler order keeps every random draw where the serial loop makes it, so the batches are the same."""
+    if ahead <= 0:
+        for idx in sampler:
+            yield batch_of(np.asarray(idx))
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pending = deque()
+        for idx in sampler:
+            pending.append(pool.submit(batch_of, np.asarray(idx)))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def caption_label_vectors(records, captions_json: str, mode: str, text_model: str) -> np.ndarray:
@@ -235,7 +265,7 @@ def raw_pixels(images: np.ndarray, size: int = 16) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def f16_parity(model: nn.Module, images: np.ndarray) -> float:
+def f16_parity(model: nn.Module, images: np.ndarray, device: str = "cpu") -> float:
     """Smallest cosine similarity between the model's embeddings and those of a copy whose weights are
     rounded to float16 (what an f16 export stores), over ``images``."""
     import copy
@@ -245,7 +275,7 @@ def f16_parity(model: nn.Module, images: np.ndarray) -> float:
         for t in list(rounded.parameters()) + list(rounded.buffers()):
             if t.is_floating_point():
                 t.copy_(t.half().float())
-    a, b = embed(model, images), embed(rounded, images)
+    a, b = embed(model, images, device=device), embed(rounded, images, device=device)
     return float((np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
 
 
@@ -384,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arch", choices=ARCHS, default="cnn", help="embedder: the 4-block CNN or the ResNet-18-style one")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                   help="where training runs (evaluation and export run on the CPU)")
+                   help="where training and evaluation run (float32 evaluation; export on the CPU)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy small CPU)")
     p.add_argument("--out", help="directory for metrics.json and the checkpoint")
     p.add_argument("--export", help="also write the trained model here (.safetensors, f16 if parity allows) "
@@ -458,8 +488,10 @@ def main(argv: list[str] | None = None) -> int:
         if a.protocol_optimizer not in (None, spec.optimizer):
             a.optimizer, a.lr = a.protocol_optimizer, PROTOCOL_OPTIMIZER_LR[a.protocol_optimizer]
     untrained = make_embedder(a.arch, a.dim, data.images.shape[1], a.width)
-    embeddings = {a.loss: (embed(model, data.images[qs]), embed(model, data.images[gs])),
-                  "random-init CNN": (embed(untrained, data.images[qs]), embed(untrained, data.images[gs])),
+    dev = a.device  # evaluation where training ran (float32 there too)
+    embeddings = {a.loss: (embed(model, data.images[qs], device=dev), embed(model, data.images[gs], device=dev)),
+                  "random-init CNN": (embed(untrained, data.images[qs], device=dev),
+                                      embed(untrained, data.images[gs], device=dev)),
                   "raw pixels (16x16)": (raw_pixels(data.images[qs]), raw_pixels(data.images[gs]))}
     rows = {name: graded_metrics_from_distances(q, g, label_qg) for name, (q, g) in embeddings.items()}
     curve = {name: curves(q, g, label_qg) for name, (q, g) in embeddings.items()}
@@ -469,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     curve["label-space oracle"] = {"k": ks.tolist(), "ndcg": [1.0] * len(ks),
                                    "label_distance": (ideal.cumsum(1) / ks).mean(0).tolist()}
     result = {"config": vars(a), "train": info, "metrics": rows, "curves": curve,
-              "f16_min_cosine": f16_parity(model, data.images[qs])}
+              "f16_min_cosine": f16_parity(model, data.images[qs], device=dev)}
     if a.export:
         dtype = "f16" if result["f16_min_cosine"] >= 0.999 else "f32"
         arch = export(model, a.export, dtype, size=data.images.shape[1], metadata={
