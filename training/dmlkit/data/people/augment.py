@@ -48,11 +48,18 @@ def jittered_person_crop(image: np.ndarray, keypoints, bbox, size: int, rng: np.
 
 
 def _usable_box(box, keypoints, image_side: int):
-    """The annotation box if it has an area, else the labelled joints' box, else the whole image."""
+    """The annotation box grown to hold every labelled joint (a box from the visible figure can miss a
+    hidden head or shoulder, and a crop of it would drop those joints and the pose label with them);
+    the joints' box alone if the annotation has no area; the whole image if neither exists."""
     x, y, w, h = (float(v) for v in box)
-    if w > 0 and h > 0 and np.isfinite([x, y, w, h]).all():
-        return (x, y, w, h)
+    has_box = w > 0 and h > 0 and np.isfinite([x, y, w, h]).all()
     xy = np.asarray(keypoints)[np.asarray(keypoints)[:, 2] > 0, :2]
+    if len(xy) and has_box:
+        lo = np.minimum(xy.min(0), (x, y))
+        hi = np.maximum(xy.max(0) + 1.0, (x + w, y + h))  # a joint in pixel column c needs column c inside
+        return (lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1])
+    if has_box:
+        return (x, y, w, h)
     if len(xy) >= 2 and np.ptp(xy, 0).max() > 0:
         lo, hi = xy.min(0), xy.max(0)
         return (lo[0], lo[1], max(hi[0] - lo[0], 1.0), max(hi[1] - lo[1], 1.0))
