@@ -382,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", required=True, help="data set directory (generated there if missing)")
     p.add_argument("--count", type=int, default=10000, help="people to generate if --data is empty")
     p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--data-size", type=int, default=64, help="image side of the people if --data is generated "
+                   "(160 for --crop 112)")
     p.add_argument("--captions-per-image", type=int, default=5, help="captions per person if --data is generated")
     p.add_argument("--train", type=int, default=8000, help="first N people train, the rest is held out")
     p.add_argument("--queries", type=int, default=400)
@@ -424,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     kp_json = os.path.join(a.data, "person_keypoints.json")
     if not os.path.exists(kp_json):
         print(f"generating {a.count} people into {a.data}", flush=True)
-        generate_dataset(a.data, a.count, a.data_seed, 64, captions_per_image=a.captions_per_image, progress=True)
+        generate_dataset(a.data, a.count, a.data_seed, a.data_size, captions_per_image=a.captions_per_image,
+                         progress=True)
     with open(kp_json) as f:
         a.count = len(json.load(f).get("annotations", []))  # the data set's size, for the card and metadata
     need = a.train + a.queries + a.gallery
@@ -504,9 +507,11 @@ def main(argv: list[str] | None = None) -> int:
               "f16_min_cosine": f16_parity(model, data.images[qs], device=dev)}
     if a.export:
         dtype = "f16" if result["f16_min_cosine"] >= 0.999 else "f32"
+        generated_side = (crops.images if crops is not None else data.images).shape[1]
         arch = export(model, a.export, dtype, size=data.images.shape[1], metadata={
             "people.task": a.label, "people.loss": a.loss, "people.dim": a.dim, "people.seed": a.seed,
-            "people.data": f"dmlkit.data.people seed {a.data_seed}, first {a.train} of {a.count} people, 64x64",
+            "people.data": f"dmlkit.data.people seed {a.data_seed}, first {a.train} of {a.count} people, "
+                           f"{generated_side}x{generated_side}",
             "people.steps": a.steps, "people.crop": a.crop or "whole image"})
         result["export"] = {"path": a.export, "dtype": dtype, "output_dim": arch["output_dim"]}
         from safetensors import safe_open

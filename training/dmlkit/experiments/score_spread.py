@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--views", type=int, default=5, help="views per sample photo")
     p.add_argument("--dml", default=os.environ.get("DML_BIN", DEFAULT_DML), help="the dml binary (default: $DML_BIN, "
                    "else the repository's release build)")
+    p.add_argument("--crop", type=int, default=0, help="the model's person-crop size (0: whole images): people are "
+                   "embedded as the plain person crops it was trained and evaluated on")
     p.add_argument("--card", help="model card whose score section to write (replaced if present)")
     a = p.parse_args(argv)
     if not (os.path.isfile(a.dml) and os.access(a.dml, os.X_OK)):
@@ -184,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {a.data} has {len(people.images)} people, need {max(a.queries.stop, a.gallery.stop)}",
               file=sys.stderr)
         return 1
+    if a.crop:
+        from ..data.people.augment import PersonCrops
+
+        crops = PersonCrops(people.images, people.keypoints, [r.bbox for r in people.records], a.crop)
+        people.images, _ = crops.fixed(range(len(people.images)))
     size = people.images.shape[1]
     embed = lambda images: dml_embed(a.dml, a.model, images)  # noqa: E731
     probes = {"person_photos": embed(np.concatenate([photo_views(n, size, a.views) for n in PERSON_PHOTOS])),
