@@ -17,7 +17,7 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Queries for the metrics table.") var evalQueries = 200
     @Option(help: "Random seed of the generated people.") var seed = 7
     @Option(help: "Output folder.") var out = "out/demo"
-    @Option(help: "Image model.") var model = "models/pose-binary-d128.safetensors"
+    @Option(help: "Image model.") var model = "models/pose-logratio-resnet112-d128.safetensors"
     @Option(help: "Text model directory (or a folder holding one); skipped when absent.") var textModel = "models/text"
     @Flag(help: "Embed whole images instead of each person's crop.") var wholeImages = false
 
@@ -28,10 +28,6 @@ struct DemoCommand: ParsableCommand {
         let python = try locatePython()
         let textDirectory = locateTextModel(textModel)
 
-        try clock.step("generate \(count) people + 6 queries") {
-            try generate(python: python, into: root.appendingPathComponent("people"), count: count, seed: seed)
-            try generate(python: python, into: root.appendingPathComponent("queries"), count: 6, seed: seed + 1)
-        }
         var imageModel: EmbeddingModel?
         var captionModel: CaptionModel?
         try clock.step("load models") {
@@ -39,6 +35,11 @@ struct DemoCommand: ParsableCommand {
             captionModel = try textDirectory.map(loadCaptionModel)
         }
         guard let imageModel else { return }
+        let side = generatedSide(forModelInput: imageModel.inputShape.last ?? 64)
+        try clock.step("generate \(count) people + 6 queries (\(side) px)") {
+            try generate(python: python, into: root.appendingPathComponent("people"), count: count, seed: seed, size: side)
+            try generate(python: python, into: root.appendingPathComponent("queries"), count: 6, seed: seed + 1, size: side)
+        }
         if textDirectory == nil { print("(no text model in \(textModel): run `make text-model` for caption queries)") }
 
         let galleryURL = root.appendingPathComponent("gallery")
@@ -95,15 +96,22 @@ struct DemoCommand: ParsableCommand {
         return children.map { path + "/" + $0 }.first { manager.fileExists(atPath: $0 + "/config.json") }
     }
 
-    private func generate(python: String, into folder: URL, count: Int, seed: Int) throws {
-        if alreadyGenerated(folder, count: count, seed: seed) {
+    /// The generated image side for a model of this input side: 64 px people for the 64 px models; for a crop
+    /// model, people generated as large as it was trained on (160 px for a 112 px crop: the person's crop then
+    /// holds about as many pixels as the model's input, so crops are not upsampled).
+    private func generatedSide(forModelInput side: Int) -> Int {
+        side <= 64 ? 64 : Int((Double(side) * 10 / 7).rounded())
+    }
+
+    private func generate(python: String, into folder: URL, count: Int, seed: Int, size: Int) throws {
+        if alreadyGenerated(folder, count: count, seed: seed, size: size) {
             print("reusing \(folder.path) (same count and seed; delete it to regenerate)")
             return
         }
         let process = Process()
         process.executableURL = fileURL(python)
         process.arguments = ["-m", "dmlkit.data.people.generate", "--out", folder.path, "--count", "\(count)", "--seed", "\(seed)",
-                             "--size", "64", "--quiet", "--workers", "\(min(2, ProcessInfo.processInfo.activeProcessorCount))"]
+                             "--size", "\(size)", "--quiet", "--workers", "\(min(2, ProcessInfo.processInfo.activeProcessorCount))"]
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
@@ -117,12 +125,12 @@ struct DemoCommand: ParsableCommand {
     }
 
     /// True when `folder` holds a complete earlier run of the generator with these settings.
-    private func alreadyGenerated(_ folder: URL, count: Int, seed: Int) -> Bool {
+    private func alreadyGenerated(_ folder: URL, count: Int, seed: Int, size: Int) -> Bool {
         guard let data = try? Data(contentsOf: folder.appendingPathComponent("person_keypoints.json")),
               let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
               let info = root["info"] as? [String: Any],
               (info["count"] as? NSNumber)?.intValue == count, (info["seed"] as? NSNumber)?.intValue == seed,
-              (info["size"] as? NSNumber)?.intValue == 64
+              (info["size"] as? NSNumber)?.intValue == size
         else { return false }
         let last = folder.appendingPathComponent("images").appendingPathComponent(String(format: "%06d.png", count - 1))
         return FileManager.default.fileExists(atPath: folder.appendingPathComponent("captions.json").path)

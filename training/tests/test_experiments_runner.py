@@ -48,7 +48,7 @@ def test_shipped_are_the_binary_defaults_and_the_log_ratio_models_and_extra_flag
     lines = commands(runner, "shipped")
     cmds = [c for c in lines if "dmlkit.experiments.people" in c]
     spreads = [c for c in lines if "dmlkit.experiments.score_spread" in c]
-    assert len(lines) == len(cmds) + len(spreads) and len(cmds) == 7  # then every card's score section
+    assert len(lines) == len(cmds) + len(spreads) and len(cmds) == 8  # then every card's score section
     assert sorted(flag(c, "--model") for c in spreads) == sorted(flag(c, "--export") for c in cmds)
     assert all(flag(c, "--card") == flag(c, "--model").replace(".safetensors", ".md") for c in spreads)
     assert all(flag(c, "--queries") == "8000:10000" and flag(c, "--gallery") == "10000:18000" for c in spreads)
@@ -60,11 +60,15 @@ def test_shipped_are_the_binary_defaults_and_the_log_ratio_models_and_extra_flag
         "caption-binary-d128.safetensors": ("binary_triplet", "128"),
         "caption-logratio-d128.safetensors": ("log_ratio", "128"), "caption-logratio-d16.safetensors": ("log_ratio", "16"),
         "pose-logratio-d128.safetensors": ("log_ratio", "128"), "pose-logratio-d16.safetensors": ("log_ratio", "16"),
-        "caption-logratio-resnet112-d128.safetensors": ("log_ratio", "128")}
-    resnet = [c for c in cmds if "--arch" in c]
-    assert len(resnet) == 1 and flag(resnet[0], "--crop") == "112" and flag(resnet[0], "--steps") == "6000"
-    assert flag(resnet[0], "--data").endswith("-160px")  # crops need people generated larger than 64 px
-    assert [flag(c, "--crop") for c in spreads if "--crop" in c] == ["112"]  # its scores are of person crops
+        "caption-logratio-resnet112-d128.safetensors": ("log_ratio", "128"),
+        "pose-logratio-resnet112-d128.safetensors": ("log_ratio", "128")}
+    resnet = {flag(c, "--label"): c for c in cmds if "--arch" in c}
+    assert sorted(resnet) == ["caption", "pose"] and all(flag(c, "--crop") == "112" for c in resnet.values())
+    assert (flag(resnet["pose"], "--steps"), flag(resnet["caption"], "--steps")) == ("3000", "6000")
+    assert (flag(resnet["pose"], "--width"), "--width" in resnet["caption"]) == ("16", False)  # caption: width 32
+    assert all(flag(c, "--data").endswith("-160px") for c in resnet.values())  # crops need people larger than 64 px
+    assert [flag(c, "--crop") for c in spreads if "--crop" in c] == ["112", "112"]  # their scores are of person crops
+    resnet = list(resnet.values())
     assert all(flag(c, "--steps") == "3000" and flag(c, "--seed") == "0" for c in cmds if c not in resnet)
     assert not any("--device" in c for c in cmds)  # the CPU unless asked
     assert all(flag(c, "--device") == "cuda" for c in commands(runner, "shipped", "--device", "cuda")
