@@ -140,6 +140,8 @@ def shipped(a) -> int:
         name = f"{label}-{stem}-d{dim}"
         model = os.path.join(a.models_dir, f"{name}.safetensors")
         device = ["--device", a.device] if a.device != "cpu" else []
+        if size != 64:  # the card's command then regenerates the right data where it is missing
+            extra = (*extra, "--data-size", str(size))
         cmd = people_cmd(a, data, label, dim, 0, a.steps * steps,
                          ["--loss", loss, *extra, *device, "--export", model], os.path.join(runs, f"{name}-s0"))
         jobs.append((cmd, os.path.join(runs, f"{name}-s0.log")))
