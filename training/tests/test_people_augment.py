@@ -162,3 +162,26 @@ def test_people_command_line_trains_on_person_crops(tmp_path):
     assert people.main(argv) == 0
     card = (tmp_path / "m.md").read_text()
     assert "32x32 RGB person-centred crop" in card and "ResNet-18-style" in card
+
+
+def test_a_box_that_misses_a_labelled_joint_grows_to_hold_it(person):
+    # a box from the visible figure can leave out a hidden shoulder: the crop must still label every joint
+    from dmlkit.data.people.augment import PersonCrops
+    from dmlkit.data.people.distance import is_valid_pose
+
+    kp = np.asarray(person.keypoints, dtype=np.float64)
+    x, y, w, h = _box(kp)
+    hips = [KEYPOINT_NAMES.index("left_hip"), KEYPOINT_NAMES.index("right_hip")]
+    top = kp[hips, 1].max() + 1  # the box holds the legs only
+    short = (x, top, w, y + h - top)
+    plain, k = crop_person(person.image, kp, short, 48)
+    assert not is_valid_pose(k)  # the bug: the plain crop of that box drops torso joints
+    crops = PersonCrops(person.image[None], kp[None], [short], 48)
+    bx, by, bw, bh = crops.boxes[0]
+    labelled = kp[kp[:, 2] > 0]
+    assert (labelled[:, 0] >= bx).all() and (labelled[:, 0] < bx + bw).all()
+    assert (labelled[:, 1] >= by).all() and (labelled[:, 1] < by + bh).all()
+    _, fixed = crops.fixed([0])
+    assert is_valid_pose(fixed[0]) and (fixed[0][:, 2] > 0).sum() == len(labelled)
+    _, jittered = crops.batch([0] * 16)
+    assert all(is_valid_pose(j) for j in jittered)
