@@ -116,7 +116,7 @@ def run_all(jobs: list[tuple[list[str], str]], parallel: int) -> None:
 # CPU; width 32 for captions: trained on a GPU); the 64 px CNN models stay beside them.
 RESNET112 = ("--arch", "resnet", "--crop", "112")
 SHIPPED = (
-    ("pose", "log_ratio", "logratio-resnet112", 128, 160, 1, RESNET112 + ("--width", "16")),
+    ("pose", "log_ratio", "logratio-resnet112", 128, 160, 2, RESNET112 + ("--width", "16")),
     ("pose", "binary_triplet", "binary", 128, 64, 1, ()),
     ("caption", "binary_triplet", "binary", 128, 64, 1, ()),
     ("pose", "log_ratio", "logratio", 128, 64, 1, ()),

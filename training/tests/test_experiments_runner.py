@@ -64,7 +64,7 @@ def test_shipped_are_the_binary_defaults_and_the_log_ratio_models_and_extra_flag
         "pose-logratio-resnet112-d128.safetensors": ("log_ratio", "128")}
     resnet = {flag(c, "--label"): c for c in cmds if "--arch" in c}
     assert sorted(resnet) == ["caption", "pose"] and all(flag(c, "--crop") == "112" for c in resnet.values())
-    assert (flag(resnet["pose"], "--steps"), flag(resnet["caption"], "--steps")) == ("3000", "6000")
+    assert (flag(resnet["pose"], "--steps"), flag(resnet["caption"], "--steps")) == ("6000", "6000")
     assert (flag(resnet["pose"], "--width"), "--width" in resnet["caption"]) == ("16", False)  # caption: width 32
     assert all(flag(c, "--data").endswith("-160px") for c in resnet.values())  # crops need people larger than 64 px
     assert [flag(c, "--crop") for c in spreads if "--crop" in c] == ["112", "112"]  # their scores are of person crops
