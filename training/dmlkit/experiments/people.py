@@ -473,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.crop:
         from ..data.people.augment import PersonCrops
 
-        crops = PersonCrops(data.images, data.keypoints, [r.bbox for r in data.records], a.crop, seed=a.seed)
+        crops = PersonCrops.of_people(data, a.crop, seed=a.seed)
         data.images, _ = crops.fixed(range(need))  # evaluation and export see the plain crops
         train_crops = PersonCrops(crops.images[tr], data.keypoints[tr], crops.boxes[tr], a.crop, seed=a.seed)
     model, info = train(data.images[tr] if crops is None else train_crops.images, train_labels, a.dim, a.steps, a.seed, a.batch, lr=a.lr,

@@ -164,8 +164,7 @@ def retrieval_examples(run_dir: str, path: str, n: int = 8, top: int = 6, scale:
     if c.get("crop"):  # the run saw person crops
         from ..data.people.augment import PersonCrops
 
-        data.images, _ = PersonCrops(data.images, data.keypoints, [r.bbox for r in data.records],
-                                     int(c["crop"])).fixed(range(need))
+        data.images, _ = PersonCrops.of_people(data, int(c["crop"])).fixed(range(need))
     # the output normalisation has no weights, so the default one loads any run's state
     model = make_embedder(c.get("arch", "cnn"), int(c["dim"]), data.images.shape[1], int(c.get("width", 32)))
     model.load_state_dict(torch.load(os.path.join(run_dir, "model.pt")))

@@ -189,8 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.crop:
         from ..data.people.augment import PersonCrops
 
-        crops = PersonCrops(people.images, people.keypoints, [r.bbox for r in people.records], a.crop)
-        people.images, _ = crops.fixed(range(len(people.images)))
+        people.images, _ = PersonCrops.of_people(people, a.crop).fixed(range(len(people.images)))
     size = people.images.shape[1]
     embed = lambda images: dml_embed(a.dml, a.model, images)  # noqa: E731
     probes = {"person_photos": embed(np.concatenate([photo_views(n, size, a.views) for n in PERSON_PHOTOS])),

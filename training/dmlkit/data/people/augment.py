@@ -88,6 +88,11 @@ class PersonCrops:
         self.scale, self.shift, self.flip, self.margin = scale, shift, flip, margin
         self.rng = np.random.default_rng(seed)
 
+    @classmethod
+    def of_people(cls, people, size: int, seed: int = 0) -> "PersonCrops":
+        """Crops of a :func:`~dmlkit.data.people.load_people` result, from each record's box."""
+        return cls(people.images, people.keypoints, [r.bbox for r in people.records], size, seed=seed)
+
     def fixed(self, idx) -> tuple[np.ndarray, np.ndarray]:
         """Plain crops (no jitter, no flip) of samples ``idx`` and their keypoints."""
         out = [crop_person(self.images[i], self.keypoints[i], self.boxes[i], self.size, self.margin) for i in idx]
