@@ -151,6 +151,21 @@ static int make_reorder(dnnl_primitive_t *out, const dnnl_memory_desc_t *from, c
     return st != dnnl_success;
 }
 
+// Reorders the values `from_data` (laid out as `from`) into the memory `to` (laid out as `to_md`), once.
+static int reorder_once(const dnnl_memory_desc_t *from, void *from_data, const dnnl_memory_desc_t *to_md, dnnl_memory_t to) {
+    dnnl_memory_t source;
+    if (dnnl_memory_create(&source, from, dml_dnnl_engine(), from_data) != dnnl_success) return 1;
+    dnnl_primitive_t reorder;
+    int failed = make_reorder(&reorder, from, to_md);
+    if (!failed) {
+        dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, source}, {DNNL_ARG_TO, to}};
+        failed = dml_dnnl_execute(reorder, 2, args);
+        dnnl_primitive_destroy(reorder);
+    }
+    dnnl_memory_destroy(source);
+    return failed;
+}
+
 // Each thread's work buffer (scratchpad + activations in oneDNN's layout), grown to the largest layer it ran
 // and kept: a fresh large malloc per call faults its pages in every time. Freed when the thread exits.
 static pthread_key_t arena_key;
@@ -269,17 +284,7 @@ static int dw_weights_for(dnnl_primitive_desc_t pd, const dml_dnnl_conv *c, entr
     size_t bytes = dnnl_memory_desc_get_size(md);
     if (posix_memalign(&e->dw_weights_data, 64, bytes ? bytes : 64)) { e->dw_weights_data = NULL; return 1; }
     if (dnnl_memory_create(&e->dw_weights, md, dml_dnnl_engine(), e->dw_weights_data) != dnnl_success) return 1;
-    dnnl_memory_t from;
-    if (dnnl_memory_create(&from, &plain, dml_dnnl_engine(), c->dw_weight) != dnnl_success) return 1;
-    dnnl_primitive_t reorder;
-    int failed = make_reorder(&reorder, &plain, md);
-    if (!failed) {
-        dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, e->dw_weights}};
-        failed = dml_dnnl_execute(reorder, 2, args);
-        dnnl_primitive_destroy(reorder);
-    }
-    dnnl_memory_destroy(from);
-    return failed;
+    return reorder_once(&plain, c->dw_weight, md, e->dw_weights);
 }
 
 // Creates the primitives for one batch size and reorders the weights into the layout oneDNN chose (or shares
@@ -358,17 +363,7 @@ static int build(const dml_dnnl_conv *c, int batch, entry *e, const entry *earli
         from_md = &earlier[0].weights_md;
         from_data = earlier[0].weights_data;
     }
-    dnnl_memory_t user_w;
-    if (dnnl_memory_create(&user_w, from_md, dml_dnnl_engine(), from_data) != dnnl_success) return 1;
-    dnnl_primitive_t reorder;
-    int failed = make_reorder(&reorder, from_md, &e->weights_md);
-    if (!failed) {
-        dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, user_w}, {DNNL_ARG_TO, e->weights}};
-        failed = dml_dnnl_execute(reorder, 2, args);
-        dnnl_primitive_destroy(reorder);
-    }
-    dnnl_memory_destroy(user_w);
-    return failed;
+    return reorder_once(from_md, from_data, &e->weights_md, e->weights);
 }
 
 // The cached entry for `batch`, made on first use. When the cache is full, a one-off entry is built into
