@@ -20,8 +20,8 @@ typedef struct {
     int batch, threads;
     dnnl_primitive_t conv, to_src, to_dst, from_dst;
     dnnl_memory_desc_t user_src, user_dst, src, dst, weights_md;
-    dnnl_memory_t weights, dw_weights;
-    void *weights_data, *dw_weights_data;
+    dnnl_memory_t weights;
+    void *weights_data;
     int owns_weights;  // 0 when another batch size's entry holds the same reordered weights
     size_t scratch_bytes, src_bytes, dst_bytes;
 } entry;
@@ -37,12 +37,6 @@ struct dml_dnnl_conv {
     // The caller's weights (goihw), kept by `dml_dnnl_conv_pack` for a layer that may run Winograd: oneDNN
     // cannot reorder out of a Winograd layout, so later batch sizes reorder from this copy.
     float *plain_weights;
-    // A 3x3 depthwise conv (padding 1) fused after this 1x1 one as oneDNN's depthwise post-op; dw_stride 0 when
-    // none. Its weights ([C, 1, 3, 3]) and bias are copies (C x 10 floats).
-    int dw_stride, dw_out_height, dw_out_width;
-    float *dw_weight, *dw_bias;
-    dml_dnnl_activation dw_activation;
-    float dw_alpha, dw_beta;
 };
 
 static dnnl_engine_t engine;
@@ -60,12 +54,17 @@ dnnl_engine_t dml_dnnl_engine(void) {
 
 int dml_dnnl_available(void) { return dml_dnnl_engine() != NULL; }
 
+// This thread's own count while it runs its share of a batch split over threads (0: the process-wide one).
+static _Thread_local int thread_threads;
+
 void dml_dnnl_set_threads(int n) { atomic_store(&threads, n > 0 ? n : 0); }
 
-int dml_dnnl_threads(void) { return atomic_load(&threads); }
+void dml_dnnl_set_thread_threads(int n) { thread_threads = n > 0 ? n : 0; }
+
+int dml_dnnl_threads(void) { return thread_threads > 0 ? thread_threads : atomic_load(&threads); }
 
 void dml_dnnl_apply_threads(void) {
-    int n = atomic_load(&threads);
+    int n = dml_dnnl_threads();
     if (n > 0) omp_set_num_threads(n);
 }
 
@@ -138,8 +137,6 @@ static void release(entry *e) {
         if (e->weights) dnnl_memory_destroy(e->weights);
         free(e->weights_data);
     }
-    if (e->dw_weights) dnnl_memory_destroy(e->dw_weights);
-    free(e->dw_weights_data);
     memset(e, 0, sizeof *e);
 }
 
@@ -149,21 +146,6 @@ static int make_reorder(dnnl_primitive_t *out, const dnnl_memory_desc_t *from, c
     dnnl_status_t st = dnnl_primitive_create(out, pd);
     dnnl_primitive_desc_destroy(pd);
     return st != dnnl_success;
-}
-
-// Reorders the values `from_data` (laid out as `from`) into the memory `to` (laid out as `to_md`), once.
-static int reorder_once(const dnnl_memory_desc_t *from, void *from_data, const dnnl_memory_desc_t *to_md, dnnl_memory_t to) {
-    dnnl_memory_t source;
-    if (dnnl_memory_create(&source, from, dml_dnnl_engine(), from_data) != dnnl_success) return 1;
-    dnnl_primitive_t reorder;
-    int failed = make_reorder(&reorder, from, to_md);
-    if (!failed) {
-        dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, source}, {DNNL_ARG_TO, to}};
-        failed = dml_dnnl_execute(reorder, 2, args);
-        dnnl_primitive_destroy(reorder);
-    }
-    dnnl_memory_destroy(source);
-    return failed;
 }
 
 // Each thread's work buffer (scratchpad + activations in oneDNN's layout), grown to the largest layer it ran
@@ -223,16 +205,12 @@ static dnnl_primitive_desc_t conv_pd(const dml_dnnl_conv *c, dnnl_alg_kind_t alg
     // The scratchpad is ours, allocated per call, so one primitive can run on several threads at once.
     dnnl_primitive_attr_t attr = dml_dnnl_user_scratchpad_attr();
     if (!attr) return NULL;
-    dnnl_alg_kind_t kind = dml_dnnl_eltwise_kind(c->activation), dw_kind = dml_dnnl_eltwise_kind(c->dw_activation);
-    if (kind != dnnl_alg_kind_undef || s->accumulate || c->dw_stride) {
+    dnnl_alg_kind_t kind = dml_dnnl_eltwise_kind(c->activation);
+    if (kind != dnnl_alg_kind_undef || s->accumulate) {
         dnnl_post_ops_t ops;
         dnnl_post_ops_create(&ops);
         if (s->accumulate) dnnl_post_ops_append_sum(ops, 1.0f);  // residual first, then the activation
         if (kind != dnnl_alg_kind_undef) dnnl_post_ops_append_eltwise(ops, 1.0f, kind, c->alpha, c->beta);
-        if (c->dw_stride) {  // then the depthwise conv over the activated map, and its own activation
-            dnnl_post_ops_append_dw(ops, dnnl_f32, dnnl_f32, dnnl_f32, 3, c->dw_stride, 1, 0, 0, NULL);
-            if (dw_kind != dnnl_alg_kind_undef) dnnl_post_ops_append_eltwise(ops, 1.0f, dw_kind, c->dw_alpha, c->dw_beta);
-        }
         dnnl_primitive_attr_set_post_ops(attr, ops);
         dnnl_post_ops_destroy(ops);
     }
@@ -275,38 +253,20 @@ static dnnl_primitive_desc_t winograd_pd(const dml_dnnl_conv *c, const dnnl_memo
     return pd;
 }
 
-// The fused depthwise conv's weights in the layout `pd` wants, reordered from the plain copy, into `e`.
-static int dw_weights_for(dnnl_primitive_desc_t pd, const dml_dnnl_conv *c, entry *e) {
-    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_WEIGHTS);
-    dnnl_dims_t plain_dims = {c->s.out_channels, 1, 1, 3, 3};
-    dnnl_memory_desc_t plain;
-    if (!md || md->ndims == 0 || dnnl_memory_desc_init_by_tag(&plain, 5, plain_dims, dnnl_f32, dnnl_goihw) != dnnl_success) return 1;
-    size_t bytes = dnnl_memory_desc_get_size(md);
-    if (posix_memalign(&e->dw_weights_data, 64, bytes ? bytes : 64)) { e->dw_weights_data = NULL; return 1; }
-    if (dnnl_memory_create(&e->dw_weights, md, dml_dnnl_engine(), e->dw_weights_data) != dnnl_success) return 1;
-    return reorder_once(&plain, c->dw_weight, md, e->dw_weights);
-}
-
 // Creates the primitives for one batch size and reorders the weights into the layout oneDNN chose (or shares
 // the weights of an earlier batch size's entry `shared`, when oneDNN chose the same layout).
 static int build(const dml_dnnl_conv *c, int batch, entry *e, const entry *earlier, int n_earlier) {
     const dml_dnnl_conv_shape *s = &c->s;
     int g = s->groups;
     dnnl_dims_t src_dims = {batch, s->in_channels, s->height, s->width};
-    // With a fused depthwise conv, the conv's own output (dst_dims) is never stored: the caller's destination
-    // is the depthwise output.
     dnnl_dims_t dst_dims = {batch, s->out_channels, s->out_height, s->out_width};
-    dnnl_dims_t final_dims = {batch, s->out_channels, c->dw_stride ? c->dw_out_height : s->out_height,
-                              c->dw_stride ? c->dw_out_width : s->out_width};
     dnnl_dims_t w_dims = {g, s->out_channels / g, s->in_channels / g, s->kernel_h, s->kernel_w};
-    dnnl_memory_desc_t src_any, dst_any, w_user, conv_dst;
-    dnnl_format_tag_t dst_tag = s->destination_channels_last ? dnnl_nhwc : dnnl_nchw;
+    dnnl_memory_desc_t src_any, dst_any, w_user;
     e->batch = batch;
     e->threads = dml_dnnl_threads();
     dml_dnnl_apply_threads();
     if (dnnl_memory_desc_init_by_tag(&e->user_src, 4, src_dims, dnnl_f32, s->source_channels_last ? dnnl_nhwc : dnnl_nchw) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&e->user_dst, 4, final_dims, dnnl_f32, dst_tag) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&conv_dst, 4, dst_dims, dnnl_f32, dst_tag) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&e->user_dst, 4, dst_dims, dnnl_f32, s->destination_channels_last ? dnnl_nhwc : dnnl_nchw) != dnnl_success ||
         dnnl_memory_desc_init_by_tag(&src_any, 4, src_dims, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
         dnnl_memory_desc_init_by_tag(&dst_any, 4, dst_dims, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
         dnnl_memory_desc_init_by_tag(&w_user, 5, w_dims, dnnl_f32, dnnl_goihw) != dnnl_success)
@@ -314,7 +274,7 @@ static int build(const dml_dnnl_conv *c, int batch, entry *e, const entry *earli
     // The caller's layouts as they are when oneDNN has a fast kernel for them (no reorders); else the layouts
     // oneDNN prefers, with reorders around the conv.
     dnnl_primitive_desc_t pd = use_winograd(s, batch) ? winograd_pd(c, &src_any, &dst_any) : NULL;
-    if (!pd) pd = conv_pd(c, dnnl_convolution_direct, &e->user_src, &conv_dst);
+    if (!pd) pd = conv_pd(c, dnnl_convolution_direct, &e->user_src, &e->user_dst);
     if (pd && !is_fast(pd)) {
         dnnl_primitive_desc_destroy(pd);
         pd = NULL;
@@ -324,14 +284,6 @@ static int build(const dml_dnnl_conv *c, int batch, entry *e, const entry *earli
     e->src = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
     e->dst = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
     e->weights_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    if (c->dw_stride && (e->dst.ndims != 4 || e->dst.dims[2] != final_dims[2] || e->dst.dims[3] != final_dims[3])) {
-        dnnl_primitive_desc_destroy(pd);  // not the depthwise output: the fusion was not applied
-        return 1;
-    }
-    if (c->dw_stride && dw_weights_for(pd, c, e)) {
-        dnnl_primitive_desc_destroy(pd);
-        return 1;
-    }
     e->scratch_bytes = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
     e->src_bytes = dnnl_memory_desc_equal(&e->src, &e->user_src) ? 0 : dnnl_memory_desc_get_size(&e->src);
     e->dst_bytes = dnnl_memory_desc_equal(&e->dst, &e->user_dst) ? 0 : dnnl_memory_desc_get_size(&e->dst);
@@ -363,7 +315,17 @@ static int build(const dml_dnnl_conv *c, int batch, entry *e, const entry *earli
         from_md = &earlier[0].weights_md;
         from_data = earlier[0].weights_data;
     }
-    return reorder_once(from_md, from_data, &e->weights_md, e->weights);
+    dnnl_memory_t user_w;
+    if (dnnl_memory_create(&user_w, from_md, dml_dnnl_engine(), from_data) != dnnl_success) return 1;
+    dnnl_primitive_t reorder;
+    int failed = make_reorder(&reorder, from_md, &e->weights_md);
+    if (!failed) {
+        dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, user_w}, {DNNL_ARG_TO, e->weights}};
+        failed = dml_dnnl_execute(reorder, 2, args);
+        dnnl_primitive_destroy(reorder);
+    }
+    dnnl_memory_destroy(user_w);
+    return failed;
 }
 
 // The cached entry for `batch`, made on first use. When the cache is full, a one-off entry is built into
@@ -395,7 +357,7 @@ static int run_batch(dml_dnnl_conv *c, const float *source, float *destination, 
     entry *e = entry_for(c, batch, &spare);
     if (!e) return 1;
     dml_dnnl_apply_threads();
-    dnnl_memory_t user_src = NULL, user_dst = NULL, src = NULL, dst = NULL, bias = NULL, pad = NULL, dw_bias = NULL;
+    dnnl_memory_t user_src = NULL, user_dst = NULL, src = NULL, dst = NULL, bias = NULL, pad = NULL;
     int failed = 1;
     // One block: scratchpad, then the source and destination in oneDNN's layout, each 64-byte aligned.
     size_t scratch_size = (e->scratch_bytes + 63) / 64 * 64, src_size = (e->src_bytes + 63) / 64 * 64;
@@ -413,8 +375,7 @@ static int run_batch(dml_dnnl_conv *c, const float *source, float *destination, 
         (e->src_bytes && dnnl_memory_create(&src, &e->src, dml_dnnl_engine(), src_tmp) != dnnl_success) ||
         (e->dst_bytes && dnnl_memory_create(&dst, &e->dst, dml_dnnl_engine(), dst_tmp) != dnnl_success) ||
         (c->bias && dnnl_memory_create(&bias, &b_md, dml_dnnl_engine(), (void *)c->bias) != dnnl_success) ||
-        (e->scratch_bytes && dnnl_memory_create(&pad, &s_md, dml_dnnl_engine(), scratch) != dnnl_success) ||
-        (c->dw_stride && dnnl_memory_create(&dw_bias, &b_md, dml_dnnl_engine(), c->dw_bias) != dnnl_success))
+        (e->scratch_bytes && dnnl_memory_create(&pad, &s_md, dml_dnnl_engine(), scratch) != dnnl_success))
         goto done;
     if (e->src_bytes) {
         dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, user_src}, {DNNL_ARG_TO, src}};
@@ -424,17 +385,13 @@ static int run_batch(dml_dnnl_conv *c, const float *source, float *destination, 
         dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, user_dst}, {DNNL_ARG_TO, dst}};
         if (dml_dnnl_execute(e->to_dst, 2, args)) goto done;
     }
-    dnnl_exec_arg_t args[7];
+    dnnl_exec_arg_t args[5];
     int nargs = 0;
     args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, e->src_bytes ? src : user_src};
     args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, e->weights};
     args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_DST, e->dst_bytes ? dst : user_dst};
     if (bias) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, bias};
     if (pad) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, pad};
-    if (dw_bias) {
-        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_WEIGHTS, e->dw_weights};
-        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_BIAS, dw_bias};
-    }
     if (dml_dnnl_execute(e->conv, nargs, args)) goto done;
     if (e->dst_bytes) {
         dnnl_exec_arg_t back[] = {{DNNL_ARG_FROM, dst}, {DNNL_ARG_TO, user_dst}};
@@ -448,7 +405,6 @@ done:
     if (dst) dnnl_memory_destroy(dst);
     if (bias) dnnl_memory_destroy(bias);
     if (pad) dnnl_memory_destroy(pad);
-    if (dw_bias) dnnl_memory_destroy(dw_bias);
     if (e == &spare) release(&spare);
     return failed;
 }
@@ -471,8 +427,7 @@ int dml_dnnl_conv_run(dml_dnnl_conv *c, const float *source, float *destination,
     if (!c || batch < 1) return 1;
     int chunk = samples_per_call(&c->s, batch);
     size_t in_size = (size_t)c->s.in_channels * c->s.height * c->s.width;
-    size_t out_size = (size_t)c->s.out_channels * (c->dw_stride ? (size_t)c->dw_out_height * c->dw_out_width
-                                                                 : (size_t)c->s.out_height * c->s.out_width);
+    size_t out_size = (size_t)c->s.out_channels * c->s.out_height * c->s.out_width;
     for (int n = 0; n < batch; n += chunk) {
         int count = batch - n < chunk ? batch - n : chunk;
         if (run_batch(c, source + n * in_size, destination + n * out_size, count)) return 1;
@@ -536,32 +491,8 @@ void dml_dnnl_conv_destroy(dml_dnnl_conv *c) {
     int n = atomic_load(&c->count);
     for (int i = 0; i < n; i++) release(&c->entries[i]);
     free(c->plain_weights);
-    free(c->dw_weight);
-    free(c->dw_bias);
     pthread_mutex_destroy(&c->lock);
     free(c);
-}
-
-int dml_dnnl_conv_fuse_depthwise(dml_dnnl_conv *c, int stride, const float *weight, const float *bias,
-                                 dml_dnnl_activation activation, float alpha, float beta) {
-    const dml_dnnl_conv_shape *s = c ? &c->s : NULL;
-    if (!s || !weight || (stride != 1 && stride != 2) || s->accumulate || s->groups != 1 || s->kernel_h != 1 ||
-        s->kernel_w != 1 || s->stride_h != 1 || s->stride_w != 1 || s->pad_h || s->pad_w ||
-        atomic_load(&c->count) > 0 || c->dw_stride)
-        return 1;
-    size_t channels = (size_t)s->out_channels;
-    c->dw_weight = malloc(channels * 9 * sizeof(float));
-    c->dw_bias = calloc(channels, sizeof(float));
-    if (!c->dw_weight || !c->dw_bias) return 1;  // freed with the handle
-    memcpy(c->dw_weight, weight, channels * 9 * sizeof(float));
-    if (bias) memcpy(c->dw_bias, bias, channels * sizeof(float));
-    c->dw_stride = stride;
-    c->dw_out_height = (s->out_height - 1) / stride + 1;  // (h + 2 - 3) / stride + 1
-    c->dw_out_width = (s->out_width - 1) / stride + 1;
-    c->dw_activation = activation;
-    c->dw_alpha = alpha;
-    c->dw_beta = beta;
-    return 0;
 }
 
 #else
@@ -593,11 +524,7 @@ int dml_dnnl_conv_kernel(dml_dnnl_conv *conv, int batch, char *name, size_t capa
     return 1;
 }
 void dml_dnnl_conv_destroy(dml_dnnl_conv *conv) { (void)conv; }
-int dml_dnnl_conv_fuse_depthwise(dml_dnnl_conv *conv, int stride, const float *weight, const float *bias,
-                                 dml_dnnl_activation activation, float alpha, float beta) {
-    (void)conv; (void)stride; (void)weight; (void)bias; (void)activation; (void)alpha; (void)beta;
-    return 1;
-}
 void dml_dnnl_set_threads(int threads) { (void)threads; }
+void dml_dnnl_set_thread_threads(int threads) { (void)threads; }
 int dml_dnnl_threads(void) { return 0; }
 #endif

@@ -57,7 +57,14 @@ void dml_parallel_for(long count, long grain, void (*body)(void *, long, long), 
     HAPPENS_AFTER(&j);
 }
 
+int dml_parallel_threads(void) {
+    dml_dnnl_apply_threads();
+    return omp_in_parallel() ? 1 : omp_get_max_threads();
+}
+
 #else
+int dml_parallel_threads(void) { return 1; }
+
 void dml_parallel_for(long count, long grain, void (*body)(void *, long, long), void *context) {
     (void)grain;
     if (count > 0) body(context, 0, count);

@@ -118,8 +118,7 @@ enum ChannelsLastPass {
             }
         }
         let outputs = fused.outputs.map { value($0, in: .planar) }
-        let fusedSteps = fusePointwiseDepthwise(fuseConcatAffines(steps, outputs: outputs), outputs: outputs)
-        return CompiledGraph(steps: fusedSteps, valueShapes: shapes, outputs: outputs,
+        return CompiledGraph(steps: fuseConcatAffines(steps, outputs: outputs), valueShapes: shapes, outputs: outputs,
                              foldedBatchNorms: fused.foldedBatchNorms)
     }
 
@@ -147,23 +146,6 @@ enum ChannelsLastPass {
             let concatStep = steps[concatIndex]
             result[concatIndex] = nil
             result[index] = .init(name: step.name, op: concatStep.op + "+" + step.op, layer: fused, inputs: concatStep.inputs, output: step.output)
-        }
-        return result.compactMap { $0 }
-    }
-
-    /// A 1x1 conv read only by a 3x3 depthwise conv becomes one step (`PointwiseDepthwiseLayer`) where that pays;
-    /// it runs where the 1x1 conv was (the depthwise conv reads nothing else).
-    static func fusePointwiseDepthwise(_ steps: [CompiledGraph.Step], outputs: [Int]) -> [CompiledGraph.Step] {
-        let readers = readerIndices(steps)
-        var result: [CompiledGraph.Step?] = steps
-        for (index, step) in steps.enumerated() {
-            guard let pointwise = step.layer as? Conv2dLayer, step.inputs.count == 1, !outputs.contains(step.output),
-                  let only = readers[step.output], only.count == 1, let next = result[only[0]], next.inputs == [step.output],
-                  let depthwise = next.layer as? Conv2dLayer,
-                  let fused = PointwiseDepthwiseLayer(pointwise: pointwise, depthwise: depthwise)
-            else { continue }
-            result[index] = .init(name: step.name, op: step.op + "+" + next.op, layer: fused, inputs: step.inputs, output: next.output)
-            result[only[0]] = nil
         }
         return result.compactMap { $0 }
     }

@@ -52,9 +52,12 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
     /// Where the activations live (the same for every batch size).
     private let layout: ExecutionPlan.Layout
 
-    // Guarded by `lock`: the plan's buffers are reused across calls.
+    // Guarded by `lock`: the plans' buffers are reused across calls (one plan per thread a batch is split over).
     private let lock = NSLock()
-    private var plan: ExecutionPlan?
+    private var plans: [ExecutionPlan] = []
+    /// Whether a batch of several samples is split over the threads (`DMLKIT_SAMPLE_THREADS=off`: every layer
+    /// runs on all threads instead, an A/B switch).
+    private let splitsSamples = ProcessInfo.processInfo.environment["DMLKIT_SAMPLE_THREADS"] != "off"
 
     /// Shape of one input sample.
     public var inputShape: [Int] { spec.inputShape }
@@ -129,13 +132,24 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
 
     /// Embeds `count` samples: the raw outputs (`forward`), L2-normalised unless the model declares `normalize: false`.
     public func embed(batch inputs: UnsafeBufferPointer<Float>, count: Int, into output: UnsafeMutableBufferPointer<Float>) throws {
-        try forward(batch: inputs, count: count, into: output)
+        try embed(batch: inputs, count: count, into: output, splittingOver: nil)
+    }
+
+    /// `embed`, with the samples split over `threads` shares (tests: nil takes `sampleThreads(for:)`).
+    func embed(batch inputs: UnsafeBufferPointer<Float>, count: Int, into output: UnsafeMutableBufferPointer<Float>,
+               splittingOver threads: Int?) throws {
+        try forward(batch: inputs, count: count, into: output, splittingOver: threads)
         if spec.normalize, let base = output.baseAddress { l2NormalizeRows(base, rows: count, width: dimension) }
     }
 
     /// The model's raw outputs (concatenated, not normalised) for `count` samples.
     /// Input must be finite: NaN or infinity is refused with `InferenceError.nonFiniteInput`.
     public func forward(batch inputs: UnsafeBufferPointer<Float>, count: Int, into output: UnsafeMutableBufferPointer<Float>) throws {
+        try forward(batch: inputs, count: count, into: output, splittingOver: nil)
+    }
+
+    private func forward(batch inputs: UnsafeBufferPointer<Float>, count: Int, into output: UnsafeMutableBufferPointer<Float>,
+                         splittingOver threads: Int?) throws {
         let sampleSize = inputSize
         guard let expected = checkedProduct(count, sampleSize), inputs.count == expected else {
             throw InferenceError.inputSizeMismatch(expected: checkedProduct(max(count, 0), sampleSize) ?? Int.max, got: inputs.count, shape: inputShape)
@@ -147,10 +161,38 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         if let bad = inputs.firstIndex(where: { !$0.isFinite }) { throw InferenceError.nonFiniteInput(index: bad) }
         lock.lock()
         defer { lock.unlock() }
-        let passes = self.passes(of: count)
-        let plan = preparedPlan(batch: passes[0].count)
+        let workers = threads.map { max(1, min($0, count)) } ?? sampleThreads(for: count)
+        guard workers > 1 else {
+            let passes = passes(of: count, atMost: samplesPerPass)
+            run(passes, on: preparedPlan(0, batch: passes[0].count), source: source, destination: destination)
+            return
+        }
+        // Several samples and threads: each thread runs an even share of the batch on its own plan, its layers
+        // single-threaded (no barrier per layer; measured in bench/RESULTS.md), within an even share of the
+        // activation budget so the passes of all threads together stay in cache.
+        let shares = passes(of: count, atMost: (count + workers - 1) / workers)
+        let sharePasses = shares.map { passes(of: $0.count, atMost: max(1, samplesPerPass / workers)) }
+        let plans = sharePasses.indices.map { preparedPlan($0, batch: sharePasses[$0][0].count) }
+        parallelFor(shares.count, grain: 1) { range in
+            dml_dnnl_set_thread_threads(1)
+            defer { dml_dnnl_set_thread_threads(0) }
+            for index in range {
+                run(sharePasses[index], on: plans[index], source: source + shares[index].start * sampleSize,
+                    destination: destination + shares[index].start * dimension)
+            }
+        }
+    }
+
+    /// How many threads a call with `count` samples splits them over (1: every layer on all threads).
+    func sampleThreads(for count: Int) -> Int {
+        splitsSamples ? max(1, min(Int(dml_parallel_threads()), count)) : 1
+    }
+
+    /// Runs `passes` (of the samples at `source`) one after the other on `plan`, outputs to `destination`.
+    private func run(_ passes: [(start: Int, count: Int)], on plan: ExecutionPlan, source: UnsafePointer<Float>,
+                     destination: UnsafeMutablePointer<Float>) {
         for pass in passes {
-            plan.input.update(from: source + pass.start * sampleSize, count: pass.count * sampleSize)
+            plan.input.update(from: source + pass.start * inputSize, count: pass.count * inputSize)
             plan.run(batch: pass.count)
             copyOutputs(plan, batch: pass.count, into: destination + pass.start * dimension)
         }
@@ -196,8 +238,8 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         // The passes `forward` runs (each layer's time summed over them), so the kernels timed are the ones used.
-        let passes = self.passes(of: count)
-        let plan = preparedPlan(batch: passes[0].count)
+        let passes = self.passes(of: count, atMost: samplesPerPass)
+        let plan = preparedPlan(0, batch: passes[0].count)
         var best = [Double](repeating: .infinity, count: graph.steps.count)
         var timings = [Double](repeating: 0, count: graph.steps.count)
         func runPasses(_ sums: UnsafeMutablePointer<Double>?) {
@@ -217,19 +259,20 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         }
     }
 
-    /// The passes for a batch of `count` (at least 1) samples, in order: even chunks within `samplesPerPass` (16 in
+    /// The passes for a batch of `count` (at least 1) samples, in order: even chunks of at most `limit` (16 in
     /// passes of at most 12 runs as 8 + 8, not 12 + 4); the first is the largest.
-    private func passes(of count: Int) -> [(start: Int, count: Int)] {
-        let passCount = (count + samplesPerPass - 1) / samplesPerPass
+    private func passes(of count: Int, atMost limit: Int) -> [(start: Int, count: Int)] {
+        let passCount = (count + limit - 1) / limit
         let perPass = (count + passCount - 1) / passCount
         return stride(from: 0, to: count, by: perPass).map { ($0, min(perPass, count - $0)) }
     }
 
-    /// The plan, reallocated when a batch larger than its capacity arrives (at most `maxBatch`).
-    private func preparedPlan(batch: Int) -> ExecutionPlan {
-        if let plan, plan.capacity >= batch { return plan }
+    /// Plan number `index` (one per thread a batch is split over), reallocated when a pass larger than its
+    /// capacity arrives (at most `maxBatch`).
+    private func preparedPlan(_ index: Int, batch: Int) -> ExecutionPlan {
+        if index < plans.count, plans[index].capacity >= batch { return plans[index] }
         let fresh = ExecutionPlan(graph: graph, layout: layout, capacity: batch)
-        plan = fresh
+        if index < plans.count { plans[index] = fresh } else { plans.append(fresh) }
         return fresh
     }
 

@@ -131,52 +131,6 @@ struct ChannelsLastTests {
         #expect(ConcatChannelAffineLayer(concat: try ConcatLayer(node: "cat", shapes: [[2, h, w], [3, h, w]], axis: 0), affine: affine) == nil)
     }
 
-    /// The fused 1x1 + depthwise 3x3 pair (one oneDNN primitive) against the two convs one after the other on
-    /// the reference backend, with the activations MobileNets put after each.
-    @Test("1x1 conv + depthwise conv fused matches the two convs", arguments: [1, 2])
-    func pointwiseDepthwise(_ stride: Int) throws {
-        guard ConvBackend.preferred == .onednn else { return }  // the fusion exists only on oneDNN
-        let (cin, mid, h, w, batch) = (8, 24, 28, 30, 3)
-        func pair(height: Int) throws -> (Conv2dLayer, Conv2dLayer) {
-            var pointwise = try Conv2dLayer(node: "expand", inputShape: [cin, height, w], weight: FloatBuffer(Conv2dTests.values(mid * cin, seed: 21)),
-                                            weightShape: [mid, cin, 1, 1], bias: FloatBuffer(Conv2dTests.values(mid, seed: 22)),
-                                            stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1)
-            var depthwise = try Conv2dLayer(node: "dw", inputShape: [mid, height, w], weight: FloatBuffer(Conv2dTests.values(mid * 9, seed: 23)),
-                                            weightShape: [mid, 1, 3, 3], bias: FloatBuffer(Conv2dTests.values(mid, seed: 24)),
-                                            stride: [stride, stride], padding: [1, 1], dilation: [1, 1], groups: mid)
-            pointwise.activation = .clamp(low: 0, high: 6)
-            depthwise.activation = .hardswish
-            for layer in [\Conv2dLayer.sourceLayout, \.destinationLayout] {
-                pointwise[keyPath: layer] = .channelsLast
-                depthwise[keyPath: layer] = .channelsLast
-            }
-            return (pointwise, depthwise)
-        }
-        let (pointwise, depthwise) = try pair(height: h)
-        let fused = try #require(PointwiseDepthwiseLayer(pointwise: pointwise, depthwise: depthwise))
-        #expect(fused.outputShape == depthwise.outputShape)
-        var (referencePointwise, referenceDepthwise) = (pointwise, depthwise)
-        referencePointwise.backend = .reference
-        referenceDepthwise.backend = .reference
-
-        let input = Conv2dTests.values(batch * cin * h * w, seed: 25).map { $0 * 3 }
-        var expanded = [Float](repeating: .nan, count: batch * pointwise.outputShape.elementCount)
-        var expected = [Float](repeating: .nan, count: batch * depthwise.outputShape.elementCount), actual = expected
-        let workspaceCount = [referencePointwise.workspaceCount(maxBatch: batch), referenceDepthwise.workspaceCount(maxBatch: batch),
-                              fused.workspaceCount(maxBatch: batch)].max()!
-        var workspace = [Float](repeating: 0, count: max(1, workspaceCount))
-        input.withUnsafeBufferPointer { i in
-            referencePointwise.forward([i.baseAddress!], &expanded, batch: batch, workspace: &workspace)
-            fused.forward([i.baseAddress!], &actual, batch: batch, workspace: &workspace)
-        }
-        expanded.withUnsafeBufferPointer { e in referenceDepthwise.forward([e.baseAddress!], &expected, batch: batch, workspace: &workspace) }
-        let scale = max(1, expected.map { abs($0) }.max() ?? .nan)
-        #expect(maxAbsError(actual, expected) <= 1e-5 * scale, "stride \(stride): max abs error \(maxAbsError(actual, expected))")
-        // Maps under 28x28: the two convs stay two steps (the fused primitive measured no faster there).
-        let (small, smallDepthwise) = try pair(height: 14)
-        #expect(PointwiseDepthwiseLayer(pointwise: small, depthwise: smallDepthwise) == nil)
-    }
-
     @Test("layout conversion round-trips and transposes each sample")
     func conversion() {
         let (channels, plane, batch) = (19, 35, 2)

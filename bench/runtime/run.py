@@ -120,8 +120,6 @@ def kind(layer):
     """Which kind a profiled layer is, for the per-op table."""
     ops = layer["op"].split("+")
     op = "batch_norm" if ops[:2] == ["concat", "batch_norm"] else ops[0]  # DenseNet's fused concat + BatchNorm
-    if ops[:2] == ["conv2d", "conv2d"]:  # a 1x1 conv with its depthwise conv fused (PointwiseDepthwiseLayer)
-        return "conv 1x1+depthwise"
     if op == "conv2d":
         shape, groups, stride = layer.get("weight_shape", [0, 0, 0, 0]), layer.get("groups", 1), layer.get("stride", [1, 1])
         if groups > 1 and len(shape) == 4 and shape[1] == 1:

@@ -62,18 +62,15 @@ int dml_dnnl_conv_is_packed(dml_dnnl_conv *conv);
 
 void dml_dnnl_conv_destroy(dml_dnnl_conv *conv);
 
-/// Fuses a 3x3 depthwise conv (padding 1, `stride` 1 or 2, `weight` [C, 1, 3, 3], `bias` may be NULL, then
-/// `activation`) after this 1x1 stride-1 conv, as oneDNN's depthwise post-op: the 1x1 output is never stored and
-/// the destination is the depthwise output. Both are copied. Only before anything ran or was packed; 0 on success
-/// (oneDNN may still refuse the fused primitive at run or pack time: the caller then runs the two convs).
-int dml_dnnl_conv_fuse_depthwise(dml_dnnl_conv *conv, int stride, const float *weight, const float *bias,
-                                 dml_dnnl_activation activation, float alpha, float beta);
-
 /// OpenMP threads for oneDNN calls (applied on each calling thread before it runs a primitive); 0 leaves
 /// the OpenMP default.
 void dml_dnnl_set_threads(int threads);
 
-/// `dml_dnnl_set_threads`' count (0: the OpenMP default). Part of every cached primitive's key: oneDNN splits a
+/// Overrides `dml_dnnl_set_threads`' count on the calling thread only (0 ends the override): a thread that runs
+/// its own share of a batch runs its primitives single-threaded.
+void dml_dnnl_set_thread_threads(int threads);
+
+/// The calling thread's count: its override, else `dml_dnnl_set_threads`' count (0: the OpenMP default). Part of every cached primitive's key: oneDNN splits a
 /// primitive's work for the count it sees when the primitive is made, so a new count makes new primitives.
 int dml_dnnl_threads(void);
 

@@ -13,6 +13,9 @@ extern "C" {
 /// Returns when every piece is done.
 void dml_parallel_for(long count, long grain, void (*body)(void *context, long begin, long end), void *context);
 
+/// How many threads a `dml_parallel_for` called here now would run on at most (1 inside a parallel loop).
+int dml_parallel_threads(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -51,36 +51,6 @@ final class OneDNNConvolution: @unchecked Sendable {
         fusesActivation = conv.activation == nil || kind != DML_DNNL_NONE
     }
 
-    /// The 1x1 conv `pointwise` with the 3x3 depthwise conv that alone reads it fused after it (oneDNN's
-    /// depthwise post-op): `run` writes the depthwise output. Nil when either activation cannot be a post-op or
-    /// oneDNN refuses the pair.
-    init?(pointwise: Conv2dLayer, depthwise: Conv2dLayer) {
-        var shape = dml_dnnl_conv_shape(
-            in_channels: Int32(pointwise.inChannels), height: Int32(pointwise.height), width: Int32(pointwise.width),
-            out_channels: Int32(pointwise.outChannels), out_height: Int32(pointwise.outHeight), out_width: Int32(pointwise.outWidth),
-            kernel_h: 1, kernel_w: 1, stride_h: 1, stride_w: 1, pad_h: 0, pad_w: 0, dilation_h: 1, dilation_w: 1, groups: 1,
-            source_channels_last: pointwise.sourceLayout == .channelsLast ? 1 : 0,
-            destination_channels_last: depthwise.destinationLayout == .channelsLast ? 1 : 0, accumulate: 0)
-        let (kind, alpha, beta) = Self.postOp(pointwise.activation)
-        let (dwKind, dwAlpha, dwBeta) = Self.postOp(depthwise.activation)
-        guard pointwise.activation == nil || kind != DML_DNNL_NONE, depthwise.activation == nil || dwKind != DML_DNNL_NONE,
-              let handle = dml_dnnl_conv_create(&shape, nil, pointwise.bias?.pointer, kind, alpha, beta)
-        else { return nil }
-        let dwWeights = depthwise.weights.buffer
-        let fused = withExtendedLifetime(dwWeights) {
-            dml_dnnl_conv_fuse_depthwise(handle, Int32(depthwise.strideH), dwWeights.pointer, depthwise.bias?.pointer,
-                                         dwKind, dwAlpha, dwBeta) == 0
-        }
-        guard fused else {
-            dml_dnnl_conv_destroy(handle)
-            return nil
-        }
-        self.handle = handle
-        weights = pointwise.weights
-        bias = pointwise.bias
-        fusesActivation = true
-    }
-
     deinit { dml_dnnl_conv_destroy(handle) }
 
     /// Builds the batch-1 primitive and reorders the weights into oneDNN's layout now (at load); afterwards the
