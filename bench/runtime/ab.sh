@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# A/B of one of the runtime's off switches (DMLKIT_FUSE_DEPTHWISE, DMLKIT_WINOGRAD, ...): the same models through
+# A/B of one of the runtime's off switches (DMLKIT_SAMPLE_THREADS, DMLKIT_WINOGRAD, ...): the same models through
 # `runtime-bench latency` with the switch left alone and set to off, interleaved, at 1 and 2 threads, batch 1 and
 # 16, ROUNDS rounds (default 3). Prints one line per process: round model threads batch setting JSON.
-#   bench/runtime/ab.sh DMLKIT_FUSE_DEPTHWISE "$(swift build -c release --show-bin-path)/runtime-bench" WORK mobilenet_v2 ...
+#   bench/runtime/ab.sh DMLKIT_SAMPLE_THREADS "$(swift build -c release --show-bin-path)/runtime-bench" WORK mobilenet_v2 ...
 # WORK holds MODEL.safetensors (bench/runtime/run.py --work WORK exports them).
 set -euo pipefail
 switch=$1 binary=$2 work=$3
