@@ -161,25 +161,23 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         if let bad = inputs.firstIndex(where: { !$0.isFinite }) { throw InferenceError.nonFiniteInput(index: bad) }
         lock.lock()
         defer { lock.unlock() }
+        // With several samples and threads each thread runs an even share of the batch on its own plan, its
+        // layers single-threaded (no barrier per layer; measured in bench/RESULTS.md), within an even share of the
+        // activation budget so the passes of all threads together stay in cache. One share: the whole batch
+        // here, every layer on all threads.
         let workers = threads.map { max(1, min($0, count)) } ?? sampleThreads(for: count)
-        guard workers > 1 else {
-            let passes = passes(of: count, atMost: samplesPerPass)
-            run(passes, on: preparedPlan(0, batch: passes[0].count), source: source, destination: destination)
-            return
-        }
-        // Several samples and threads: each thread runs an even share of the batch on its own plan, its layers
-        // single-threaded (no barrier per layer; measured in bench/RESULTS.md), within an even share of the
-        // activation budget so the passes of all threads together stay in cache.
         let shares = passes(of: count, atMost: (count + workers - 1) / workers)
         let sharePasses = shares.map { passes(of: $0.count, atMost: max(1, samplesPerPass / workers)) }
         let plans = sharePasses.indices.map { preparedPlan($0, batch: sharePasses[$0][0].count) }
+        func runShare(_ index: Int) {
+            run(sharePasses[index], on: plans[index], source: source + shares[index].start * sampleSize,
+                destination: destination + shares[index].start * dimension)
+        }
+        guard shares.count > 1 else { return runShare(0) }
         parallelFor(shares.count, grain: 1) { range in
             dml_dnnl_set_thread_threads(1)
             defer { dml_dnnl_set_thread_threads(0) }
-            for index in range {
-                run(sharePasses[index], on: plans[index], source: source + shares[index].start * sampleSize,
-                    destination: destination + shares[index].start * dimension)
-            }
+            range.forEach(runShare)
         }
     }
 
@@ -237,7 +235,9 @@ public final class EmbeddingModel: Embedder, @unchecked Sendable {
         }
         lock.lock()
         defer { lock.unlock() }
-        // The passes `forward` runs (each layer's time summed over them), so the kernels timed are the ones used.
+        // The passes `forward` runs on one thread's share (each layer's time summed over them), so the kernels
+        // timed are the ones used; a batch `forward` splits over several threads is timed here unsplit, every
+        // layer on all threads.
         let passes = self.passes(of: count, atMost: samplesPerPass)
         let plan = preparedPlan(0, batch: passes[0].count)
         var best = [Double](repeating: .infinity, count: graph.steps.count)
