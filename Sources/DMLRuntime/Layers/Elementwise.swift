@@ -39,13 +39,13 @@ struct ActivationLayer: Layer {
             case let .leakyRelu(slope):
                 for i in 0..<count { let v = x[i]; y[i] = v >= 0 ? v : v * slope }
             case .geluErf:
-                mapBlocks(x, y, count, scalarGELU)
+                dml_activation(DML_ACTIVATION_GELU_ERF, x, y, count)
             case .geluTanh:
-                mapBlocks(x, y, count, scalarGELUTanh)
+                dml_activation(DML_ACTIVATION_GELU_TANH, x, y, count)
             case .silu:
-                mapBlocks(x, y, count, scalarSiLU)
+                dml_activation(DML_ACTIVATION_SILU, x, y, count)
             case .sigmoid:
-                mapBlocks(x, y, count, scalarSigmoid)
+                dml_activation(DML_ACTIVATION_SIGMOID, x, y, count)
             case .tanh:
                 for i in 0..<count { y[i] = Foundation.tanh(x[i]) }
             case let .clamp(low, high):
@@ -68,94 +68,6 @@ struct ActivationLayer: Layer {
             function.apply(source + range.lowerBound, output + range.lowerBound, count: range.count)
         }
     }
-}
-
-/// GELU with the exact erf (PyTorch's approximate="none").
-@inline(__always)
-func scalarGELU(_ v: Float) -> Float {
-    let e: Float = fastErf(v * 0.70710678118654752)
-    return 0.5 * v * (1 + e)
-}
-
-/// PyTorch's approximate="tanh": `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`, using
-/// `1 + tanh(u) = 2 - 2 / (exp(2u) + 1)`.
-@inline(__always)
-func scalarGELUTanh(_ v: Float) -> Float {
-    let cube: Float = v * v * v
-    let twiceU: Float = 1.5957691216057307 * (v + 0.044715 * cube)
-    let e: Float = fastExp(twiceU)
-    return 0.5 * v * (2 - 2 / (e + 1))
-}
-
-/// `x * sigmoid(x)`.
-@inline(__always)
-func scalarSiLU(_ v: Float) -> Float {
-    let e: Float = fastExp(-v)
-    return v / (1 + e)
-}
-
-/// `1 / (1 + exp(-x))`.
-@inline(__always)
-func scalarSigmoid(_ v: Float) -> Float {
-    let e: Float = fastExp(-v)
-    return 1 / (1 + e)
-}
-
-/// `y[i] = f(x[i])` through a small stack block: `x` and `y` may alias (in place), which keeps the compiler
-/// from vectorising a direct loop; computing into a fresh block and copying it out does vectorise.
-@inline(__always)
-func mapBlocks(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int, _ f: (Float) -> Float) {
-    withUnsafeTemporaryAllocation(of: Float.self, capacity: 256) { block in
-        guard let t = block.baseAddress else { return }
-        var start = 0
-        while start < count {
-            let n = min(256, count - start)
-            let source = x + start
-            for i in 0..<n { t[i] = f(source[i]) }
-            (y + start).update(from: t, count: n)
-            start += n
-        }
-    }
-}
-
-/// `exp(x)` in float32 without a libm call, so loops over it vectorise (GELU, SiLU and sigmoid are a large
-/// share of ConvNeXt/ViT/EfficientNet time): `2^k * exp(r)` with `r = x - k ln 2`, `|r| <= ln 2 / 2`, and a
-/// degree-7 Taylor polynomial (relative error below 3e-7). Arguments are clamped to [-87, 88] (normal floats).
-@inline(__always)
-func fastExp(_ value: Float) -> Float {
-    let x: Float = min(max(value, -87), 88)
-    let k: Float = (x * 1.44269504088896341).rounded()
-    let hi: Float = x - k * 0.693145751953125  // ln 2 split in two so that k * hi is exact
-    let r: Float = hi - k * 1.428606765330187e-06
-    var p: Float = 1.0 / 5040
-    p = p * r + 1.0 / 720
-    p = p * r + 1.0 / 120
-    p = p * r + 1.0 / 24
-    p = p * r + 1.0 / 6
-    p = p * r + 0.5
-    p = p * r + 1
-    p = p * r + 1
-    // 2^k from k's bits: adding 1.5 * 2^23 leaves the integer k in the low mantissa bits (no checked conversion).
-    let shifted: Float = k + 12_582_912
-    let bits: UInt32 = shifted.bitPattern &- 0x4B40_0000
-    return p * Float(bitPattern: (bits &+ 127) &<< 23)
-}
-
-/// `erf(x)` as Abramowitz & Stegun 7.1.26, `1 - t (a1 + t (a2 + ...)) exp(-x^2)` with `t = 1 / (1 + p |x|)`:
-/// absolute error below 5e-7 in float32, and vectorisable (libm's erff is not).
-@inline(__always)
-func fastErf(_ value: Float) -> Float {
-    let a: Float = abs(value)
-    let t: Float = 1 / (1 + 0.3275911 * a)
-    var poly: Float = 1.061405429
-    poly = poly * t - 1.453152027
-    poly = poly * t + 1.421413741
-    poly = poly * t - 0.284496736
-    poly = poly * t + 0.254829592
-    poly *= t
-    let e: Float = fastExp(-a * a)
-    let magnitude: Float = 1 - poly * e
-    return value < 0 ? -magnitude : magnitude
 }
 
 /// The four arithmetic ops of `add`/`sub`/`mul`/`div`.

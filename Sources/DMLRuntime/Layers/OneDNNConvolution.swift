@@ -80,7 +80,8 @@ final class OneDNNConvolution: @unchecked Sendable {
         return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// oneDNN's eltwise post-op for an activation (same formulas as `ActivationLayer.Function.apply`).
+    /// oneDNN's eltwise post-op for an activation (same formulas as `ActivationLayer.Function.apply`); none for
+    /// those the layer's epilogue runs faster.
     static func postOp(_ function: ActivationLayer.Function?) -> (dml_dnnl_activation, Float, Float) {
         switch function {
         case .relu: return (DML_DNNL_RELU, 0, 0)
@@ -89,7 +90,9 @@ final class OneDNNConvolution: @unchecked Sendable {
         case .hardswish: return (DML_DNNL_HARDSWISH, 0, 0)
         case .geluErf: return (DML_DNNL_GELU_ERF, 0, 0)
         case .geluTanh: return (DML_DNNL_GELU_TANH, 0, 0)
-        case .silu: return (DML_DNNL_SWISH, 1, 0)
+        // SiLU runs in the epilogue (`dml_activation`): oneDNN 2.6's swish post-op cost ~0.4 ns per element,
+        // more than the conv itself on EfficientNet's wide early layers (bench/RESULTS.md: b1 13.1 -> 11.2 ms).
+        case .silu: return (DML_DNNL_NONE, 0, 0)
         case .sigmoid: return (DML_DNNL_LOGISTIC, 0, 0)
         case .tanh: return (DML_DNNL_TANH, 0, 0)
         case .identity, .hardsigmoid, nil: return (DML_DNNL_NONE, 0, 0)
