@@ -34,7 +34,7 @@ def cpu_summary():
 # none and always dispatches on cpuid). Without it they are removed, so each library picks for itself, as a user's
 # process would (this machine's environment sets OPENBLAS_CORETYPE, which would otherwise leak into the workers).
 AVX2_SETTINGS = {"OPENBLAS_CORETYPE": "Haswell", "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
-                 "DNNL_MAX_CPU_ISA": "AVX2"}
+                 "DNNL_MAX_CPU_ISA": "AVX2", "DMLKIT_SIMD": "avx2"}
 STRIPPED = list(AVX2_SETTINGS) + ["OPENBLAS_L2_SIZE"]
 
 
