@@ -37,6 +37,8 @@ struct dml_dnnl_conv {
     // The caller's weights (goihw), kept by `dml_dnnl_conv_pack` for a layer that may run Winograd: oneDNN
     // cannot reorder out of a Winograd layout, so later batch sizes reorder from this copy.
     float *plain_weights;
+    // The most samples one Winograd call takes (0 until the first batch asks; `winograd_chunk_limit`).
+    atomic_int winograd_samples;
 };
 
 static dnnl_engine_t engine;
@@ -235,8 +237,8 @@ static int is_fast(dnnl_primitive_desc_t pd) {
 // Its scratchpad plus the source and destination copies in its blocked layout, per call: past this the work
 // buffer it grows would raise the peak memory more than the speed is worth (Inception-v3's 80 -> 192 conv at
 // 71x71: 32 MB for 4 samples, +17% peak RSS). A large batch runs in calls whose copies stay within half of it
-// (`samples_per_call`); a sample that alone needs more runs direct.
-enum { WINOGRAD_WORK_BYTES = 16 << 20, WINOGRAD_COPY_BYTES = WINOGRAD_WORK_BYTES / 2 };
+// and whose scratchpad fits beside them (`samples_per_call`); a sample that alone needs more runs direct.
+enum { WINOGRAD_WORK_BYTES = 16 << 20, WINOGRAD_COPY_BYTES = WINOGRAD_WORK_BYTES / 2, MAX_WINOGRAD_SAMPLES = 64 };
 
 // The Winograd conv for these layouts when oneDNN has a JIT kernel for it (its own blocked layouts) within the
 // work buffer bound; else NULL.
@@ -412,12 +414,43 @@ done:
 // Samples per call for a Winograd layer: its blocked copies of the source and destination grow with the batch,
 // so a large batch runs in even chunks whose copies stay within WINOGRAD_COPY_BYTES (samples are contiguous in
 // NCHW and NHWC alike). Other layers take the batch whole.
-static int samples_per_call(const dml_dnnl_conv_shape *s, int batch) {
-    if (!winograd_allowed() || !winograd_shape(s)) return batch;
+// Whether a Winograd primitive for `batch` samples exists within the work bound (`winograd_pd`).
+static int winograd_fits(const dml_dnnl_conv *c, int batch) {
+    const dml_dnnl_conv_shape *s = &c->s;
+    dnnl_dims_t src_dims = {batch, s->in_channels, s->height, s->width};
+    dnnl_dims_t dst_dims = {batch, s->out_channels, s->out_height, s->out_width};
+    dnnl_memory_desc_t src_any, dst_any;
+    if (dnnl_memory_desc_init_by_tag(&src_any, 4, src_dims, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&dst_any, 4, dst_dims, dnnl_f32, dnnl_format_tag_any) != dnnl_success)
+        return 0;
+    dml_dnnl_apply_threads();
+    dnnl_primitive_desc_t pd = winograd_pd(c, &src_any, &dst_any);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return pd != NULL;
+}
+
+// The most samples per Winograd call: as many as keep the blocked copies within WINOGRAD_COPY_BYTES, halved
+// while the scratchpad on top of them would pass WINOGRAD_WORK_BYTES. The scratchpad has a large part that does
+// not grow with the batch (ResNet-style 64 -> 128 at 16x16: 7.9 MB at 1 sample, 14.6 MB at 16), so on small maps
+// the copy bound alone let the whole batch exceed the work bound and the layer ran direct (2.2x slower there).
+// Found once per layer, on the first multi-sample call.
+static int winograd_chunk_limit(dml_dnnl_conv *c) {
+    int known = atomic_load(&c->winograd_samples);
+    if (known > 0) return known;
+    const dml_dnnl_conv_shape *s = &c->s;
     size_t per_sample = sizeof(float) * ((size_t)(s->in_channels + 15) / 16 * 16 * s->height * s->width +
                                          (size_t)(s->out_channels + 15) / 16 * 16 * s->out_height * s->out_width);
     size_t most = WINOGRAD_COPY_BYTES / per_sample;
-    if (most < 1) most = 1;
+    if (most > MAX_WINOGRAD_SAMPLES) most = MAX_WINOGRAD_SAMPLES;
+    int limit = most < 1 ? 1 : (int)most;
+    while (limit > 1 && !winograd_fits(c, limit)) limit /= 2;
+    atomic_store(&c->winograd_samples, limit);  // threads racing here find the same value
+    return limit;
+}
+
+static int samples_per_call(dml_dnnl_conv *c, int batch) {
+    if (batch == 1 || !winograd_allowed() || !winograd_shape(&c->s)) return batch;
+    size_t most = (size_t)winograd_chunk_limit(c);
     if ((size_t)batch <= most) return batch;
     size_t calls = (batch + most - 1) / most;
     return (int)((batch + calls - 1) / calls);
@@ -425,7 +458,7 @@ static int samples_per_call(const dml_dnnl_conv_shape *s, int batch) {
 
 int dml_dnnl_conv_run(dml_dnnl_conv *c, const float *source, float *destination, int batch) {
     if (!c || batch < 1) return 1;
-    int chunk = samples_per_call(&c->s, batch);
+    int chunk = samples_per_call(c, batch);
     size_t in_size = (size_t)c->s.in_channels * c->s.height * c->s.width;
     size_t out_size = (size_t)c->s.out_channels * c->s.out_height * c->s.out_width;
     for (int n = 0; n < batch; n += chunk) {
@@ -445,7 +478,7 @@ static int prepare_batch(dml_dnnl_conv *c, int batch) {
 int dml_dnnl_conv_prepare(dml_dnnl_conv *c, int batch) {
     if (!c || batch < 1) return 1;
     // The call sizes `dml_dnnl_conv_run` uses for this batch: its chunk and the last, shorter one.
-    int chunk = samples_per_call(&c->s, batch), last = batch - (batch - 1) / chunk * chunk;
+    int chunk = samples_per_call(c, batch), last = batch - (batch - 1) / chunk * chunk;
     return prepare_batch(c, chunk) || (last != chunk && prepare_batch(c, last));
 }
 
@@ -473,7 +506,7 @@ int dml_dnnl_conv_pack(dml_dnnl_conv *c, const float *weight) {
 int dml_dnnl_conv_kernel(dml_dnnl_conv *c, int batch, char *name, size_t capacity) {
     if (!c || batch < 1 || !name || capacity < 1) return 1;
     entry spare = {0};
-    entry *e = entry_for(c, samples_per_call(&c->s, batch), &spare);
+    entry *e = entry_for(c, samples_per_call(c, batch), &spare);
     const_dnnl_primitive_desc_t pd = NULL;
     if (e && dnnl_primitive_get_primitive_desc(e->conv, &pd) == dnnl_success && pd) {
         snprintf(name, capacity, "%s", impl_name((dnnl_primitive_desc_t)pd));
