@@ -101,14 +101,16 @@ dnnl_alg_kind_t dml_dnnl_eltwise_kind(dml_dnnl_activation a) {
 
 // Winograd F(2x2 / 4x4, 3x3) does 2.25-4x fewer multiplies than a direct 3x3 conv; oneDNN 2.6 has it on
 // AVX-512 only. Measured on an AVX-512 Xeon (1 and 2 threads, reorders from and to NHWC included): 0.43-0.78x of
-// the direct kernel's time with 64+ input and output channels, no gain with 32 (its transforms dominate), and
-// slower at batch 1 on small maps (under 64 output pixels; 512 channels at 7x7: 1.2x). Its weights are 16/9
+// the direct kernel's time with 64+ input and output channels, and slower at batch 1 on small maps (under 64
+// output pixels; 512 channels at 7x7: 1.2x). With 32 channels that Xeon measured no gain, but on an AMD EPYC
+// (Zen 4) end to end at 1 thread: DenseNet-121's 128 -> 32 convs b1 53.6 -> 44.9 ms, small-cnn's 32 -> 64 b16
+// 10.0 -> 7.0 ms, Inception-v3 level (bench/RESULTS.md), so 32+ channels take it. Its weights are 16/9
 // (batch 1) to 4x (batch 16) the direct ones, plus a scratchpad of the transformed batch: layers past 128 x 256
 // channels stay direct, which keeps ResNet-50's peak memory at +13% for the same speed (256 x 256 layers too:
 // +50%, no faster end to end). DMLKIT_WINOGRAD=off turns it off (an A/B switch).
 static int winograd_shape(const dml_dnnl_conv_shape *s) {
     return s->groups == 1 && s->kernel_h == 3 && s->kernel_w == 3 && s->stride_h == 1 && s->stride_w == 1 &&
-           s->dilation_h == 1 && s->dilation_w == 1 && s->in_channels >= 64 && s->out_channels >= 64 &&
+           s->dilation_h == 1 && s->dilation_w == 1 && s->in_channels >= 32 && s->out_channels >= 32 &&
            (long)s->in_channels * s->out_channels <= 128L * 256L;
 }
 

@@ -36,7 +36,7 @@ struct Conv2dTests {
         Case(cin: 16, cout: 8, h: 30, w: 30, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1, batch: 2),
     ] + winogradCases
 
-    /// 3x3 stride-1 convs with 64-128 x 64-256 channels: oneDNN's Winograd kernels where the CPU has them (F(2x2,3x3) at
+    /// 3x3 stride-1 convs with 32-128 x 32-256 channels (these cases: 64 x 80): oneDNN's Winograd kernels where the CPU has them (F(2x2,3x3) at
     /// batch 1, F(4x4,3x3) at batch 16, whose weights are reordered from the plain copy kept at packing).
     static let winogradCases: [Case] = [1, 16].map { batch in
         Case(cin: 64, cout: 80, h: 11, w: 13, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, batch: batch, relu: true)
@@ -58,11 +58,11 @@ struct Conv2dTests {
         #endif
     }
 
-    @Test("3x3 convs with 64+ channels run oneDNN's Winograd kernels on AVX-512, direct ones with 32 channels", arguments: [1, 16])
+    @Test("3x3 convs with 32+ channels run oneDNN's Winograd kernels on AVX-512 (a batch whose scratchpad outgrows the bound in smaller calls), direct ones with 16", arguments: [1, 16])
     func winogradChosen(_ batch: Int) throws {
         guard ConvBackend.onednnAvailable else { return }
-        func kernel(cin: Int, cout: Int) throws -> String {
-            let c = Case(cin: cin, cout: cout, h: 11, w: 13, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, batch: batch)
+        func kernel(cin: Int, cout: Int, size: (Int, Int) = (11, 13)) throws -> String {
+            let c = Case(cin: cin, cout: cout, h: size.0, w: size.1, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, batch: batch)
             var layer = try Conv2dLayer(
                 node: "conv", inputShape: [c.cin, c.h, c.w], weight: FloatBuffer(Self.values(c.cout * c.cin * 9, seed: 6)),
                 weightShape: [c.cout, c.cin, 3, 3], bias: nil, stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1)
@@ -70,9 +70,14 @@ struct Conv2dTests {
             let onednn = try #require(layer.onednn)
             return try #require(onednn.kernel(batch: batch))
         }
-        let wide = try kernel(cin: 64, cout: 80), narrow = try kernel(cin: 32, cout: 32)
+        let wide = try kernel(cin: 64, cout: 80), narrow = try kernel(cin: 16, cout: 32), thin = try kernel(cin: 32, cout: 32)
         #expect(wide.contains("wino") == Self.cpuHasWinograd, "64 -> 80 channels at batch \(batch): \(wide)")
-        #expect(!narrow.contains("wino"), "32 -> 32 channels at batch \(batch): \(narrow)")
+        #expect(thin.contains("wino") == Self.cpuHasWinograd, "32 -> 32 channels at batch \(batch): \(thin)")
+        #expect(!narrow.contains("wino"), "16 -> 32 channels at batch \(batch): \(narrow)")
+        // 64 -> 128 at 16x16: 16 samples' scratchpad (14.6 MB) and copies pass the 16 MiB bound, so it runs in calls
+        // of fewer samples, still Winograd (it used to fall back to the direct kernel, 2.2x slower).
+        let smallMap = try kernel(cin: 64, cout: 128, size: (16, 16))
+        #expect(smallMap.contains("wino") == Self.cpuHasWinograd, "64 -> 128 at 16x16, batch \(batch): \(smallMap)")
     }
 
     /// Inception-style "same" convs whose im2col band (a row or two) is shorter than the vertical padding:
