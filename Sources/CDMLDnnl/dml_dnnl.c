@@ -413,9 +413,6 @@ done:
     return failed;
 }
 
-// Samples per call for a Winograd layer: its blocked copies of the source and destination grow with the batch,
-// so a large batch runs in even chunks whose copies stay within WINOGRAD_COPY_BYTES (samples are contiguous in
-// NCHW and NHWC alike). Other layers take the batch whole.
 // Whether a Winograd primitive for `batch` samples exists within the work bound (`winograd_pd`).
 static int winograd_fits(const dml_dnnl_conv *c, int batch) {
     const dml_dnnl_conv_shape *s = &c->s;
@@ -433,7 +430,7 @@ static int winograd_fits(const dml_dnnl_conv *c, int batch) {
 
 // The most samples per Winograd call: as many as keep the blocked copies within WINOGRAD_COPY_BYTES, halved
 // while the scratchpad on top of them would pass WINOGRAD_WORK_BYTES. The scratchpad has a large part that does
-// not grow with the batch (ResNet-style 64 -> 128 at 16x16: 7.9 MB at 1 sample, 14.6 MB at 16), so on small maps
+// not grow with the batch (small-cnn's 64 -> 128 at 16x16: 7.9 MB at 1 sample, 14.6 MB at 16), so on small maps
 // the copy bound alone let the whole batch exceed the work bound and the layer ran direct (2.2x slower there).
 // Found once per layer, on the first multi-sample call.
 static int winograd_chunk_limit(dml_dnnl_conv *c) {
@@ -450,6 +447,9 @@ static int winograd_chunk_limit(dml_dnnl_conv *c) {
     return limit;
 }
 
+// Samples per call for a Winograd layer: its blocked copies of the source and destination and its scratchpad
+// grow with the batch, so a large batch runs in even chunks of at most `winograd_chunk_limit` (samples are
+// contiguous in NCHW and NHWC alike). Other layers take the batch whole.
 static int samples_per_call(dml_dnnl_conv *c, int batch) {
     if (batch == 1 || !winograd_allowed() || !winograd_shape(&c->s)) return batch;
     size_t most = (size_t)winograd_chunk_limit(c);
