@@ -92,7 +92,6 @@ dnnl_alg_kind_t dml_dnnl_eltwise_kind(dml_dnnl_activation a) {
     case DML_DNNL_HARDSWISH: return dnnl_eltwise_hardswish;
     case DML_DNNL_GELU_ERF: return dnnl_eltwise_gelu_erf;
     case DML_DNNL_GELU_TANH: return dnnl_eltwise_gelu_tanh;
-    case DML_DNNL_SWISH: return dnnl_eltwise_swish;
     case DML_DNNL_LOGISTIC: return dnnl_eltwise_logistic;
     case DML_DNNL_TANH: return dnnl_eltwise_tanh;
     default: return dnnl_alg_kind_undef;

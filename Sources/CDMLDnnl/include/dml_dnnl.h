@@ -13,7 +13,7 @@ extern "C" {
 /// Activations oneDNN can fuse as a post-op (`alpha`/`beta` as in oneDNN's eltwise: leaky slope, clip bounds).
 typedef enum {
     DML_DNNL_NONE = 0, DML_DNNL_RELU, DML_DNNL_CLIP, DML_DNNL_HARDSWISH, DML_DNNL_GELU_ERF,
-    DML_DNNL_GELU_TANH, DML_DNNL_SWISH, DML_DNNL_LOGISTIC, DML_DNNL_TANH
+    DML_DNNL_GELU_TANH, DML_DNNL_LOGISTIC, DML_DNNL_TANH
 } dml_dnnl_activation;
 
 /// One conv layer's geometry (per sample: input [in_channels, height, width]).

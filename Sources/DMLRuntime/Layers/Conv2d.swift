@@ -129,11 +129,7 @@ struct Conv2dLayer: Layer {
         let source = accumulates ? inputs[1] : inputs[0]
         if accumulates { copyIfNeeded(inputs[0], output, count: batch * outChannels * outPlane) }
         if let onednn, onednn.run(source, output, batch: batch) {
-            if !onednn.fusesActivation, let activation {
-                parallelFor(batch * outChannels * outPlane, grain: 16384) { range in
-                    activation.apply(output + range.lowerBound, output + range.lowerBound, count: range.count)
-                }
-            }
+            if !onednn.fusesActivation { activation?.applyOnThreads(output, output, count: batch * outChannels * outPlane) }
             return
         }
         if sourceLayout != .planar || destinationLayout != .planar || accumulates {

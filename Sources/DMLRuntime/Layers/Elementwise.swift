@@ -56,6 +56,11 @@ struct ActivationLayer: Layer {
                 for i in 0..<count { y[i] = min(max(x[i] + 3, 0), 6) * (1 / 6) }
             }
         }
+
+        /// `apply` split over the runtime's threads (`parallelFor`), for a layer's whole output.
+        func applyOnThreads(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+            parallelFor(count, grain: 16384) { range in apply(x + range.lowerBound, y + range.lowerBound, count: range.count) }
+        }
     }
 
     let function: Function
@@ -63,10 +68,7 @@ struct ActivationLayer: Layer {
     var canRunInPlace: Bool { true }
 
     func forward(_ inputs: [UnsafePointer<Float>], _ output: UnsafeMutablePointer<Float>, batch: Int, workspace: UnsafeMutablePointer<Float>) {
-        let source = inputs[0]
-        parallelFor(batch * outputShape.elementCount, grain: 16384) { range in
-            function.apply(source + range.lowerBound, output + range.lowerBound, count: range.count)
-        }
+        function.applyOnThreads(inputs[0], output, count: batch * outputShape.elementCount)
     }
 }
 
